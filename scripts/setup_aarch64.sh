@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Make the aarch64 builds of deno and bun runnable on an x86_64 host under qemu-user,
+# so the FFI layer can be tested against aarch64 libc (struct layouts, page size, syscalls).
+# Idempotent: safe to re-run; skips what is already in place.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="$ROOT/.cache/aarch64"
+SYSROOT=/usr/aarch64-linux-gnu
+die() { echo "setup_aarch64: ERROR: $*" >&2; exit 1; }
+
+# 1. qemu-user + aarch64 glibc (the dynamic loader/libc the runtimes link against) + cross gcc.
+if ! command -v qemu-aarch64-static >/dev/null || [[ ! -e $SYSROOT/lib/libc.so.6 ]] \
+   || ! command -v aarch64-linux-gnu-gcc >/dev/null; then
+  command -v apt-get >/dev/null || die "apt-get not found; install qemu-user-static, libc6-arm64-cross, gcc-aarch64-linux-gnu by hand"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || die "apt-get update failed"
+  apt-get install -y -qq qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross gcc-aarch64-linux-gnu \
+    >/dev/null || die "apt-get install failed"
+fi
+
+# 2. aarch64 runtime binaries from npm, pinned to the same versions as the x86_64 devDependencies.
+command -v node >/dev/null && command -v npm >/dev/null || die "node and npm are required"
+read -r DENO_VER BUN_VER < <(cd "$ROOT" && node -e '
+  const d = JSON.parse(require("fs").readFileSync("package.json", "utf8")).devDependencies || {};
+  console.log(d.deno || "", d.bun || "")')
+for v in "$DENO_VER" "$BUN_VER"; do
+  [[ $v =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "package.json must pin exact deno and bun versions (got deno='$DENO_VER' bun='$BUN_VER')"
+done
+STAMP="deno@$DENO_VER bun@$BUN_VER"
+
+if [[ "$(cat "$CACHE/VERSION" 2>/dev/null)" != "$STAMP" || ! -x $CACHE/bin/deno || ! -x $CACHE/bin/bun ]]; then
+  rm -rf "$CACHE" && mkdir -p "$CACHE/bin" "$CACHE/tmp"
+  # npm pack fetches the tarball without installing it (npm would refuse: wrong cpu).
+  (cd "$CACHE/tmp" && npm pack --silent "@deno/linux-arm64-glibc@$DENO_VER" "@oven/bun-linux-aarch64@$BUN_VER" >/dev/null) \
+    || die "npm pack failed for @deno/linux-arm64-glibc@$DENO_VER / @oven/bun-linux-aarch64@$BUN_VER"
+  for t in "$CACHE"/tmp/*.tgz; do
+    d="$CACHE/tmp/$(basename "$t" .tgz)"; mkdir -p "$d"; tar -xzf "$t" -C "$d" --strip-components=1
+  done
+  mv "$CACHE"/tmp/deno-linux-arm64-glibc-*/deno "$CACHE/bin/deno" || die "deno binary not found in package"
+  mv "$CACHE"/tmp/oven-bun-linux-aarch64-*/bin/bun "$CACHE/bin/bun" || die "bun binary not found in package"
+  chmod +x "$CACHE/bin/deno" "$CACHE/bin/bun"
+  rm -rf "$CACHE/tmp"
+  echo "$STAMP" > "$CACHE/VERSION"  # written last: marks a complete download
+fi
+
+# 3. Smoke test: each runtime must start under qemu.
+for rt in deno bun; do
+  "$ROOT/scripts/aarch64_run.sh" "$rt" --version >/dev/null 2>&1 || die "aarch64 $rt does not run under qemu"
+done
+echo "setup_aarch64: ready: qemu-aarch64-static + $SYSROOT, aarch64 deno $DENO_VER and bun $BUN_VER in $CACHE/bin (run via scripts/aarch64_run.sh)"
