@@ -1,0 +1,69 @@
+/**
+ * The Bun backend: `bun:ffi`'s `dlopen`, `toArrayBuffer` and `ptr`.
+ *
+ * `bun:ffi` is imported dynamically from a variable specifier, because Deno
+ * refuses a module that imports it statically.
+ *
+ * @module
+ */
+import type { Backend, NativeType, SymbolTable } from "./types.ts";
+
+/** The part of `bun:ffi` this backend uses. */
+interface BunFfi {
+  dlopen(
+    path: string,
+    defs: Record<string, { args: string[]; returns: string }>,
+  ): { symbols: Record<string, (...args: never[]) => unknown> };
+  toArrayBuffer(address: number, offset: number, length: number): ArrayBuffer;
+  ptr(view: ArrayBufferView): number;
+}
+
+const BUN_TYPE: Readonly<Record<NativeType, string>> = {
+  void: "void",
+  i8: "i8",
+  u8: "u8",
+  i16: "i16",
+  u16: "u16",
+  i32: "i32",
+  u32: "u32",
+  // The _fast variants return numbers when the value is a safe integer.
+  i64: "i64_fast",
+  u64: "u64_fast",
+  isize: "i64_fast",
+  usize: "u64_fast",
+  f64: "f64",
+  pointer: "ptr",
+  buffer: "ptr",
+};
+
+/** Creates the Bun backend; loads `bun:ffi`. */
+export async function createBunBackend(): Promise<Backend> {
+  const specifier = "bun:ffi";
+  const ffi = (await import(specifier)) as BunFfi;
+  return {
+    runtime: "bun",
+    nonblocking: false,
+    open(path, table: SymbolTable): Record<string, (...args: never[]) => unknown> {
+      const defs: Record<string, { args: string[]; returns: string }> = {};
+      const aliases: [string, string][] = [];
+      for (const [key, def] of Object.entries(table)) {
+        if (def.nonblocking) continue;
+        const name = def.name ?? key;
+        // A pointer result as u64_fast gives 0 for NULL, as Deno does.
+        const returns = def.result === "pointer" ? "u64_fast" : BUN_TYPE[def.result];
+        defs[name] = { args: def.args.map((a) => BUN_TYPE[a]), returns };
+        if (name !== key) aliases.push([key, name]);
+      }
+      const lib = ffi.dlopen(path, defs);
+      const out: Record<string, (...args: never[]) => unknown> = { ...lib.symbols };
+      for (const [key, name] of aliases) out[key] = lib.symbols[name]!;
+      return out;
+    },
+    arrayBuffer(address, length): ArrayBuffer {
+      return ffi.toArrayBuffer(address, 0, length);
+    },
+    addressOf(view): number {
+      return ffi.ptr(view);
+    },
+  };
+}
