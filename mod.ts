@@ -1,0 +1,62 @@
+/**
+ * shmkit: shared memory and process primitives for Deno and Bun, straight
+ * from libc through the runtime's FFI. No native addon, no compile step.
+ *
+ * - {@linkcode Mapping}: `mmap` of anonymous memory, files and fds, with
+ *   `msync`, `mprotect`, `madvise` and `mlock`.
+ * - Zero-copy views (`Uint8Array` or any TypedArray) that are detached when
+ *   their memory goes away, so a stale view never crashes the process.
+ * - {@linkcode ErrnoError}: every failed call names the call, the errno code
+ *   and the object involved.
+ *
+ * Deno needs `--allow-ffi` (FFI can do anything a native program can, so
+ * Deno grants it whole); Bun needs nothing.
+ *
+ * @example Map memory and see it in /proc/self/maps
+ * ```ts
+ * import { Mapping, readProcMaps } from "@shmkit/shmkit";
+ *
+ * using mapping = Mapping.anonymous(64 * 1024);
+ * const words = mapping.view(Uint32Array);
+ * words[0] = 0xcafe;
+ * const entry = readProcMaps().find((e) => e.contains(mapping.unsafeAddress));
+ * console.log(entry?.perms); // "rw-s"
+ * ```
+ *
+ * @module
+ */
+export { ErrnoError, type ErrnoErrorOptions, errnoName } from "./errors.ts";
+export {
+  type Access,
+  type Advice,
+  type AnonymousMappingOptions,
+  type FileMappingOptions,
+  Mapping,
+  type MappingRange,
+  type SyncOptions,
+} from "./mapping.ts";
+export { ClosedError, MappedMemory, pageSize, type TypedArrayConstructor } from "./memory.ts";
+export { type ProcMapsEntry, readProcMaps } from "./proc_maps.ts";
+export { platform } from "./platform/mod.ts";
+export type { Platform } from "./platform/types.ts";
+export { availableSymbols, unsafeLibc } from "./ffi/libc.ts";
+export { unsafeAddressOf, unsafeView } from "./ffi/pointer.ts";
+export { CONSTANT_NAMES, STRUCT_NAMES } from "./platform/types.ts";
+export type {
+  ConstantName,
+  FieldKind,
+  FieldLayout,
+  StructLayout,
+  StructName,
+} from "./platform/types.ts";
+export type {
+  JsArg,
+  JsArgs,
+  JsFunction,
+  JsFunctions,
+  JsResult,
+  NativeType,
+  SymbolDefinition,
+  SymbolTable,
+} from "./ffi/types.ts";
+export { SYMBOLS, type Symbols } from "./ffi/symbols.ts";

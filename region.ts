@@ -1,0 +1,221 @@
+/**
+ * A mapped range and the views over it: the one place that decides when
+ * memory may go away. Every ArrayBuffer handed out is tracked; releasing the
+ * range first detaches them, so a stale view has length 0 instead of
+ * pointing at unmapped memory.
+ *
+ * A buffer can escape tracking: `buffer.transfer()`, `structuredClone` or
+ * `postMessage` with a transfer list move the memory to an ArrayBuffer shmkit
+ * never saw, and detach the one it did. So when a tracked buffer is found
+ * detached by someone else, the range is not unmapped but replaced by
+ * anonymous zero pages (a "tombstone", as libwayland does): the escaped
+ * alias reads zeros and its writes land nowhere that matters, and the
+ * process lives. The tombstone costs address space, not memory.
+ *
+ * A region collected by the garbage collector without close() is tombstoned
+ * too, since an escape after the last check can't be ruled out then.
+ *
+ * @module
+ */
+import { check, ErrnoError } from "./errors.ts";
+import { errno, unsafeLibc } from "./ffi/libc.ts";
+import { backend } from "./ffi/libc.ts";
+import { typeName } from "./ffi/pointer.ts";
+import { platform } from "./platform/mod.ts";
+import { checkInteger } from "./validate.ts";
+
+const C = platform.constants;
+
+/** How a range is given back for real. */
+export type ReleaseKind = "munmap" | "shmdt";
+
+interface RegionState {
+  readonly address: number;
+  readonly mappedLength: number;
+  readonly kind: ReleaseKind;
+  released: boolean;
+}
+
+/** Ranges tombstoned so far (for diagnostics and tests). */
+export const tombstones: { count: number; bytes: number } = { count: 0, bytes: 0 };
+
+function tombstone(state: RegionState): void {
+  const result = unsafeLibc.mmap(
+    state.address,
+    state.mappedLength,
+    C.PROT_READ | C.PROT_WRITE,
+    C.MAP_PRIVATE | C.MAP_ANONYMOUS | C.MAP_FIXED | C.MAP_NORESERVE,
+    -1,
+    0,
+  );
+  if (result === -1) {
+    // Nothing safe is left to do: unmapping would turn the alias into a crash.
+    throw new ErrnoError("mmap", errno(), {
+      hint: "could not replace released memory with zero pages",
+    });
+  }
+  tombstones.count++;
+  tombstones.bytes += state.mappedLength;
+}
+
+function releaseForReal(state: RegionState): void {
+  const result = state.kind === "munmap"
+    ? unsafeLibc.munmap(state.address, state.mappedLength)
+    : unsafeLibc.shmdt(state.address);
+  check(result, state.kind);
+}
+
+const collected = new FinalizationRegistry<RegionState>((state) => {
+  if (state.released) return;
+  state.released = true;
+  try {
+    tombstone(state);
+  } catch {
+    // A finalizer has nobody to report to; the range stays mapped.
+  }
+});
+
+// Ties each handed-out buffer to its owner, so the owner (and with it the
+// mapping) lives as long as any view does.
+const OWNER: unique symbol = Symbol("shmkit.owner");
+
+/** A TypedArray constructor accepted by `view()`. */
+export type TypedArrayConstructor =
+  | Int8ArrayConstructor
+  | Uint8ArrayConstructor
+  | Uint8ClampedArrayConstructor
+  | Int16ArrayConstructor
+  | Uint16ArrayConstructor
+  | Int32ArrayConstructor
+  | Uint32ArrayConstructor
+  | Float32ArrayConstructor
+  | Float64ArrayConstructor
+  | BigInt64ArrayConstructor
+  | BigUint64ArrayConstructor;
+
+const TYPED_ARRAYS: ReadonlySet<unknown> = new Set<unknown>([
+  Int8Array,
+  Uint8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  Float32Array,
+  Float64Array,
+  BigInt64Array,
+  BigUint64Array,
+]);
+
+/** Internal: one mapped range, its tracked buffers and its release. */
+export class Region {
+  readonly address: number;
+  readonly length: number;
+  readonly #state: RegionState;
+  readonly #owner: object;
+  #buffers: ArrayBuffer[] = [];
+  #escaped = false;
+
+  constructor(
+    owner: object,
+    address: number,
+    length: number,
+    mappedLength: number,
+    kind: ReleaseKind,
+  ) {
+    this.address = address;
+    this.length = length;
+    this.#owner = owner;
+    this.#state = { address, mappedLength, kind, released: false };
+    collected.register(owner, this.#state, this);
+  }
+
+  get released(): boolean {
+    return this.#state.released;
+  }
+
+  get mappedLength(): number {
+    return this.#state.mappedLength;
+  }
+
+  /** The tracked buffer over the whole range, made anew if the last one escaped. */
+  buffer(): ArrayBuffer {
+    let current = this.#buffers[this.#buffers.length - 1];
+    if (current !== undefined && current.byteLength === 0) {
+      this.#escaped = true;
+      current = undefined;
+    }
+    if (current === undefined) {
+      current = backend.arrayBuffer(this.address, this.length);
+      Object.defineProperty(current, OWNER, { value: this.#owner });
+      this.#buffers.push(current);
+    }
+    return current;
+  }
+
+  /**
+   * Detaches every tracked buffer. Returns false when one had already been
+   * detached by someone else: an alias may have escaped.
+   */
+  detachAll(): boolean {
+    for (const buffer of this.#buffers) {
+      if (buffer.byteLength === 0) this.#escaped = true;
+      else buffer.transfer(0);
+    }
+    this.#buffers = [];
+    return !this.#escaped;
+  }
+
+  /** Detaches the views and gives the range back. Idempotent. */
+  release(): void {
+    if (this.#state.released) return;
+    const clean = this.detachAll();
+    this.#state.released = true;
+    collected.unregister(this);
+    if (clean) releaseForReal(this.#state);
+    else tombstone(this.#state);
+  }
+}
+
+/**
+ * Builds a typed view over a region's buffer, with bounds and alignment
+ * checked.
+ */
+export function typedView<C extends TypedArrayConstructor>(
+  buffer: ArrayBuffer,
+  type: C,
+  byteOffset: unknown,
+  length: unknown,
+): InstanceType<C> {
+  if (!TYPED_ARRAYS.has(type)) {
+    throw new TypeError(
+      `Cannot create a view: expected a TypedArray constructor, got ${typeName(type)}`,
+    );
+  }
+  const total = buffer.byteLength;
+  const size = type.BYTES_PER_ELEMENT;
+  const offset = checkInteger(byteOffset, "byteOffset", 0, total);
+  if (offset % size !== 0) {
+    throw new RangeError(
+      `Cannot create a ${type.name} at byteOffset ${offset}: it must be a multiple of ${size}`,
+    );
+  }
+  const count = length === undefined
+    ? Math.floor((total - offset) / size)
+    : checkInteger(length, "length", 0, Math.floor((total - offset) / size));
+  return new type(buffer, offset, count) as InstanceType<C>;
+}
+
+/** Builds a DataView over a region's buffer, with bounds checked. */
+export function dataViewOf(
+  buffer: ArrayBuffer,
+  byteOffset: unknown,
+  byteLength: unknown,
+): DataView {
+  const total = buffer.byteLength;
+  const offset = checkInteger(byteOffset, "byteOffset", 0, total);
+  const count = byteLength === undefined
+    ? total - offset
+    : checkInteger(byteLength, "byteLength", 0, total - offset);
+  return new DataView(buffer, offset, count);
+}
