@@ -1,0 +1,92 @@
+/**
+ * FFI overhead: shmkit's bound symbols and a safe call against the raw
+ * runtime symbol, in the same runtime.
+ *
+ * @module
+ */
+import { Mapping, pageSize, unsafeLibc } from "../mod.ts";
+import { type Benchmark, type Measured, nsPerOpPair } from "./harness.ts";
+
+const ITERATIONS = 1_000_000;
+
+interface RawSymbols {
+  getpid(): number;
+  sysconf(name: number): number | bigint;
+  madvise(address: number, length: number, advice: number): number;
+}
+
+async function rawSymbols(): Promise<RawSymbols> {
+  if ("Deno" in globalThis) {
+    const lib = Deno.dlopen("libc.so.6", {
+      getpid: { parameters: [], result: "i32" },
+      sysconf: { parameters: ["i32"], result: "i64" },
+      madvise: { parameters: ["usize", "usize", "i32"], result: "i32" },
+    });
+    return lib.symbols as unknown as RawSymbols;
+  }
+  const specifier = "bun:ffi";
+  const ffi = await import(specifier);
+  return ffi.dlopen("libc.so.6", {
+    getpid: { args: [], returns: "i32" },
+    sysconf: { args: ["i32"], returns: "i64" },
+    madvise: { args: ["ptr", "usize", "i32"], returns: "i32" },
+  }).symbols as RawSymbols;
+}
+
+const SC_PAGESIZE = 30;
+const MADV_NORMAL = 0;
+
+/** The FFI overhead benchmarks. */
+export const benchmarks: Benchmark[] = [
+  {
+    name: "getpid() through unsafeLibc vs the runtime's raw symbol",
+    unit: "ns/op",
+    async run(): Promise<Measured> {
+      const raw = await rawSymbols();
+      const { baseline: base, value } = nsPerOpPair(
+        () => raw.getpid(),
+        () => unsafeLibc.getpid(),
+        ITERATIONS,
+      );
+      return {
+        value,
+        comparisons: [{ baselineName: "raw FFI symbol", baseline: base, goal: { max: 1.1 } }],
+      };
+    },
+  },
+  {
+    name: "sysconf() (64-bit result as a number) vs the raw symbol",
+    unit: "ns/op",
+    async run(): Promise<Measured> {
+      const raw = await rawSymbols();
+      const { baseline: base, value } = nsPerOpPair(
+        () => Number(raw.sysconf(SC_PAGESIZE)),
+        () => unsafeLibc.sysconf(SC_PAGESIZE),
+        ITERATIONS,
+      );
+      return {
+        value,
+        comparisons: [{ baselineName: "raw FFI symbol", baseline: base, goal: { max: 1.1 } }],
+      };
+    },
+  },
+  {
+    name: "Mapping.advise() (checked safe call) vs raw madvise",
+    unit: "ns/op",
+    async run(): Promise<Measured> {
+      const raw = await rawSymbols();
+      using mapping = Mapping.anonymous(pageSize());
+      const address = mapping.unsafeAddress;
+      const length = pageSize();
+      const { baseline: base, value } = nsPerOpPair(
+        () => raw.madvise(address, length, MADV_NORMAL),
+        () => mapping.advise("normal"),
+        ITERATIONS / 4,
+      );
+      return {
+        value,
+        comparisons: [{ baselineName: "raw FFI symbol", baseline: base, goal: { max: 1.1 } }],
+      };
+    },
+  },
+];
