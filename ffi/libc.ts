@@ -61,28 +61,39 @@ if (handles[0]!.handle === 0) {
   );
 }
 
-const groups = new Map<string, Record<string, SymbolTable[string]>>();
-const missing: string[] = [];
-for (const [key, def] of Object.entries(table)) {
-  if (def.nonblocking && !backend.nonblocking) continue;
-  const cname = encodeCString(def.name ?? key);
-  const found = handles.find(({ handle }) => handle !== 0 && loader.dlsym(handle, cname) !== 0);
-  if (found === undefined) {
-    if (!def.optional) missing.push(def.name ?? key);
-    continue;
+/**
+ * Internal: binds a symbol table, each symbol from the first library that
+ * has it. Optional symbols no library has are left out; a missing required
+ * symbol throws, naming it.
+ */
+export function bindTable(
+  symbols: SymbolTable,
+): Record<string, (...args: never[]) => unknown> {
+  const groups = new Map<string, Record<string, SymbolTable[string]>>();
+  const missing: string[] = [];
+  for (const [key, def] of Object.entries(symbols)) {
+    if (def.nonblocking && !backend.nonblocking) continue;
+    const cname = encodeCString(def.name ?? key);
+    const found = handles.find(({ handle }) => handle !== 0 && loader.dlsym(handle, cname) !== 0);
+    if (found === undefined) {
+      if (!def.optional) missing.push(def.name ?? key);
+      continue;
+    }
+    const group = groups.get(found.path) ?? {};
+    group[key] = def;
+    groups.set(found.path, group);
   }
-  const group = groups.get(found.path) ?? {};
-  group[key] = def;
-  groups.set(found.path, group);
-}
-if (missing.length > 0) {
-  throw new Error(
-    `Cannot load shmkit: ${platform.libraries.join(", ")} lack ${missing.join(", ")}`,
-  );
+  if (missing.length > 0) {
+    throw new Error(
+      `Cannot load shmkit: ${platform.libraries.join(", ")} lack ${missing.join(", ")}`,
+    );
+  }
+  const bound: Record<string, (...args: never[]) => unknown> = {};
+  for (const [path, group] of groups) Object.assign(bound, backend.open(path, group));
+  return bound;
 }
 
-const bound: Record<string, unknown> = {};
-for (const [path, group] of groups) Object.assign(bound, backend.open(path, group));
+const bound = bindTable(table);
 
 /**
  * UNSAFE: the raw libc functions, as C declares them. No argument is checked

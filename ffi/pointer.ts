@@ -118,3 +118,92 @@ export function writeField(
       throw new Error(`Cannot write struct field ${name}: size ${f.size}`);
   }
 }
+
+/** A scalar type that {@linkcode unsafeRead} and {@linkcode unsafeWrite} handle. */
+export type ScalarType =
+  | "i8"
+  | "u8"
+  | "i16"
+  | "u16"
+  | "i32"
+  | "u32"
+  | "i64"
+  | "u64"
+  | "f32"
+  | "f64";
+
+const SCALAR_SIZE: Readonly<Record<ScalarType, number>> = {
+  i8: 1,
+  u8: 1,
+  i16: 2,
+  u16: 2,
+  i32: 4,
+  u32: 4,
+  i64: 8,
+  u64: 8,
+  f32: 4,
+  f64: 8,
+};
+
+function scalarView(address: number, type: ScalarType): DataView {
+  const size = SCALAR_SIZE[type];
+  if (size === undefined) throw new TypeError(`Cannot access a scalar of type ${String(type)}`);
+  return new DataView(backend.arrayBuffer(address, size));
+}
+
+/**
+ * UNSAFE: reads one scalar at `address` (native little-endian). 64-bit
+ * integers come back as bigint. An invalid address crashes the process.
+ */
+export function unsafeRead(address: number, type: ScalarType): number | bigint {
+  const view = scalarView(address, type);
+  switch (type) {
+    case "i8":
+      return view.getInt8(0);
+    case "u8":
+      return view.getUint8(0);
+    case "i16":
+      return view.getInt16(0, true);
+    case "u16":
+      return view.getUint16(0, true);
+    case "i32":
+      return view.getInt32(0, true);
+    case "u32":
+      return view.getUint32(0, true);
+    case "i64":
+      return view.getBigInt64(0, true);
+    case "u64":
+      return view.getBigUint64(0, true);
+    case "f32":
+      return view.getFloat32(0, true);
+    case "f64":
+      return view.getFloat64(0, true);
+  }
+}
+
+/** UNSAFE: writes one scalar at `address`. An invalid address crashes the process. */
+export function unsafeWrite(address: number, type: ScalarType, value: number | bigint): void {
+  const view = scalarView(address, type);
+  switch (type) {
+    case "i8":
+      return view.setInt8(0, Number(value));
+    case "u8":
+      return view.setUint8(0, Number(value));
+    case "i16":
+      return view.setInt16(0, Number(value), true);
+    case "u16":
+      return view.setUint16(0, Number(value), true);
+    case "i32":
+      return view.setInt32(0, Number(value), true);
+    case "u32":
+      return view.setUint32(0, Number(value), true);
+    case "i64":
+      return view.setBigInt64(0, BigInt(value), true);
+    case "u64":
+      return view.setBigUint64(0, BigInt(value), true);
+    case "f32":
+      return view.setFloat32(0, Number(value), true);
+    case "f64":
+      return view.setFloat64(0, Number(value), true);
+  }
+}
