@@ -140,7 +140,7 @@ export class Region {
 
   /** The tracked buffer over the whole range, made anew if the last one escaped. */
   buffer(): ArrayBuffer {
-    let current = this.#buffers[this.#buffers.length - 1];
+    let current: ArrayBuffer | undefined = this.#buffers[this.#buffers.length - 1];
     if (current !== undefined && current.byteLength === 0) {
       this.#escaped = true;
       current = undefined;

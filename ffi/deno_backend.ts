@@ -1,16 +1,39 @@
 /**
- * The Deno backend: `Deno.dlopen`, `Deno.UnsafePointerView`.
+ * The Deno backend: `Deno.dlopen`, `Deno.UnsafePointer`,
+ * `Deno.UnsafePointerView`.
  *
  * 64-bit and pointer results come back from Deno as bigint; they are turned
- * into numbers here so that both runtimes return the same JS types.
+ * into numbers here so that both runtimes return the same JS types. The Deno
+ * API is typed locally (below) so that this file also compiles where Deno's
+ * types are absent (the npm build).
  *
  * @module
  */
 import type { Backend, NativeType, SymbolTable } from "./types.ts";
 
-type DenoNative = Deno.NativeType | "void";
+/** A Deno pointer object; opaque. */
+type DenoPointer = object;
 
-const DENO_ARG: Readonly<Record<NativeType, DenoNative>> = {
+/** The part of the `Deno` namespace this backend uses. */
+interface DenoFfi {
+  dlopen(
+    path: string,
+    symbols: Record<
+      string,
+      { name: string; parameters: string[]; result: string; nonblocking: boolean }
+    >,
+  ): { symbols: Record<string, (...args: unknown[]) => unknown> };
+  UnsafePointer: {
+    create(value: bigint): DenoPointer | null;
+    of(view: ArrayBufferView): DenoPointer | null;
+    value(pointer: DenoPointer | null): number | bigint;
+  };
+  UnsafePointerView: {
+    getArrayBuffer(pointer: DenoPointer, length: number): ArrayBuffer;
+  };
+}
+
+const DENO_TYPE: Readonly<Record<NativeType, string>> = {
   void: "void",
   i8: "i8",
   u8: "u8",
@@ -34,50 +57,51 @@ function toNumber(value: number | bigint): number {
   return typeof value === "bigint" ? Number(value) : value;
 }
 
-type Fn = (...a: unknown[]) => number | bigint;
+type Fn = (...a: unknown[]) => unknown;
 
 // One closure per arity: a rest-parameter wrapper costs more than the call.
 function widen(fn: Fn, arity: number): (...a: never[]) => number {
+  const n = fn as (...a: unknown[]) => number | bigint;
   switch (arity) {
     case 0:
-      return () => toNumber(fn());
+      return () => toNumber(n());
     case 1:
-      return (a: unknown) => toNumber(fn(a));
+      return (a: unknown) => toNumber(n(a));
     case 2:
-      return (a: unknown, b: unknown) => toNumber(fn(a, b));
+      return (a: unknown, b: unknown) => toNumber(n(a, b));
     case 3:
-      return (a: unknown, b: unknown, c: unknown) => toNumber(fn(a, b, c));
+      return (a: unknown, b: unknown, c: unknown) => toNumber(n(a, b, c));
     case 4:
-      return (a: unknown, b: unknown, c: unknown, d: unknown) => toNumber(fn(a, b, c, d));
+      return (a: unknown, b: unknown, c: unknown, d: unknown) => toNumber(n(a, b, c, d));
     default:
-      return (...a: unknown[]) => toNumber(fn(...a));
+      return (...a: unknown[]) => toNumber(n(...a));
   }
 }
 
 /** Creates the Deno backend. */
 export function createDenoBackend(): Backend {
+  const deno = (globalThis as unknown as { Deno: DenoFfi }).Deno;
   return {
     runtime: "deno",
     nonblocking: true,
     open(path, table: SymbolTable): Record<string, (...args: never[]) => unknown> {
-      const defs: Record<string, Deno.ForeignFunction> = {};
+      const defs: Parameters<DenoFfi["dlopen"]>[1] = {};
       for (const [key, def] of Object.entries(table)) {
         defs[key] = {
           name: def.name ?? key,
-          parameters: def.args.map((a) => DENO_ARG[a]) as Deno.NativeType[],
-          result: DENO_ARG[def.result] as Deno.NativeResultType,
+          parameters: def.args.map((a) => DENO_TYPE[a]),
+          result: DENO_TYPE[def.result],
           nonblocking: def.nonblocking ?? false,
         };
       }
-      const lib = Deno.dlopen(path, defs);
+      const lib = deno.dlopen(path, defs);
       const out: Record<string, (...args: never[]) => unknown> = {};
       for (const [key, def] of Object.entries(table)) {
-        // deno-lint-ignore no-explicit-any
-        const fn = (lib.symbols as any)[key] as (...a: unknown[]) => any;
+        const fn = lib.symbols[key]!;
         if (!WIDE.has(def.result)) {
           out[key] = fn;
         } else if (def.nonblocking) {
-          out[key] = (...a: unknown[]) => fn(...a).then(toNumber);
+          out[key] = (...a: unknown[]) => (fn(...a) as Promise<number | bigint>).then(toNumber);
         } else {
           out[key] = widen(fn, def.args.length);
         }
@@ -85,13 +109,12 @@ export function createDenoBackend(): Backend {
       return out;
     },
     arrayBuffer(address, length): ArrayBuffer {
-      const pointer = Deno.UnsafePointer.create(BigInt(address));
+      const pointer = deno.UnsafePointer.create(BigInt(address));
       if (pointer === null) throw new TypeError("Cannot view memory: NULL address");
-      return Deno.UnsafePointerView.getArrayBuffer(pointer, length);
+      return deno.UnsafePointerView.getArrayBuffer(pointer, length);
     },
     addressOf(view): number {
-      const pointer = Deno.UnsafePointer.of(view as Uint8Array<ArrayBuffer>);
-      return toNumber(Deno.UnsafePointer.value(pointer));
+      return toNumber(deno.UnsafePointer.value(deno.UnsafePointer.of(view)));
     },
   };
 }

@@ -32,7 +32,7 @@ STAMP="deno@$DENO_VER bun@$BUN_VER"
 if [[ "$(cat "$CACHE/VERSION" 2>/dev/null)" != "$STAMP" || ! -x $CACHE/bin/deno || ! -x $CACHE/bin/bun ]]; then
   rm -rf "$CACHE" && mkdir -p "$CACHE/bin" "$CACHE/tmp"
   # npm pack fetches the tarball without installing it (npm would refuse: wrong cpu).
-  (cd "$CACHE/tmp" && npm pack --silent "@deno/linux-arm64-glibc@$DENO_VER" "@oven/bun-linux-aarch64@$BUN_VER" >/dev/null) \
+  (cd "$CACHE/tmp" && npm pack --loglevel=error "@deno/linux-arm64-glibc@$DENO_VER" "@oven/bun-linux-aarch64@$BUN_VER" >/dev/null) \
     || die "npm pack failed for @deno/linux-arm64-glibc@$DENO_VER / @oven/bun-linux-aarch64@$BUN_VER"
   for t in "$CACHE"/tmp/*.tgz; do
     d="$CACHE/tmp/$(basename "$t" .tgz)"; mkdir -p "$d"; tar -xzf "$t" -C "$d" --strip-components=1
@@ -44,8 +44,18 @@ if [[ "$(cat "$CACHE/VERSION" 2>/dev/null)" != "$STAMP" || ! -x $CACHE/bin/deno 
   echo "$STAMP" > "$CACHE/VERSION"  # written last: marks a complete download
 fi
 
-# 3. Smoke test: each runtime must start under qemu.
+# 3. Best effort: register qemu with binfmt_misc so aarch64 processes can spawn aarch64 children
+#    (e.g. process.execPath for multi-process shm tests); without it such spawns exit 127.
+#    Global to this (throwaway) machine; skipped silently where the kernel/container refuses.
+BINFMT=no
+if [[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]] || { { mountpoint -q /proc/sys/fs/binfmt_misc \
+     || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; } 2>/dev/null \
+     && cat /usr/lib/binfmt.d/qemu-aarch64.conf > /proc/sys/fs/binfmt_misc/register 2>/dev/null; }; then
+  BINFMT=yes
+fi
+
+# 4. Smoke test: each runtime must start under qemu.
 for rt in deno bun; do
-  "$ROOT/scripts/aarch64_run.sh" "$rt" --version >/dev/null 2>&1 || die "aarch64 $rt does not run under qemu"
+  out="$("$ROOT/scripts/aarch64_run.sh" "$rt" --version 2>&1)" || die "aarch64 $rt does not run under qemu: $out"
 done
-echo "setup_aarch64: ready: qemu-aarch64-static + $SYSROOT, aarch64 deno $DENO_VER and bun $BUN_VER in $CACHE/bin (run via scripts/aarch64_run.sh)"
+echo "setup_aarch64: ready: aarch64 deno $DENO_VER + bun $BUN_VER in .cache/aarch64/bin, qemu-aarch64-static, sysroot $SYSROOT, aarch64-linux-gnu-gcc, binfmt=$BINFMT (run via scripts/aarch64_run.sh)"

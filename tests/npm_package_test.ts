@@ -1,0 +1,94 @@
+/**
+ * Builds the npm package, packs it, installs the tarball into a scratch
+ * project, and imports it from Bun and from Deno (through the scratch
+ * project's node_modules), running a smoke script in each.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { have, skipReason, tempDir } from "./helpers.ts";
+
+const ROOT = join(import.meta.dirname!, "..");
+const DENO = join(ROOT, "node_modules/.bin/deno");
+const BUN = join(ROOT, "node_modules/.bin/bun");
+const TSC = join(ROOT, "node_modules/.bin/tsc");
+
+const SMOKE = `
+import { ErrnoError, Mapping, pageSize, readProcMaps } from "shmkit";
+const mapping = Mapping.anonymous(pageSize());
+mapping.view(Uint32Array)[0] = 0xbeef;
+const entry = readProcMaps().find((e) => e.contains(mapping.unsafeAddress));
+let code = "";
+try {
+  Mapping.file("/nonexistent/shmkit");
+} catch (error) {
+  if (error instanceof ErrnoError) code = error.code;
+}
+const view = mapping.view();
+mapping.close();
+console.log(JSON.stringify({ word: 0xbeef, perms: entry?.perms, code, detached: view.length === 0 }));
+`;
+
+const TYPED = `
+import { Mapping, type ProcMapsEntry } from "shmkit";
+const n: number = Mapping.anonymous(16).byteLength;
+const e: ProcMapsEntry | undefined = undefined;
+export { e, n };
+`;
+
+test("the npm package builds, packs, installs and runs under Bun and Deno", {
+  skip: have("npm") ? false : skipReason("npm is not on PATH"),
+}, () => {
+  const scratch = tempDir();
+  try {
+    const tarball = execFileSync(DENO, ["run", "-A", "scripts/build_npm.ts", "--pack"], {
+      cwd: ROOT,
+      encoding: "utf8",
+    }).trim().split("\n").pop()!;
+    const manifest = JSON.parse(readFileSync(join(ROOT, "npm/package.json"), "utf8"));
+    assert.equal(manifest.name, "shmkit");
+    assert.equal(manifest.type, "module");
+    assert.equal(manifest.exports["."].types, "./types/mod.d.ts");
+    assert.ok(manifest.engines.deno && manifest.engines.bun);
+
+    writeFileSync(
+      join(scratch.path, "package.json"),
+      JSON.stringify({ name: "scratch", private: true, type: "module" }),
+    );
+    execFileSync("npm", ["install", "--no-audit", "--no-fund", "--offline", tarball], {
+      cwd: scratch.path,
+      stdio: "ignore",
+    });
+    writeFileSync(join(scratch.path, "smoke.mjs"), SMOKE);
+    const expected = { word: 0xbeef, perms: "rw-s", code: "ENOENT", detached: true };
+    const fromBun = execFileSync(BUN, ["smoke.mjs"], { cwd: scratch.path, encoding: "utf8" });
+    assert.deepEqual(JSON.parse(fromBun), expected);
+    const fromDeno = execFileSync(DENO, ["run", "--allow-ffi", "smoke.mjs"], {
+      cwd: scratch.path,
+      encoding: "utf8",
+    });
+    assert.deepEqual(JSON.parse(fromDeno), expected);
+
+    // The .d.ts files type-check for a TypeScript consumer.
+    writeFileSync(join(scratch.path, "typed.ts"), TYPED);
+    execFileSync(TSC, [
+      "--noEmit",
+      "--strict",
+      "--module",
+      "nodenext",
+      "--moduleResolution",
+      "nodenext",
+      "--target",
+      "es2022",
+      "--lib",
+      "es2024,esnext.disposable,dom",
+      "--types",
+      "",
+      "typed.ts",
+    ], { cwd: scratch.path, stdio: "inherit" });
+  } finally {
+    scratch.remove();
+  }
+});
