@@ -140,6 +140,29 @@ async function bunSuite(target: string, bun: string[], list: string[]): Promise<
 
 if (files.length === 0) await checks();
 
+/** Library modules whose JSDoc examples run as tests. */
+function libraryFiles(): string[] {
+  const list: string[] = [];
+  for (const dir of [".", "ffi", "platform"]) {
+    for (const e of Deno.readDirSync(`${ROOT}/${dir}`)) {
+      if (e.isFile && e.name.endsWith(".ts")) list.push(dir === "." ? e.name : `${dir}/${e.name}`);
+    }
+  }
+  return list.sort();
+}
+
+if (files.length === 0 && only !== "bun") {
+  const { code, output } = await run(`${BIN}/deno`, [
+    "test",
+    "--doc",
+    "-A",
+    "--v8-flags=--expose-gc",
+    ...libraryFiles(),
+  ]);
+  const [passed, failed] = denoCounts(output, code);
+  tallies.push({ target: "deno doc examples", passed, failed });
+}
+
 const x86 = testFiles();
 if (only !== "bun") await denoSuite("deno x86_64", [`${BIN}/deno`], x86, []);
 if (only !== "deno") await bunSuite("bun x86_64", [`${BIN}/bun`], x86);
