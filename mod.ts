@@ -60,3 +60,33 @@ export type {
   SymbolTable,
 } from "./ffi/types.ts";
 export { SYMBOLS, type Symbols } from "./ffi/symbols.ts";
+// System V shared memory (sysv.ts, sysv_raw.ts) and the read-only accessor (readonly_view.ts)
+export {
+  ftok,
+  type SystemVAttachOptions,
+  SystemVAttachment,
+  type SystemVCreateOptions,
+  type SystemVLimits,
+  type SystemVOpenOptions,
+  type SystemVPermissions,
+  SystemVSegment,
+  type SystemVSegmentEntry,
+  type SystemVSegmentStatus,
+} from "./sysv.ts";
+export {
+  decodeShmidDs,
+  explainShmgetFailure,
+  type ShmctlSetOptions,
+  shmctlLock,
+  shmctlRemove,
+  shmctlSet,
+  shmctlStat,
+  shmctlUnlock,
+  shmget,
+  type ShmgetFacts,
+  type ShmgetRequest,
+  type ShmidDs,
+  unsafeShmat,
+  unsafeShmdt,
+} from "./sysv_raw.ts";
+export { ReadOnlyView } from "./readonly_view.ts";
