@@ -44,19 +44,24 @@ export async function createBunBackend(): Promise<Backend> {
     runtime: "bun",
     nonblocking: false,
     open(path, table: SymbolTable): Record<string, (...args: never[]) => unknown> {
-      const defs: Record<string, { args: string[]; returns: string }> = {};
-      const aliases: [string, string][] = [];
+      // Bun keys definitions by C name, so an alias (a second signature for
+      // the same C function) gets a dlopen of its own.
+      const direct: Record<string, { args: string[]; returns: string }> = {};
+      const aliases: [string, string, { args: string[]; returns: string }][] = [];
       for (const [key, def] of Object.entries(table)) {
         if (def.nonblocking) continue;
         const name = def.name ?? key;
         // A pointer result as u64_fast gives 0 for NULL, as Deno does.
         const returns = def.result === "pointer" ? "u64_fast" : BUN_TYPE[def.result];
-        defs[name] = { args: def.args.map((a) => BUN_TYPE[a]), returns };
-        if (name !== key) aliases.push([key, name]);
+        const bunDef = { args: def.args.map((a) => BUN_TYPE[a]), returns };
+        if (name === key) direct[name] = bunDef;
+        else aliases.push([key, name, bunDef]);
       }
-      const lib = ffi.dlopen(path, defs);
-      const out: Record<string, (...args: never[]) => unknown> = { ...lib.symbols };
-      for (const [key, name] of aliases) out[key] = lib.symbols[name]!;
+      const out: Record<string, (...args: never[]) => unknown> = {};
+      if (Object.keys(direct).length > 0) Object.assign(out, ffi.dlopen(path, direct).symbols);
+      for (const [key, name, bunDef] of aliases) {
+        out[key] = ffi.dlopen(path, { [name]: bunDef }).symbols[name]!;
+      }
       return out;
     },
     arrayBuffer(address, length): ArrayBuffer {

@@ -122,3 +122,17 @@ test("struct fields read and write by the platform's layout", () => {
   assert.equal(unsafeLibc.fstat(0, status), 0);
   assert.notEqual(readField(status, layout, "st_mode") & platform.constants.S_IFMT, 0);
 });
+
+test("an alias key binds the same C function beside the original, in both runtimes", () => {
+  const bound = bindTable({
+    getpid: { args: [], result: "i32" },
+    getpid_alias: { name: "getpid", args: [], result: "i64" },
+    strlen_of_buffer: { name: "strlen", args: ["buffer"], result: "usize" },
+  });
+  const pid = (bound.getpid as () => number)();
+  assert.equal((bound.getpid_alias as () => number)(), pid);
+  assert.equal((bound.strlen_of_buffer as (b: Uint8Array) => number)(cString("four", "s")), 4);
+  // The table's keys, not C names, are what gets bound.
+  assert.ok(availableSymbols.has("errno_location"));
+  assert.ok(!availableSymbols.has("__errno_location"));
+});
