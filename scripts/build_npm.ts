@@ -14,7 +14,7 @@ const BIN = `${ROOT}/node_modules/.bin`;
 const OUT = `${ROOT}/npm`;
 
 /** The runtimes the package is tested on, and so declares. */
-export const ENGINES = { deno: ">=2.0.0", bun: ">=1.1.0" } as const;
+export const ENGINES = { deno: ">=2.0.0", bun: ">=1.3.4" } as const;
 
 async function run(command: string, args: string[], cwd = ROOT): Promise<string> {
   const output = await new Deno.Command(command, { args, cwd, stderr: "inherit" }).output();

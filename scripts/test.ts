@@ -167,6 +167,13 @@ const x86 = testFiles();
 if (only !== "bun") await denoSuite("deno x86_64", [`${BIN}/deno`], x86, []);
 if (only !== "deno") await bunSuite("bun x86_64", [`${BIN}/bun`], x86);
 
+if (files.length === 0 && only === undefined) {
+  // The oldest runtimes the npm package's engines field claims, tested for real.
+  const { output } = await run("bash", [`${ROOT}/scripts/check_min_versions.sh`]);
+  const ok = (output.match(/^min (deno|bun) \S+: ok$/gm) ?? []).length;
+  tallies.push({ target: "minimum runtimes", passed: ok, failed: 2 - ok });
+}
+
 if (!args.has("--no-aarch64")) {
   const setup = await run("bash", [`${ROOT}/scripts/setup_aarch64.sh`]);
   const arm = testFiles(AARCH64_SUBSET);
