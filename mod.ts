@@ -37,6 +37,40 @@ export {
 } from "./mapping.ts";
 export { ClosedError, MappedMemory, pageSize, type TypedArrayConstructor } from "./memory.ts";
 export { type ProcMapsEntry, readProcMaps } from "./proc_maps.ts";
+// POSIX shared memory, memfd and exit cleanup (shm.ts, memfd.ts, shm_raw.ts, cleanup.ts)
+export {
+  FdMemory,
+  type MemoryStat,
+  SharedMemory,
+  type SharedMemoryCreateOptions,
+  type SharedMemoryInfo,
+  type SharedMemoryListOptions,
+  type SharedMemoryOpenOptions,
+} from "./shm.ts";
+export { Memfd, type MemfdCreateOptions, type MemfdFromFdOptions, type Seal } from "./memfd.ts";
+export {
+  addSeals,
+  checkShmName,
+  closeFd,
+  fchmod,
+  fchown,
+  type FdStat,
+  fstat,
+  ftruncate,
+  getSeals,
+  memfdCreate,
+  posixFallocate,
+  shmOpen,
+  shmUnlink,
+} from "./shm_raw.ts";
+export {
+  type CleanupKey,
+  pendingCleanups,
+  registerCleanup,
+  runCleanups,
+  setSignalCleanup,
+  unregisterCleanup,
+} from "./cleanup.ts";
 export { platform } from "./platform/mod.ts";
 export type { Platform } from "./platform/types.ts";
 export { availableSymbols, unsafeLibc } from "./ffi/libc.ts";
