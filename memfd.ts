@@ -122,11 +122,17 @@ export interface MemfdFromFdOptions {
  * read-only first: views are detached, take new ones. A writable mapping in
  * another process still makes it fail with EBUSY.
  *
- * @example Check what a parent process handed over as fd 3
+ * @example Check an fd handed over by another process before mapping it
  * ```ts
- * import { Memfd } from "@shmkit/shmkit";
- * using memory = Memfd.fromFd(3, { minSize: 4096, requireSeals: ["shrink", "grow"] });
- * console.log(memory.view()[0]);
+ * import { Memfd, unsafeLibc } from "@shmkit/shmkit";
+ * using sender = Memfd.create({ size: 4096, seals: ["shrink", "grow"] });
+ * sender.view()[0] = 7;
+ * // A child would receive the fd from spawn(); a dup stands in for it here.
+ * using received = Memfd.fromFd(unsafeLibc.dup(sender.fd), {
+ *   minSize: 4096,
+ *   requireSeals: ["shrink", "grow"],
+ * });
+ * if (received.view()[0] !== 7) throw new Error("not the same memory");
  * ```
  */
 export class Memfd extends FdMemory {
@@ -207,10 +213,19 @@ export class Memfd extends FdMemory {
    * `fcntl(F_GETFL)` (access). On success the Memfd owns the fd and closes
    * it on `close()`; on failure the fd is left open and yours.
    *
-   * @example
+   * @example Refuse an fd a peer could shrink under us
    * ```ts
-   * import { Memfd } from "@shmkit/shmkit";
-   * using memory = Memfd.fromFd(3, { minSize: 65536 });
+   * import { Memfd, unsafeLibc } from "@shmkit/shmkit";
+   * using unsealed = Memfd.create({ size: 65536 });
+   * const fd = unsafeLibc.dup(unsealed.fd);
+   * try {
+   *   Memfd.fromFd(fd, { minSize: 65536 }); // requires the "shrink" seal by default
+   *   throw new Error("accepted an unsealed fd");
+   * } catch (error) {
+   *   if (!String(error).includes("shrink")) throw error;
+   * } finally {
+   *   unsafeLibc.close(fd); // fromFd leaves the fd to the caller when it refuses it
+   * }
    * ```
    *
    * @param fd The received file descriptor.

@@ -97,8 +97,8 @@ export { SYMBOLS, type Symbols } from "./ffi/symbols.ts";
 // System V shared memory (sysv.ts, sysv_raw.ts) and the read-only accessor (readonly_view.ts)
 export {
   ftok,
-  type SystemVAttachOptions,
   SystemVAttachment,
+  type SystemVAttachOptions,
   type SystemVCreateOptions,
   type SystemVLimits,
   type SystemVOpenOptions,
@@ -110,10 +110,10 @@ export {
 export {
   decodeShmidDs,
   explainShmgetFailure,
-  type ShmctlSetOptions,
   shmctlLock,
   shmctlRemove,
   shmctlSet,
+  type ShmctlSetOptions,
   shmctlStat,
   shmctlUnlock,
   shmget,

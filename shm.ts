@@ -595,8 +595,10 @@ export class SharedMemory extends FdMemory {
    * @example
    * ```ts
    * import { SharedMemory } from "@shmkit/shmkit";
-   * using shm = SharedMemory.open("/my-app-ring", { readOnly: true });
-   * console.log(shm.byteLength, shm.view(Uint32Array)[0]);
+   * using created = SharedMemory.create({ size: 4096 }); // another process, usually
+   * created.view(Uint32Array)[0] = 42;
+   * using shm = SharedMemory.open(created.name, { readOnly: true });
+   * if (shm.view(Uint32Array)[0] !== 42) throw new Error("not the same object");
    * ```
    *
    * @throws {TypeError} For options of the wrong type, or a name with a NUL.
