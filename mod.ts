@@ -35,7 +35,12 @@ export {
   type MappingRange,
   type SyncOptions,
 } from "./mapping.ts";
-export { ClosedError, MappedMemory, pageSize, type TypedArrayConstructor } from "./memory.ts";
+export {
+  ClosedError,
+  MappedMemory,
+  pageSize,
+  type TypedArrayConstructor,
+} from "./memory.ts";
 export { type ProcMapsEntry, readProcMaps } from "./proc_maps.ts";
 // POSIX shared memory, memfd and exit cleanup (shm.ts, memfd.ts, shm_raw.ts, cleanup.ts)
 export {
@@ -47,7 +52,12 @@ export {
   type SharedMemoryListOptions,
   type SharedMemoryOpenOptions,
 } from "./shm.ts";
-export { Memfd, type MemfdCreateOptions, type MemfdFromFdOptions, type Seal } from "./memfd.ts";
+export {
+  Memfd,
+  type MemfdCreateOptions,
+  type MemfdFromFdOptions,
+  type Seal,
+} from "./memfd.ts";
 export {
   addSeals,
   checkShmName,
@@ -124,3 +134,42 @@ export {
   unsafeShmdt,
 } from "./sysv_raw.ts";
 export { ReadOnlyView } from "./readonly_view.ts";
+// Child processes with posix_spawn (spawn.ts, spawn_raw.ts, child.ts)
+export {
+  Child,
+  type ChildOutput,
+  type ChildStatus,
+  type ExitStrategy,
+  type FdSource,
+  INHERITED_FDS_VARIABLE,
+  spawn,
+  type SpawnOptions,
+  spawnScript,
+  type SpawnScriptOptions,
+  type Stdio,
+} from "./spawn.ts";
+export {
+  CStringArray,
+  type DecodedWaitStatus,
+  decodeWaitStatus,
+  kill,
+  posixSpawn,
+  PosixSpawnAttributes,
+  PosixSpawnFileActions,
+  posixSpawnp,
+  type SignalName,
+  signalName,
+  signalNumber,
+  SignalSet,
+  type SpawnFlag,
+  SpawnFlags,
+  waitpid,
+  type WaitpidResult,
+} from "./spawn_raw.ts";
+export {
+  inheritedFd,
+  inheritedFds,
+  inheritedRegion,
+  inheritedRegions,
+  parseInheritedFds,
+} from "./child.ts";

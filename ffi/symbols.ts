@@ -25,6 +25,17 @@ export const SYMBOLS = {
     args: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"],
     result: "i64",
   },
+  /**
+   * long syscall(SYS_futex, uint32_t *uaddr, int futex_op, uint32_t val, const struct timespec *timeout, uint32_t *uaddr2, uint32_t val3);
+   * futex(2) alone: the word and the timeout as buffers and the ints as i32, and the number as a
+   * BigInt, since Deno takes a slow path (~0.5 us a call) for a Number in a 64-bit parameter;
+   * futex returns an int.
+   */
+  syscall_futex: {
+    name: "syscall",
+    args: ["i64", "buffer", "i32", "i32", "buffer", "buffer", "i32"],
+    result: "i32",
+  },
   /** the same, on a worker thread (Deno), for waits that must not block the event loop */
   syscall_nonblocking: {
     name: "syscall",
@@ -205,6 +216,8 @@ export const SYMBOLS = {
   dlsym: { args: ["pointer", "buffer"], result: "pointer", optional: true },
   /** size_t strlen(const char *s); */
   strlen: { args: ["pointer"], result: "usize" },
+  /** char *getenv(const char *name);  NULL when unset; reads the C environment (no Deno --allow-env) */
+  getenv: { args: ["buffer"], result: "pointer" },
 
   // --- process-shared pthread mutexes (for C peers that use them)
   /** int pthread_mutexattr_init(pthread_mutexattr_t *attr); */

@@ -124,6 +124,8 @@ export const DARWIN_AARCH64: Platform = {
     PTHREAD_MUTEX_ROBUST: -1,
     // libpthread pthread.h
     PTHREAD_PROCESS_SHARED: 1,
+    // dlfcn.h
+    RTLD_LAZY: 1,
     // sys/shm.h: (16*1024) when __arm64__ (4096 on x86_64)
     SHMLBA: 16384,
     SHM_DEST: -1,

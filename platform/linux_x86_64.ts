@@ -112,6 +112,7 @@ export const LINUX_X86_64: Platform = {
     PROT_WRITE: 2,
     PTHREAD_MUTEX_ROBUST: 1,
     PTHREAD_PROCESS_SHARED: 1,
+    RTLD_LAZY: 1,
     SHMLBA: 4096,
     SHM_DEST: 512,
     SHM_EXEC: 32768,

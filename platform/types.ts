@@ -116,6 +116,8 @@ export const CONSTANT_NAMES = [
   "SIG_UNBLOCK",
   "SIG_SETMASK",
   "_NSIG",
+  // dlopen (to find the C `environ` for posix_spawn)
+  "RTLD_LAZY",
   // poll
   "POLLIN",
   "POLLOUT",

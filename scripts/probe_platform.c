@@ -16,6 +16,7 @@
 #endif
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -286,6 +287,7 @@ static void constants(void) {
   CONST(SIG_UNBLOCK);
   CONST(SIG_SETMASK);
   CONST(_NSIG);
+  CONST(RTLD_LAZY);
 
   /* poll */
   CONST(POLLIN);

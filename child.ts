@@ -1,0 +1,161 @@
+/**
+ * The child's side of {@linkcode spawnScript}: the shared regions the
+ * parent handed over, by the names it gave them.
+ *
+ * The parent passes each region's fd at a fixed number (3, 4, ...) and
+ * lists them in the environment variable `SHMKIT_FDS` (`counter=3,log=4`).
+ * The variable is read from the C environment, so Deno needs no
+ * `--allow-env` (only `--allow-ffi`).
+ *
+ * @example A child script doubling a shared counter
+ * ```ts
+ * import { inheritedRegion } from "@shmkit/shmkit";
+ * using counter = inheritedRegion("counter");
+ * const value = counter.view(BigUint64Array, 0, 1);
+ * value[0]! *= 2n;
+ * ```
+ *
+ * @module
+ */
+import { ErrnoError } from "./errors.ts";
+import { errno, unsafeLibc } from "./ffi/libc.ts";
+import { cString, unsafeReadCString } from "./ffi/pointer.ts";
+import { Memfd, type MemfdFromFdOptions } from "./memfd.ts";
+import { platform } from "./platform/mod.ts";
+import { INHERITED_FDS_VARIABLE } from "./spawn.ts";
+import { checkOptions } from "./validate.ts";
+
+const C = platform.constants;
+
+let parsed: Readonly<Record<string, number>> | undefined;
+const taken = new Map<string, Memfd>();
+
+/** Parses a `name=fd,name=fd` list. */
+export function parseInheritedFds(text: string): Record<string, number> {
+  // No prototype: a region may be called "__proto__" or "constructor".
+  const fds: Record<string, number> = Object.create(null);
+  if (text === "") return fds;
+  for (const item of text.split(",")) {
+    const match = /^([A-Za-z0-9_.-]+)=(0|[1-9][0-9]{0,9})$/.exec(item);
+    if (match === null) {
+      throw new Error(
+        `Cannot read ${INHERITED_FDS_VARIABLE}: ${JSON.stringify(item)} is not "name=fd"`,
+      );
+    }
+    if (Object.hasOwn(fds, match[1]!)) {
+      throw new Error(
+        `Cannot read ${INHERITED_FDS_VARIABLE}: ${JSON.stringify(match[1])} appears twice`,
+      );
+    }
+    fds[match[1]!] = Number(match[2]);
+  }
+  return fds;
+}
+
+/**
+ * The fds the parent handed over, by name, from `SHMKIT_FDS`. Each is
+ * checked to be open and marked close-on-exec, so it does not leak further
+ * into this process's own children by accident. Empty when this process was
+ * not started by {@linkcode spawnScript}.
+ *
+ * @example
+ * ```ts
+ * import { inheritedFds } from "@shmkit/shmkit";
+ * console.log(inheritedFds()); // { counter: 3 }
+ * ```
+ *
+ * @throws {Error} When `SHMKIT_FDS` is malformed or names an fd that is not open.
+ */
+export function inheritedFds(): Readonly<Record<string, number>> {
+  if (parsed !== undefined) return parsed;
+  const address = unsafeLibc.getenv(cString(INHERITED_FDS_VARIABLE, "name"));
+  const text = address === 0 ? "" : unsafeReadCString(address, unsafeLibc.strlen(address) + 1);
+  const fds = parseInheritedFds(text);
+  for (const [name, fd] of Object.entries(fds)) {
+    const flags = unsafeLibc.fcntl(fd, C.F_GETFD, 0);
+    if (flags === -1) {
+      throw new ErrnoError("fcntl", errno(), {
+        fd,
+        hint: `${INHERITED_FDS_VARIABLE} names fd ${fd} for ${
+          JSON.stringify(name)
+        }, but it is not open here`,
+      });
+    }
+    unsafeLibc.fcntl(fd, C.F_SETFD, flags | C.FD_CLOEXEC);
+  }
+  parsed = Object.freeze(fds);
+  return parsed;
+}
+
+/**
+ * The fd the parent handed over under `name`.
+ *
+ * @throws {Error} When the parent handed over no region by that name.
+ */
+export function inheritedFd(name: string): number {
+  const fds = inheritedFds();
+  if (!Object.hasOwn(fds, name)) {
+    const known = Object.keys(fds);
+    throw new Error(
+      `Cannot find inherited region ${JSON.stringify(name)}: ${
+        known.length === 0
+          ? `no ${INHERITED_FDS_VARIABLE} in the environment (was this process started by spawnScript?)`
+          : `the parent handed over ${known.map((n) => JSON.stringify(n)).join(", ")}`
+      }`,
+    );
+  }
+  return fds[name]!;
+}
+
+/**
+ * Maps the region the parent handed over under `name`, as a
+ * {@linkcode Memfd} that owns the fd (`Memfd.fromFd`). Asking again for the
+ * same name returns the same object while it is open.
+ *
+ * The parent is trusted by default (`requireSeals: []`, so a POSIX shared
+ * memory object works too); pass `requireSeals: ["shrink"]` to refuse memory
+ * the parent could still truncate under this process.
+ *
+ * @example
+ * ```ts
+ * import { inheritedRegion } from "@shmkit/shmkit";
+ * using log = inheritedRegion("log", { minSize: 4096 });
+ * ```
+ *
+ * @throws {Error} When there is no such region, or it fails `Memfd.fromFd`'s checks,
+ *   or it was taken and closed already (its fd is gone).
+ */
+export function inheritedRegion(name: string, options?: MemfdFromFdOptions): Memfd {
+  const o = checkOptions(options, "options");
+  const fd = inheritedFd(name);
+  const existing = taken.get(name);
+  if (existing !== undefined) {
+    if (existing.closed) {
+      throw new Error(
+        `Cannot map inherited region ${
+          JSON.stringify(name)
+        }: it was taken and closed, and its fd with it`,
+      );
+    }
+    return existing;
+  }
+  const memory = Memfd.fromFd(fd, { requireSeals: [], ...o });
+  taken.set(name, memory);
+  return memory;
+}
+
+/**
+ * Maps every region the parent handed over, by name (see
+ * {@linkcode inheritedRegion}).
+ *
+ * @example
+ * ```ts
+ * import { inheritedRegions } from "@shmkit/shmkit";
+ * const { counter } = inheritedRegions();
+ * ```
+ */
+export function inheritedRegions(options?: MemfdFromFdOptions): Record<string, Memfd> {
+  const regions: Record<string, Memfd> = {};
+  for (const name of Object.keys(inheritedFds())) regions[name] = inheritedRegion(name, options);
+  return regions;
+}

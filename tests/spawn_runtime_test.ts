@@ -1,0 +1,143 @@
+/**
+ * spawnScript() and the child side (inheritedRegion): a script on Deno or
+ * Bun receives named shared regions, Deno to Deno, Bun to Bun and across;
+ * and the README demo (scripts/demo.ts) on both runtimes.
+ *
+ * @module
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, realpathSync } from "node:fs";
+import {
+  ErrnoError,
+  inheritedFds,
+  inheritedRegion,
+  Memfd,
+  parseInheritedFds,
+  spawnScript,
+} from "../mod.ts";
+import { repoPath } from "./fixtures/runtimes.ts";
+import { runtime } from "./helpers.ts";
+
+/** The real executables behind node_modules/.bin (which are links, or could be wrappers). */
+const BINARIES = {
+  deno: realpathSync(repoPath("node_modules/.bin/deno")),
+  bun: realpathSync(repoPath("node_modules/.bin/bun")),
+} as const;
+
+const CHILD = new URL("./fixtures/spawn_child.ts", import.meta.url);
+
+function run(runtimeName: "deno" | "bun", script: string, args: string[]): string {
+  const argv = runtimeName === "deno"
+    ? ["run", "--allow-ffi", "--quiet", repoPath(script), ...args]
+    : [repoPath(script), ...args];
+  return execFileSync(BINARIES[runtimeName], argv, {
+    encoding: "utf8",
+    timeout: 60000,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+
+test("spawnScript runs a script on this runtime with named regions it maps by name", async () => {
+  using counter = Memfd.create({ name: "counter", size: 8 });
+  using log = Memfd.create({ name: "log", size: 4096 });
+  counter.view(BigUint64Array)[0] = 21n;
+  const child = spawnScript(CHILD, { regions: { counter, log }, stdout: "pipe" });
+  const output = await child.output();
+  assert.equal(output.code, 0);
+  assert.equal(new TextDecoder().decode(output.stdout), `child ${runtime} done\n`);
+  assert.equal(counter.view(BigUint64Array)[0], 42n);
+  const bytes = log.view();
+  const report = JSON.parse(new TextDecoder().decode(bytes.subarray(0, bytes.indexOf(0))));
+  assert.deepEqual(report, { runtime, fds: { counter: 3, log: 4 } });
+});
+
+for (const parent of ["deno", "bun"] as const) {
+  for (const child of ["deno", "bun"] as const) {
+    test(`spawnScript from ${parent} to ${child}: the child doubles the shared counter`, () => {
+      const line = run(parent, "tests/fixtures/spawn_parent.ts", [child, BINARIES[child]]);
+      const seen = JSON.parse(line.trim().split("\n").at(-1)!);
+      assert.deepEqual(seen, {
+        parent,
+        code: 0,
+        value: "2000",
+        log: { runtime: child, fds: { counter: 3, log: 4 } },
+        stdout: `child ${child} done\n`,
+      });
+    });
+  }
+}
+
+test("regions skip fd numbers taken by fds, and SHMKIT_FDS lists them", async () => {
+  using counter = Memfd.create({ size: 8 });
+  using log = Memfd.create({ size: 4096 });
+  using other = Memfd.create({ size: 8 });
+  const child = spawnScript(CHILD, {
+    regions: { counter, log },
+    fds: { 3: other },
+    stdout: "null",
+  });
+  assert.equal((await child.status).code, 0);
+  const bytes = log.view();
+  const report = JSON.parse(new TextDecoder().decode(bytes.subarray(0, bytes.indexOf(0))));
+  assert.deepEqual(report.fds, { counter: 4, log: 5 });
+});
+
+test("spawnScript refuses bad options before starting anything", () => {
+  using memory = Memfd.create({ size: 8 });
+  assert.throws(() => spawnScript(CHILD, { regions: { "a=b": memory } }), RangeError);
+  assert.throws(() => spawnScript(CHILD, { regions: { "": memory } }), RangeError);
+  assert.throws(() => spawnScript(CHILD, { runtime: "node" as never }), RangeError);
+  assert.throws(() => spawnScript(CHILD, { path: "/bin/sh" } as never), TypeError);
+  assert.throws(() => spawnScript(CHILD, { args: [1] as never }), TypeError);
+  assert.throws(() => spawnScript(42 as never), TypeError);
+  assert.throws(
+    () => spawnScript(CHILD, { execPath: "/no/such/runtime" }),
+    (error: unknown) => error instanceof ErrnoError && error.code === "ENOENT",
+  );
+});
+
+test("a script not started by spawnScript has no inherited regions, and says so", () => {
+  assert.deepEqual({ ...inheritedFds() }, {});
+  assert.throws(() => inheritedRegion("counter"), /no SHMKIT_FDS.*spawnScript/);
+  const out = (() => {
+    try {
+      return run(runtime, "tests/fixtures/spawn_child.ts", []);
+    } catch (error) {
+      return String((error as { stderr?: string }).stderr);
+    }
+  })();
+  assert.match(out, /Cannot find inherited region "counter"/);
+});
+
+test("parseInheritedFds reads name=fd lists and refuses malformed ones", () => {
+  assert.deepEqual({ ...parseInheritedFds("counter=3,log=4") }, { counter: 3, log: 4 });
+  assert.deepEqual({ ...parseInheritedFds("") }, {});
+  const odd = parseInheritedFds("__proto__=5");
+  assert.equal(Object.getPrototypeOf(odd), null);
+  assert.equal(odd["__proto__"], 5);
+  assert.throws(() => parseInheritedFds("counter"), /not "name=fd"/);
+  assert.throws(() => parseInheritedFds("counter=3x"), /not "name=fd"/);
+  assert.throws(() => parseInheritedFds("a=3,a=4"), /twice/);
+  assert.throws(() => parseInheritedFds("a=-1"), /not "name=fd"/);
+});
+
+for (const name of ["deno", "bun"] as const) {
+  test(`the demo on ${name}: 1000 before the child, 2000 after`, () => {
+    assert.ok(existsSync(BINARIES[name]));
+    const out = run(name, "scripts/demo.ts", []);
+    const lines = out.trim().split("\n");
+    const at = (pattern: RegExp): number => {
+      const index = lines.findIndex((l) => pattern.test(l));
+      assert.ok(index >= 0, `no line matching ${pattern} in:\n${out}`);
+      return index;
+    };
+    const mapsBefore = at(/maps before mapping: \(none\)$/);
+    const mapsAfter = at(/maps after mapping: +[0-9a-f]+-[0-9a-f]+ rw-s .*\/memfd:shmkit-demo/);
+    const before = at(new RegExp(`^parent \\d+ \\(${name}\\): value before child = 1000$`));
+    const doubled = at(new RegExp(`^child \\d+ \\(${name}\\): doubled 1000 to 2000$`));
+    const after = at(/child exited with code 0; value after = 2000$/);
+    assert.ok(mapsBefore < mapsAfter && mapsAfter < before && before < doubled && doubled < after);
+  });
+}

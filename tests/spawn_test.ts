@@ -1,0 +1,638 @@
+/**
+ * spawn(): posix_spawn children with pipes, inherited fds and hygiene
+ * (signals, fds, reaping, a free event loop), bad input, and the raw layer.
+ *
+ * @module
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import {
+  chmodSync,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import {
+  decodeWaitStatus,
+  ErrnoError,
+  Memfd,
+  platform,
+  posixSpawn,
+  PosixSpawnAttributes,
+  PosixSpawnFileActions,
+  signalName,
+  signalNumber,
+  SignalSet,
+  spawn,
+  unsafeLibc,
+  waitpid,
+} from "../mod.ts";
+import { cString } from "../ffi/pointer.ts";
+import { reactorEngine, useTimerEngineForTesting } from "../poll_reactor.ts";
+import {
+  checkProgramsFirstForTesting,
+  type ExitStrategy,
+  useExitStrategyForTesting,
+} from "../spawn.ts";
+import { repoPath, RUNTIMES } from "./fixtures/runtimes.ts";
+import { runtime, tempDir, tick } from "./helpers.ts";
+
+const C = platform.constants;
+const decoder = new TextDecoder();
+const text = (bytes: Uint8Array): string => decoder.decode(bytes);
+
+/** The fds this process has open (without the one that lists them, gone by then). */
+function openFds(): number[] {
+  return readdirSync("/proc/self/fd")
+    .filter((fd) => existsSync(`/proc/self/fd/${fd}`))
+    .map(Number)
+    .sort((a, b) => a - b);
+}
+
+/** The pids of this process's children (every thread's). */
+function children(): Set<number> {
+  const pids = new Set<number>();
+  for (const tid of readdirSync("/proc/self/task")) {
+    const list = readFileSync(`/proc/self/task/${tid}/children`, "utf8").trim();
+    for (const pid of list.split(/\s+/)) if (pid !== "") pids.add(Number(pid));
+  }
+  return pids;
+}
+
+/** The fds of another process. */
+function fdsOf(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/fd`).map(Number).sort((a, b) => a - b);
+}
+
+/**
+ * Waits until `pid` runs `sleep`. Natively posix_spawn returns after the
+ * exec; under qemu-user (vfork run as fork) it returns before the child's
+ * file actions, setsid or setpgid have run.
+ */
+async function sleeping(pid: number): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if (readFileSync(`/proc/${pid}/comm`, "utf8") === "sleep\n") return;
+    await tick(5);
+  }
+  assert.fail(`child ${pid} never ran sleep`);
+}
+
+/**
+ * The fds of a freshly started program once it has settled: `sleep` opens
+ * (and closes) locale files as it starts, so a look too early can catch one.
+ */
+async function settledFdsOf(pid: number, expected: number[]): Promise<number[]> {
+  await sleeping(pid);
+  let fds = fdsOf(pid);
+  for (let i = 0; i < 200 && fds.join() !== expected.join(); i++) {
+    await tick(5);
+    fds = fdsOf(pid);
+  }
+  return fds;
+}
+
+/** A /proc/<pid>/status line's value. */
+function statusField(status: string, name: string): string {
+  const line = status.split("\n").find((l) => l.startsWith(`${name}:`));
+  assert.ok(line !== undefined, `no ${name} in status`);
+  return line.slice(name.length + 1).trim();
+}
+
+/** Opens a file WITHOUT O_CLOEXEC, as careless code (or a parent) would. */
+function openLeaky(path: string): number {
+  const fd = unsafeLibc.open(cString(path, "path"), C.O_RDONLY, 0);
+  assert.ok(fd >= 0, `open ${path}`);
+  return fd;
+}
+
+async function stopped(
+  child: { kill(signal?: string): boolean; status: Promise<unknown> },
+): Promise<void> {
+  child.kill("SIGKILL");
+  await child.status;
+}
+
+test("spawn() runs a program; output() collects stdout, stderr and the exit code", async () => {
+  const child = spawn(["sh", "-c", "echo out; echo err >&2; exit 3"], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  assert.ok(child.pid > 0);
+  const output = await child.output();
+  assert.equal(text(output.stdout), "out\n");
+  assert.equal(text(output.stderr), "err\n");
+  assert.deepEqual(
+    { code: output.code, signal: output.signal, success: output.success },
+    { code: 3, signal: null, success: false },
+  );
+  assert.equal(child.exited, true);
+  assert.deepEqual(await child.status, { code: 3, signal: null, success: false });
+});
+
+test("status: code 0 is success; a signal gives code null and the signal's name", async () => {
+  assert.deepEqual(await spawn(["true"]).status, { code: 0, signal: null, success: true });
+  const sleeper = spawn(["sleep", "30"]);
+  assert.equal(sleeper.kill("SIGKILL"), true);
+  assert.deepEqual(await sleeper.status, { code: null, signal: "SIGKILL", success: false });
+  const term = spawn(["sh", "-c", "kill -TERM $$"]);
+  assert.equal((await term.status).signal, "SIGTERM");
+});
+
+test("pipes: a MiB through cat's stdin and stdout, with backpressure both ways", async () => {
+  const child = spawn(["cat"], { stdin: "pipe", stdout: "pipe" });
+  const payload = new Uint8Array(1 << 20);
+  for (let i = 0; i < payload.length; i++) payload[i] = (i * 7) & 0xff;
+  const writing = (async () => {
+    const writer = child.stdin!.getWriter();
+    for (let at = 0; at < payload.length; at += 100_000) {
+      await writer.write(payload.subarray(at, at + 100_000));
+    }
+    await writer.close();
+  })();
+  const [output] = await Promise.all([child.output(), writing]);
+  assert.equal(output.code, 0);
+  assert.equal(output.stdout.length, payload.length);
+  assert.ok(output.stdout.every((b, i) => b === payload[i]));
+});
+
+test("pipes: writing to a child that closed its stdin fails with EPIPE, not SIGPIPE", async () => {
+  const child = spawn(["sh", "-c", "exec 0<&-; sleep 0.2"], { stdin: "pipe" });
+  const writer = child.stdin!.getWriter();
+  await tick(50);
+  await assert.rejects(
+    async () => {
+      for (let i = 0; i < 100; i++) await writer.write(new Uint8Array(65536));
+    },
+    (error: unknown) => error instanceof ErrnoError && error.code === "EPIPE",
+  );
+  assert.equal((await child.status).code, 0);
+});
+
+test("env: the current environment by default, env merged on top, clearEnv starts empty", async () => {
+  process.env.SHMKIT_SPAWN_TEST = "inherited";
+  try {
+    const show = ["sh", "-c", 'printf "%s|%s" "$SHMKIT_SPAWN_TEST" "$EXTRA"'];
+    const inherited = await spawn(show, { stdout: "pipe" }).output();
+    assert.equal(text(inherited.stdout), "inherited|");
+    const merged = await spawn(show, { stdout: "pipe", env: { EXTRA: "a b=c" } }).output();
+    assert.equal(text(merged.stdout), "inherited|a b=c");
+    const cleared = await spawn(["/usr/bin/env"], {
+      stdout: "pipe",
+      clearEnv: true,
+      env: { ONLY: "1" },
+    }).output();
+    assert.equal(text(cleared.stdout), "ONLY=1\n");
+  } finally {
+    delete process.env.SHMKIT_SPAWN_TEST;
+  }
+});
+
+test("cwd: the child runs in the given directory", async () => {
+  const dir = tempDir();
+  try {
+    const output = await spawn(["pwd", "-P"], { cwd: dir.path, stdout: "pipe" }).output();
+    assert.equal(
+      text(output.stdout).trim(),
+      execFileSync("realpath", [dir.path], { encoding: "utf8" }).trim(),
+    );
+  } finally {
+    dir.remove();
+  }
+});
+
+test("stdio: 'null' gives /dev/null, an fd number gives that fd", async () => {
+  const dir = tempDir();
+  try {
+    const path = join(dir.path, "out.txt");
+    writeFileSync(path, "");
+    const fd = unsafeLibc.open(cString(path, "path"), C.O_WRONLY | C.O_CLOEXEC, 0);
+    assert.ok(fd >= 0);
+    try {
+      const child = spawn(["sh", "-c", "cat; echo to-file"], { stdin: "null", stdout: fd });
+      assert.equal((await child.status).code, 0);
+    } finally {
+      unsafeLibc.close(fd);
+    }
+    assert.equal(readFileSync(path, "utf8"), "to-file\n");
+    const nulls = spawn(["sleep", "5"], { stdin: "null", stdout: "null", stderr: "null" });
+    try {
+      await sleeping(nulls.pid);
+      for (const target of [0, 1, 2]) {
+        assert.equal(readlinkSync(`/proc/${nulls.pid}/fd/${target}`), "/dev/null");
+      }
+    } finally {
+      await stopped(nulls);
+    }
+  } finally {
+    dir.remove();
+  }
+});
+
+test("hygiene: the child starts with default signal dispositions and an empty mask", async () => {
+  const own = readFileSync("/proc/self/status", "utf8");
+  console.log(`this ${runtime} process: SigIgn ${statusField(own, "SigIgn")}`);
+  const output = await spawn(["cat", "/proc/self/status"], { stdout: "pipe" }).output();
+  const status = text(output.stdout);
+  assert.match(statusField(status, "SigIgn"), /^0+$/);
+  assert.match(statusField(status, "SigBlk"), /^0+$/);
+});
+
+test("hygiene: only fds 0 to 2 and the named ones reach the child, leaky fds included", async () => {
+  const leaky = openLeaky("/dev/null");
+  using memory = Memfd.create({ name: "spawn-named", size: 4096 });
+  try {
+    const child = spawn(["sleep", "5"], { fds: { 3: memory } });
+    try {
+      assert.deepEqual(await settledFdsOf(child.pid, [0, 1, 2, 3]), [0, 1, 2, 3]);
+      assert.match(readlinkSync(`/proc/${child.pid}/fd/3`), /^\/memfd:spawn-named/);
+    } finally {
+      await stopped(child);
+    }
+    // Gaps between named fds are closed too, even when this process has them open.
+    const gappy = spawn(["sleep", "5"], { fds: { 5: memory, 9: leaky } });
+    try {
+      assert.deepEqual(await settledFdsOf(gappy.pid, [0, 1, 2, 5, 9]), [0, 1, 2, 5, 9]);
+      assert.equal(readlinkSync(`/proc/${gappy.pid}/fd/9`), "/dev/null");
+    } finally {
+      await stopped(gappy);
+    }
+  } finally {
+    unsafeLibc.close(leaky);
+  }
+});
+
+test("fds whose numbers are also targets are moved first, so a swap works", async () => {
+  using a = Memfd.create({ name: "swap-a", size: 4096 });
+  using b = Memfd.create({ name: "swap-b", size: 4096 });
+  const low = unsafeLibc.fcntl(a.fd, C.F_DUPFD_CLOEXEC, 100);
+  const high = unsafeLibc.fcntl(b.fd, C.F_DUPFD_CLOEXEC, low + 1);
+  try {
+    const child = spawn(["sleep", "5"], { fds: { [low]: high, [high]: low } });
+    try {
+      await sleeping(child.pid);
+      assert.match(readlinkSync(`/proc/${child.pid}/fd/${low}`), /^\/memfd:swap-b/);
+      assert.match(readlinkSync(`/proc/${child.pid}/fd/${high}`), /^\/memfd:swap-a/);
+    } finally {
+      await stopped(child);
+    }
+    // An fd handed over at its own number (it is O_CLOEXEC here) reaches the child too.
+    const same = spawn(["sleep", "5"], { fds: { [high]: high } });
+    try {
+      await sleeping(same.pid);
+      assert.match(readlinkSync(`/proc/${same.pid}/fd/${high}`), /^\/memfd:swap-b/);
+    } finally {
+      await stopped(same);
+    }
+  } finally {
+    unsafeLibc.close(low);
+    unsafeLibc.close(high);
+  }
+});
+
+test("a region handed over as fd 3 shows the child what this process wrote", async () => {
+  using memory = Memfd.create({ size: 4096 });
+  memory.view().set(new TextEncoder().encode("hello"));
+  const output = await spawn(["sh", "-c", "head -c 5 <&3"], { fds: { 3: memory }, stdout: "pipe" })
+    .output();
+  assert.equal(text(output.stdout), "hello");
+});
+
+test("a missing or non-executable program is an ErrnoError from spawn(), and nothing is left", async () => {
+  await spawn(["true"]).status; // starts the waiter, whose fds stay
+  const fdsBefore = openFds();
+  const childrenBefore = children();
+  assert.throws(() => spawn(["/no/such/program"]), (error: unknown) => {
+    assert.ok(error instanceof ErrnoError);
+    assert.equal(error.code, "ENOENT");
+    assert.equal(error.syscall, "posix_spawn");
+    assert.equal(error.path, "/no/such/program");
+    return true;
+  });
+  assert.throws(() => spawn(["shmkit-no-such-program"]), (error: unknown) => {
+    assert.ok(error instanceof ErrnoError);
+    assert.equal(error.code, "ENOENT");
+    assert.equal(error.syscall, "posix_spawnp");
+    assert.equal(error.path, "shmkit-no-such-program");
+    return true;
+  });
+  const dir = tempDir();
+  try {
+    const script = join(dir.path, "not-executable.sh");
+    writeFileSync(script, "#!/bin/sh\nexit 0\n");
+    chmodSync(script, 0o644);
+    assert.throws(
+      () => spawn([script], { stdout: "pipe" }),
+      (error: unknown) => error instanceof ErrnoError && error.code === "EACCES",
+    );
+  } finally {
+    dir.remove();
+  }
+  assert.deepEqual(openFds(), fdsBefore);
+  assert.deepEqual(children(), childrenBefore);
+});
+
+test("where exec failures go unreported (qemu-user), programs are checked first", async () => {
+  const restore = checkProgramsFirstForTesting();
+  const dir = tempDir();
+  try {
+    assert.throws(
+      () => spawn(["/no/such/program"]),
+      (e: unknown) => e instanceof ErrnoError && e.code === "ENOENT" && e.syscall === "posix_spawn",
+    );
+    assert.throws(
+      () => spawn(["shmkit-no-such-program"]),
+      (e: unknown) =>
+        e instanceof ErrnoError && e.code === "ENOENT" && e.syscall === "posix_spawnp",
+    );
+    writeFileSync(join(dir.path, "plain.sh"), "#!/bin/sh\nexit 4\n");
+    assert.throws(
+      () => spawn(["./plain.sh"], { cwd: dir.path }),
+      (e: unknown) => e instanceof ErrnoError && e.code === "EACCES",
+    );
+    chmodSync(join(dir.path, "plain.sh"), 0o755);
+    assert.equal((await spawn(["./plain.sh"], { cwd: dir.path }).status).code, 4);
+    assert.equal((await spawn(["true"]).status).code, 0);
+  } finally {
+    restore();
+    dir.remove();
+  }
+});
+
+test("every child is reaped: after status, waitpid says ECHILD; an unawaited child too", async () => {
+  const child = spawn(["true"]);
+  await child.status;
+  assert.throws(
+    () => waitpid(child.pid, C.WNOHANG),
+    (e: unknown) => (e as ErrnoError).code === "ECHILD",
+  );
+
+  const forgotten = spawn(["true"]);
+  for (let i = 0; i < 5000 && !forgotten.exited; i++) await tick(1);
+  assert.equal(forgotten.exited, true);
+  assert.equal(children().has(forgotten.pid), false);
+  assert.throws(
+    () => waitpid(forgotten.pid, C.WNOHANG),
+    (e: unknown) => (e as ErrnoError).code === "ECHILD",
+  );
+});
+
+test("a child reaped by someone else: status rejects with ECHILD, kill() sends nothing", async () => {
+  const child = spawn(["sleep", "0.05"]);
+  assert.equal(waitpid(child.pid).pid, child.pid); // blocks this thread for 50 ms
+  await assert.rejects(child.status, (error: unknown) => {
+    assert.ok(error instanceof ErrnoError);
+    assert.equal(error.code, "ECHILD");
+    assert.equal(error.syscall, "waitpid");
+    return true;
+  });
+  assert.equal(child.exited, true);
+  assert.equal(child.kill("SIGKILL"), false);
+});
+
+test("waiting never blocks the event loop: timers fire while sleep 0.3 runs", async () => {
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 10);
+  try {
+    const status = await spawn(["sleep", "0.3"]).status;
+    assert.equal(status.success, true);
+  } finally {
+    clearInterval(timer);
+  }
+  assert.ok(ticks >= 3, `only ${ticks} timer ticks while the child ran`);
+});
+
+test("many children at once are all reaped", async () => {
+  const all = Array.from({ length: 20 }, (_, i) => spawn(["sh", "-c", `exit ${i}`]));
+  const statuses = await Promise.all(all.map((c) => c.status));
+  assert.deepEqual(statuses.map((s) => s.code), Array.from({ length: 20 }, (_, i) => i));
+});
+
+test("kill(): unknown signals are refused; after the child is reaped it sends nothing", async () => {
+  const child = spawn(["sleep", "30"]);
+  assert.throws(() => child.kill("SIGNOPE"), RangeError);
+  assert.throws(() => child.kill(1.5), RangeError);
+  assert.equal(child.kill("SIGTERM"), true);
+  assert.equal((await child.status).signal, "SIGTERM");
+  assert.equal(child.kill("SIGKILL"), false);
+});
+
+test("newSession and processGroup put the child in a new session or group", async () => {
+  const stat = (pid: number): string[] =>
+    readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+  // This process's session, as a plain child inherits it (/proc/self/stat is faked under qemu).
+  const plain = spawn(["sleep", "5"]);
+  await sleeping(plain.pid);
+  const ownSession = stat(plain.pid)[3];
+  await stopped(plain);
+  const session = spawn(["sleep", "5"], { newSession: true });
+  try {
+    await sleeping(session.pid);
+    const fields = stat(session.pid);
+    assert.equal(Number(fields[2]), session.pid, "process group");
+    assert.equal(Number(fields[3]), session.pid, "session");
+  } finally {
+    await stopped(session);
+  }
+  const group = spawn(["sleep", "5"], { processGroup: true });
+  try {
+    await sleeping(group.pid);
+    const fields = stat(group.pid);
+    assert.equal(Number(fields[2]), group.pid);
+    assert.equal(fields[3], ownSession);
+  } finally {
+    await stopped(group);
+  }
+});
+
+test("bad input is refused before anything starts, and nothing leaks", async () => {
+  await spawn(["true"]).status;
+  const dir = tempDir();
+  const marker = join(dir.path, "marker");
+  const touch = ["sh", "-c", `touch ${marker}`];
+  const closed = unsafeLibc.fcntl(0, C.F_DUPFD_CLOEXEC, 0);
+  unsafeLibc.close(closed);
+  const fdsBefore = openFds();
+  const childrenBefore = children();
+  try {
+    assert.throws(() => spawn([]), RangeError);
+    assert.throws(() => spawn("true" as never), TypeError);
+    assert.throws(() => spawn(["sh", "-c", "a\0b"]), /argv\[2\].*NUL/);
+    assert.throws(() => spawn(["sh", 1 as never]), TypeError);
+    assert.throws(() => spawn(touch, { env: { A: "x\0y" } }), TypeError);
+    assert.throws(() => spawn(touch, { env: { "A=B": "x" } }), RangeError);
+    assert.throws(() => spawn(touch, { env: { A: 1 as never } }), TypeError);
+    assert.throws(() => spawn(touch, { cwd: "/tmp\0x" }), TypeError);
+    assert.throws(() => spawn(touch, { stdout: "piped" as never }), RangeError);
+    assert.throws(() => spawn(touch, { fds: { x: 1 } as never }), RangeError);
+    assert.throws(() => spawn(touch, { fds: { 3: {} as never } }), TypeError);
+    assert.throws(() => spawn(touch, { stdout: "pipe", fds: { 1: 2 } }), /fd 1 twice/);
+    assert.throws(() => spawn(touch, { newSession: true, processGroup: true }), RangeError);
+    assert.throws(() => spawn(touch, { fds: { 3: closed } }), (error: unknown) => {
+      assert.ok(error instanceof ErrnoError);
+      assert.equal(error.code, "EBADF");
+      assert.equal(error.fd, closed);
+      return true;
+    });
+    assert.throws(
+      () => spawn(touch, { cwd: join(dir.path, "missing"), stdout: "pipe" }),
+      (error: unknown) => {
+        assert.ok(error instanceof ErrnoError);
+        assert.equal(error.code, "ENOENT");
+        assert.equal(error.path, join(dir.path, "missing"));
+        return true;
+      },
+    );
+    assert.throws(
+      () => spawn(touch, { cwd: marker + "-file" }),
+      (error: unknown) => error instanceof ErrnoError && error.code === "ENOENT",
+    );
+    writeFileSync(marker + "-file", "");
+    assert.throws(
+      () => spawn(touch, { cwd: marker + "-file", stdin: "pipe" }),
+      (error: unknown) => error instanceof ErrnoError && error.code === "ENOTDIR",
+    );
+    assert.equal(existsSync(marker), false, "a child ran");
+    assert.deepEqual(children(), childrenBefore);
+    assert.deepEqual(openFds(), fdsBefore);
+  } finally {
+    dir.remove();
+  }
+});
+
+test("pipes: cancelling an unread stdout closes this process's end", async () => {
+  await spawn(["true"]).status;
+  const before = openFds();
+  const child = spawn(["sleep", "0.1"], { stdout: "pipe", stderr: "pipe", stdin: "pipe" });
+  const added = openFds().filter((fd) => !before.includes(fd));
+  const kinds = added.map((fd) => readlinkSync(`/proc/self/fd/${fd}`).replace(/:.*/, ""));
+  // Three pipe ends (and, where exits are polled, the pidfd that tells when the child ends).
+  assert.equal(kinds.filter((kind) => kind === "pipe").length, 3);
+  await child.stdout!.cancel();
+  await child.stderr!.cancel();
+  await child.stdin!.close();
+  await child.status;
+  assert.deepEqual(openFds(), before);
+});
+
+test("raw layer: file actions and attributes own their structs; posixSpawn + waitpid", () => {
+  const dir = tempDir();
+  try {
+    const path = join(dir.path, "raw.txt");
+    const actions = new PosixSpawnFileActions();
+    actions.addOpen(1, path, C.O_WRONLY | C.O_CREAT | C.O_TRUNC, 0o600).addDup2(1, 2);
+    if (PosixSpawnFileActions.canChdir) actions.addChdir(dir.path);
+    if (PosixSpawnFileActions.canCloseFrom) actions.addCloseFrom(3);
+    const attributes = new PosixSpawnAttributes()
+      .setSigMask(SignalSet.empty())
+      .setSigDefault(SignalSet.every())
+      .setFlags(C.POSIX_SPAWN_SETSIGMASK | C.POSIX_SPAWN_SETSIGDEF);
+    const pid = posixSpawn("/bin/sh", actions, attributes, ["sh", "-c", "pwd -P; exit 7"], []);
+    const { pid: reaped, status } = waitpid(pid);
+    assert.equal(reaped, pid);
+    assert.equal(decodeWaitStatus(status).code, 7);
+    if (PosixSpawnFileActions.canChdir) {
+      assert.equal(
+        readFileSync(path, "utf8").trim(),
+        execFileSync("realpath", [dir.path], { encoding: "utf8" }).trim(),
+      );
+    }
+    actions.destroy();
+    actions.destroy();
+    attributes[Symbol.dispose]();
+    assert.equal(actions.destroyed, true);
+    assert.throws(() => actions.addClose(5), /destroyed/);
+    assert.throws(() => attributes.setFlags(0), /destroyed/);
+    assert.throws(() => posixSpawn("/bin/true", actions, null, ["true"], []), /destroyed/);
+    assert.throws(() => new PosixSpawnAttributes().setFlags(-1), RangeError);
+  } finally {
+    dir.remove();
+  }
+});
+
+test("raw layer: signals by name, wait statuses decoded as the W* macros do", () => {
+  assert.equal(signalNumber("SIGKILL"), 9);
+  assert.equal(signalName(platform.signals.SIGTERM!), "SIGTERM");
+  assert.equal(signalName(platform.signals.SIGCHLD!), "SIGCHLD");
+  assert.throws(() => signalNumber("SIGFOO"), RangeError);
+  assert.throws(() => SignalSet.empty().add("SIGFOO"), RangeError);
+  assert.deepEqual(decodeWaitStatus(3 << 8), {
+    code: 3,
+    signal: null,
+    stopped: false,
+    success: false,
+    coreDumped: false,
+  });
+  assert.equal(decodeWaitStatus(0).success, true);
+  assert.equal(decodeWaitStatus(platform.signals.SIGKILL!).signal, "SIGKILL");
+  assert.equal(decodeWaitStatus(platform.signals.SIGSEGV! | 0x80).coreDumped, true);
+  const stoppedStatus = decodeWaitStatus((platform.signals.SIGSTOP! << 8) | 0x7f);
+  assert.equal(stoppedStatus.stopped, true);
+  assert.equal(stoppedStatus.signal, "SIGSTOP");
+});
+
+test("unref(): a running child does not keep this process alive; unawaited children end cleanly", () => {
+  const self = RUNTIMES.find((r) => r.name === runtime)!;
+  const out = execFileSync(self.program, [
+    ...self.prefix,
+    repoPath("tests/fixtures/spawn_unref.ts"),
+  ], {
+    encoding: "utf8",
+    timeout: 20000,
+  });
+  const pid = Number(/sleeper (\d+)/.exec(out)?.[1]);
+  assert.ok(pid > 0, out);
+  // The fixture has exited while its unref'd child still sleeps.
+  assert.equal(existsSync(`/proc/${pid}`), true, "the unref'd child is gone already");
+  process.kill(pid, "SIGKILL");
+  assert.match(out, /done/);
+});
+
+test("every way of noticing a child's end reaps it and reports its status", async () => {
+  const ways: ExitStrategy[] = runtime === "deno"
+    ? ["signal", "pidfd", "timer"]
+    : ["pidfd", "timer"];
+  for (const way of ways) {
+    const before = useExitStrategyForTesting(way);
+    try {
+      assert.equal((await spawn(["sh", "-c", "exit 5"]).status).code, 5, way);
+      const sleeper = spawn(["sleep", "30"]);
+      sleeper.kill("SIGKILL");
+      assert.equal((await sleeper.status).signal, "SIGKILL", way);
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 10);
+      try {
+        assert.equal((await spawn(["sleep", "0.1"]).status).success, true, way);
+      } finally {
+        clearInterval(timer);
+      }
+      assert.ok(ticks >= 1, `${way}: the event loop was blocked`);
+      assert.throws(
+        () => waitpid(sleeper.pid, C.WNOHANG),
+        (e: unknown) => (e as ErrnoError).code === "ECHILD",
+      );
+    } finally {
+      useExitStrategyForTesting(before);
+    }
+  }
+  if (runtime === "bun") assert.throws(() => useExitStrategyForTesting("signal"), RangeError);
+});
+
+test("the timer engine (fallback when no better wait exists) runs children and pipes too", async () => {
+  console.log(`engine before: ${reactorEngine()}`);
+  const restore = useTimerEngineForTesting();
+  try {
+    assert.equal(reactorEngine(), "timer");
+    const child = spawn(["sh", "-c", "sleep 0.05; echo late"], { stdout: "pipe" });
+    const output = await child.output();
+    assert.equal(text(output.stdout), "late\n");
+    assert.equal(output.code, 0);
+  } finally {
+    restore();
+  }
+  assert.notEqual(reactorEngine(), "timer");
+});
