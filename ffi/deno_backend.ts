@@ -58,23 +58,38 @@ function toNumber(value: number | bigint): number {
 }
 
 type Fn = (...a: unknown[]) => unknown;
+type Convert = (value: unknown) => unknown;
+
+const same: Convert = (value) => value;
+// Deno takes a slow path (~125 ns against ~11 ns, measured) when a 64-bit
+// parameter gets a Number; BigInt() costs less than that.
+const big: Convert = (value) => typeof value === "number" ? BigInt(value) : value;
+const num: Convert = (value) => typeof value === "bigint" ? Number(value) : value;
 
 // One closure per arity: a rest-parameter wrapper costs more than the call.
-function widen(fn: Fn, arity: number): (...a: never[]) => number {
-  const n = fn as (...a: unknown[]) => number | bigint;
-  switch (arity) {
+function adapt(fn: Fn, args: readonly NativeType[], out: Convert): Fn {
+  const [c0 = same, c1 = same, c2 = same, c3 = same, c4 = same, c5 = same, c6 = same] = args.map((
+    a,
+  ) => WIDE.has(a) ? big : same);
+  switch (args.length) {
     case 0:
-      return () => toNumber(n());
+      return () => out(fn());
     case 1:
-      return (a: unknown) => toNumber(n(a));
+      return (a) => out(fn(c0(a)));
     case 2:
-      return (a: unknown, b: unknown) => toNumber(n(a, b));
+      return (a, b) => out(fn(c0(a), c1(b)));
     case 3:
-      return (a: unknown, b: unknown, c: unknown) => toNumber(n(a, b, c));
+      return (a, b, c) => out(fn(c0(a), c1(b), c2(c)));
     case 4:
-      return (a: unknown, b: unknown, c: unknown, d: unknown) => toNumber(n(a, b, c, d));
+      return (a, b, c, d) => out(fn(c0(a), c1(b), c2(c), c3(d)));
+    case 5:
+      return (a, b, c, d, e) => out(fn(c0(a), c1(b), c2(c), c3(d), c4(e)));
+    case 6:
+      return (a, b, c, d, e, f) => out(fn(c0(a), c1(b), c2(c), c3(d), c4(e), c5(f)));
+    case 7:
+      return (a, b, c, d, e, f, g) => out(fn(c0(a), c1(b), c2(c), c3(d), c4(e), c5(f), c6(g)));
     default:
-      return (...a: unknown[]) => toNumber(n(...a));
+      throw new Error(`Cannot bind a function of ${args.length} parameters`);
   }
 }
 
@@ -98,12 +113,17 @@ export function createDenoBackend(): Backend {
       const out: Record<string, (...args: never[]) => unknown> = {};
       for (const [key, def] of Object.entries(table)) {
         const fn = lib.symbols[key]!;
-        if (!WIDE.has(def.result)) {
-          out[key] = fn;
-        } else if (def.nonblocking) {
-          out[key] = (...a: unknown[]) => (fn(...a) as Promise<number | bigint>).then(toNumber);
+        const wideArgs = def.args.some((a) => WIDE.has(a));
+        const wideResult = WIDE.has(def.result);
+        if (def.nonblocking) {
+          const call = wideArgs ? adapt(fn, def.args, same) : fn;
+          out[key] = wideResult
+            ? (...a: unknown[]) => (call(...a) as Promise<number | bigint>).then(toNumber)
+            : call;
+        } else if (wideArgs || wideResult) {
+          out[key] = adapt(fn, def.args, wideResult ? num : same);
         } else {
-          out[key] = widen(fn, def.args.length);
+          out[key] = fn;
         }
       }
       return out;
