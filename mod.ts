@@ -35,12 +35,7 @@ export {
   type MappingRange,
   type SyncOptions,
 } from "./mapping.ts";
-export {
-  ClosedError,
-  MappedMemory,
-  pageSize,
-  type TypedArrayConstructor,
-} from "./memory.ts";
+export { ClosedError, MappedMemory, pageSize, type TypedArrayConstructor } from "./memory.ts";
 export { type ProcMapsEntry, readProcMaps } from "./proc_maps.ts";
 // POSIX shared memory, memfd and exit cleanup (shm.ts, memfd.ts, shm_raw.ts, cleanup.ts)
 export {
@@ -52,12 +47,7 @@ export {
   type SharedMemoryListOptions,
   type SharedMemoryOpenOptions,
 } from "./shm.ts";
-export {
-  Memfd,
-  type MemfdCreateOptions,
-  type MemfdFromFdOptions,
-  type Seal,
-} from "./memfd.ts";
+export { Memfd, type MemfdCreateOptions, type MemfdFromFdOptions, type Seal } from "./memfd.ts";
 export {
   addSeals,
   checkShmName,
@@ -134,6 +124,42 @@ export {
   unsafeShmdt,
 } from "./sysv_raw.ts";
 export { ReadOnlyView } from "./readonly_view.ts";
+// Locks, wait/wake and the ring-buffer channel (atomics.ts, mutex.ts, semaphore.ts, event.ts, channel.ts)
+export {
+  DEFAULT_POLL_MS,
+  notify,
+  wait,
+  waitAsync,
+  type WaitAsyncOptions,
+  type WaitResult,
+} from "./atomics.ts";
+export {
+  LockError,
+  type LockErrorCode,
+  type LockResult,
+  Mutex,
+  MUTEX_MAGIC,
+  MUTEX_NOT_RECOVERABLE,
+  MUTEX_OWNER_DIED,
+  MUTEX_PID_MASK,
+  MUTEX_TAG_SHIFT,
+  MUTEX_WAITERS,
+  type MutexOptions,
+} from "./mutex.ts";
+export {
+  Semaphore,
+  SEMAPHORE_MAGIC,
+  type SemaphoreInitOptions,
+  type SemaphoreOptions,
+} from "./semaphore.ts";
+export {
+  EVENT_MAGIC,
+  type EventInitOptions,
+  type EventMode,
+  type EventOptions,
+  SharedEvent,
+} from "./event.ts";
+export { Channel, CHANNEL_HEADER_BYTES, CHANNEL_MAGIC, type ChannelOptions } from "./channel.ts";
 // Child processes with posix_spawn (spawn.ts, spawn_raw.ts, child.ts)
 export {
   Child,

@@ -27,9 +27,8 @@ export const SYMBOLS = {
   },
   /**
    * long syscall(SYS_futex, uint32_t *uaddr, int futex_op, uint32_t val, const struct timespec *timeout, uint32_t *uaddr2, uint32_t val3);
-   * futex(2) alone: the word and the timeout as buffers and the ints as i32, and the number as a
-   * BigInt, since Deno takes a slow path (~0.5 us a call) for a Number in a 64-bit parameter;
-   * futex returns an int.
+   * futex(2) alone: the word and the timeout as buffers and the ints as i32, so that only the
+   * syscall number is a 64-bit parameter (Deno takes those fastest as BigInt); futex returns an int.
    */
   syscall_futex: {
     name: "syscall",

@@ -24,6 +24,7 @@ const AARCH64_SUBSET = [
   "tests/spawn_test.ts",
   "tests/futex_test.ts",
   "tests/mutex_test.ts",
+  "tests/channel_test.ts",
 ];
 
 interface Tally {

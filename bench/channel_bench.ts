@@ -1,0 +1,233 @@
+/**
+ * The ring-buffer channel between two processes of the same runtime:
+ * ping-pong round trips (spinning, sleeping in futex, and async) against a
+ * pipe, a Unix socket and C, and throughput for 64-byte and 64 KiB messages
+ * against a pipe and C memcpy.
+ *
+ * @module
+ */
+import { createServer, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Channel, type ChannelOptions, Mapping, wait } from "../mod.ts";
+import { type Benchmark, compileC, type Measured, runForNumber } from "./harness.ts";
+import {
+  awaitWord,
+  exited,
+  median,
+  pipePingPong,
+  sharedFile,
+  startPeer,
+  streamPingPong,
+} from "./peers/support.ts";
+
+type Mode = "spin" | "sleep" | "async";
+
+const OPTIONS: Readonly<Record<Mode, ChannelOptions>> = {
+  spin: { spinMs: Infinity },
+  sleep: { spinMs: 0 },
+  async: {},
+};
+const BATCHES = 5;
+
+/** Median ns per round trip of an 8-byte message through two channels. */
+async function channelPingPong(mode: Mode, perBatch: number): Promise<number> {
+  const half = 64 * 1024;
+  // A long warm-up: the JIT settles later in Bun than in Deno.
+  const warmUp = Math.max(500, perBatch);
+  const total = warmUp + BATCHES * perBatch;
+  const file = sharedFile(2 * half);
+  try {
+    using mapping = Mapping.file(file.path);
+    const outbox = Channel.init(mapping.view(Uint8Array, 0, half), OPTIONS[mode]);
+    const inbox = Channel.init(mapping.view(Uint8Array, half, half), OPTIONS[mode]);
+    const peer = startPeer("channel_echo.ts", [file.path, half, total, mode]);
+    const done = exited(peer, "channel echo");
+    const message = new Uint8Array(8);
+    const batch = async (n: number): Promise<number> => {
+      const start = performance.now();
+      if (mode === "async") {
+        for (let i = 0; i < n; i++) {
+          await outbox.sendAsync(message);
+          await inbox.receiveAsync();
+        }
+      } else {
+        for (let i = 0; i < n; i++) {
+          outbox.send(message);
+          inbox.receive();
+        }
+      }
+      return ((performance.now() - start) * 1e6) / n;
+    };
+    await batch(warmUp);
+    const samples: number[] = [];
+    for (let b = 0; b < BATCHES; b++) samples.push(await batch(perBatch));
+    inbox.release();
+    await done;
+    return median(samples);
+  } finally {
+    file.remove();
+  }
+}
+
+/** ns per round trip through a Unix socket (node:net) in this runtime. */
+async function socketPingPong(perBatch: number): Promise<number> {
+  const bytes = crypto.getRandomValues(new Uint8Array(6));
+  const path = join(
+    tmpdir(),
+    `shmkit-bench-${[...bytes].map((b) => b.toString(16)).join("")}.sock`,
+  );
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  try {
+    const connected = new Promise<Socket>((resolve) => server.once("connection", resolve));
+    const peer = startPeer("socket_echo.ts", [path]);
+    const done = exited(peer, "socket echo");
+    const socket = await connected;
+    socket.setNoDelay?.(true);
+    const result = await streamPingPong(
+      (data) => void socket.write(data),
+      (listener) => void socket.on("data", listener),
+      perBatch,
+    );
+    socket.end();
+    await done;
+    return result;
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+/** GB/s of `count` messages of `size` bytes from this process to a peer that reads them in place. */
+async function channelThroughput(size: number, count: number): Promise<number> {
+  const ring = 1 << 20;
+  const samples: number[] = [];
+  for (let run = 0; run < 3; run++) {
+    const file = sharedFile(64 + Channel.byteLengthFor(ring));
+    try {
+      using mapping = Mapping.file(file.path);
+      const words = mapping.view(Int32Array);
+      const channel = Channel.init(mapping.view(Uint8Array, 64), { spinMs: 1 });
+      const peer = startPeer("channel_sink.ts", [file.path, count]);
+      const done = exited(peer, "channel sink");
+      await awaitWord(words, 1, 1);
+      const message = new Uint8Array(size).fill(7);
+      const start = performance.now();
+      for (let i = 0; i < count; i++) channel.send(message);
+      while (Atomics.load(words, 0) === 0) wait(words, 0, 0, 1000);
+      samples.push((size * count) / ((performance.now() - start) * 1e6));
+      await done;
+    } finally {
+      file.remove();
+    }
+  }
+  return median(samples);
+}
+
+/** GB/s of `count` chunks of `size` bytes through a pipe from a peer of this runtime. */
+async function pipeThroughput(size: number, count: number): Promise<number> {
+  const samples: number[] = [];
+  for (let run = 0; run < 3; run++) {
+    const peer = startPeer("pipe_source.ts", [count, size], ["ignore", "pipe", "inherit"]);
+    const done = exited(peer, "pipe source");
+    let start = 0;
+    let bytes = 0;
+    await new Promise<void>((resolve) => {
+      peer.stdout!.on("data", (chunk: Uint8Array) => {
+        // Time from the first chunk, so the peer's start-up does not count.
+        if (start === 0) start = performance.now();
+        else bytes += chunk.length;
+      });
+      peer.stdout!.on("end", () => resolve());
+    });
+    samples.push(bytes / ((performance.now() - start) * 1e6));
+    await done;
+  }
+  return median(samples);
+}
+
+/** The channel benchmarks. */
+export const benchmarks: Benchmark[] = [
+  {
+    name: "channel ping-pong round trip between two processes, spinning",
+    unit: "ns/op",
+    async run(): Promise<Measured> {
+      const value = await channelPingPong("spin", 20_000);
+      const c = runForNumber(compileC("pingpong_spin"), ["200000"]);
+      const pipe = await pipePingPong(1000);
+      const socket = await socketPingPong(1000);
+      return {
+        value,
+        comparisons: [
+          { baselineName: "C spin ping-pong over shared memory", baseline: c, goal: { max: 4 } },
+          { baselineName: "pipe round trip (same runtime)", baseline: pipe, goal: { max: 0.05 } },
+          {
+            baselineName: "Unix socket round trip (same runtime)",
+            baseline: socket,
+            goal: { max: 0.05 },
+          },
+        ],
+      };
+    },
+  },
+  {
+    name: "channel ping-pong round trip between two processes, sleeping in futex",
+    unit: "ns/op",
+    async run(): Promise<Measured> {
+      const value = await channelPingPong("sleep", 2000);
+      const c = runForNumber(compileC("pingpong_futex"), ["20000"]);
+      const pipe = await pipePingPong(1000);
+      return {
+        value,
+        comparisons: [
+          { baselineName: "C futex ping-pong over shared memory", baseline: c, goal: { max: 2 } },
+          { baselineName: "pipe round trip (same runtime)", baseline: pipe, goal: { max: 1 } },
+        ],
+      };
+    },
+  },
+  {
+    name: "channel ping-pong round trip between two processes, receiveAsync/sendAsync",
+    unit: "ns/op",
+    async run(): Promise<Measured> {
+      const value = await channelPingPong("async", 1000);
+      const pipe = await pipePingPong(1000);
+      return {
+        value,
+        comparisons: [
+          { baselineName: "pipe round trip (same runtime)", baseline: pipe, goal: { max: 1 } },
+        ],
+      };
+    },
+  },
+  {
+    name: "channel throughput to another process, 64-byte messages",
+    unit: "GB/s",
+    async run(): Promise<Measured> {
+      const value = await channelThroughput(64, 1_000_000);
+      const pipe = await pipeThroughput(64, 200_000);
+      return {
+        value,
+        comparisons: [
+          { baselineName: "pipe, 64-byte writes (same runtime)", baseline: pipe, goal: { min: 1 } },
+        ],
+      };
+    },
+  },
+  {
+    name: "channel throughput to another process, 64 KiB messages",
+    unit: "GB/s",
+    async run(): Promise<Measured> {
+      const value = await channelThroughput(64 * 1024, 20_000);
+      const memcpy = runForNumber(compileC("memcpy"));
+      const pipe = await pipeThroughput(64 * 1024, 5000);
+      return {
+        value,
+        comparisons: [
+          { baselineName: "C memcpy (256 MiB)", baseline: memcpy, goal: { min: 0.5 } },
+          { baselineName: "pipe, 64 KiB writes (same runtime)", baseline: pipe, goal: { min: 1 } },
+        ],
+      };
+    },
+  },
+];

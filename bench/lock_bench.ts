@@ -1,0 +1,118 @@
+/**
+ * Locks and wait/wake: an uncontended Mutex lock+unlock against C
+ * pthread_mutex, and a wait/notify round trip between two processes
+ * (synchronous, and with waitAsync) against C futex.
+ *
+ * @module
+ */
+import { Mapping, Mutex, notify, wait, waitAsync } from "../mod.ts";
+import { type Benchmark, compileC, type Measured, nsPerOp, runForNumber } from "./harness.ts";
+import { exited, median, pipePingPong, sharedFile, startPeer } from "./peers/support.ts";
+
+/** ns per futex round trip with a peer of this runtime; `pollMs` undefined: synchronous waits. */
+async function futexPingPong(perBatch: number, pollMs?: number): Promise<number> {
+  const batches = 5;
+  const warmUp = Math.max(200, perBatch >> 2);
+  const file = sharedFile(4096);
+  try {
+    using mapping = Mapping.file(file.path);
+    const words = mapping.view(Int32Array);
+    const peer = startPeer("futex_echo.ts", [file.path, warmUp + batches * perBatch]);
+    const done = exited(peer, "futex echo");
+    let i = 0;
+    const batch = async (n: number): Promise<number> => {
+      const start = performance.now();
+      for (let k = 0; k < n; k++) {
+        i++;
+        Atomics.store(words, 0, i);
+        notify(words, 0, 1);
+        for (let seen = Atomics.load(words, 32); seen !== i; seen = Atomics.load(words, 32)) {
+          if (pollMs === undefined) wait(words, 32, seen, 60_000);
+          else await waitAsync(words, 32, seen, 60_000, { pollMs });
+        }
+      }
+      return ((performance.now() - start) * 1e6) / n;
+    };
+    await batch(warmUp);
+    const samples: number[] = [];
+    for (let b = 0; b < batches; b++) samples.push(await batch(perBatch));
+    await done;
+    return median(samples);
+  } finally {
+    file.remove();
+  }
+}
+
+/** The lock benchmarks. */
+export const benchmarks: Benchmark[] = [
+  {
+    name: "Mutex lock+unlock, uncontended",
+    unit: "ns/op",
+    run(): Promise<Measured> {
+      using mapping = Mapping.anonymous(4096);
+      const mutex = Mutex.init(mapping.view());
+      const counter = mapping.view(Int32Array, 64, 1);
+      const value = nsPerOp(() => {
+        mutex.lock();
+        counter[0]!++;
+        mutex.unlock();
+      }, 1_000_000);
+      const exe = compileC("mutex_uncontended", ["-lpthread"]);
+      const plain = runForNumber(exe, ["default"]);
+      const robust = runForNumber(exe, ["robust"]);
+      return Promise.resolve({
+        value,
+        comparisons: [
+          {
+            baselineName: "C pthread_mutex, process-shared and robust",
+            baseline: robust,
+            goal: { max: 2 },
+          },
+          { baselineName: "C pthread_mutex, default", baseline: plain, goal: { max: 4 } },
+        ],
+      });
+    },
+  },
+  {
+    name: "wait/notify round trip between two processes (synchronous futex waits)",
+    unit: "ns/op",
+    async run(): Promise<Measured> {
+      const value = await futexPingPong(3000);
+      const c = runForNumber(compileC("pingpong_futex"), ["20000"]);
+      return {
+        value,
+        comparisons: [{ baselineName: "C futex ping-pong", baseline: c, goal: { max: 2 } }],
+      };
+    },
+  },
+  {
+    name: "wait/notify round trip between two processes, waitAsync (default polling window)",
+    unit: "ns/op",
+    async run(): Promise<Measured> {
+      const value = await futexPingPong(2000, 0.1);
+      const c = runForNumber(compileC("pingpong_futex"), ["20000"]);
+      const pipe = await pipePingPong(1000);
+      return {
+        value,
+        comparisons: [
+          { baselineName: "C futex ping-pong", baseline: c, goal: { max: 10 } },
+          { baselineName: "pipe round trip (same runtime)", baseline: pipe, goal: { max: 1 } },
+        ],
+      };
+    },
+  },
+  {
+    name: "wait/notify round trip between two processes, waitAsync without polling (threads only)",
+    unit: "ns/op",
+    async run(): Promise<Measured> {
+      const value = await futexPingPong(1000, 0);
+      const pipe = await pipePingPong(1000);
+      return {
+        value,
+        comparisons: [
+          { baselineName: "pipe round trip (same runtime)", baseline: pipe, goal: { max: 1 } },
+        ],
+      };
+    },
+  },
+];

@@ -1,0 +1,30 @@
+/**
+ * Benchmark peer: receives `count` messages from the channel at byte 64 of
+ * the file, reading the first and last byte of each in place, then stores
+ * 1 in the word at byte 0 and wakes it. Stores 1 in the word at byte 4 when
+ * ready.
+ *
+ * Usage: channel_sink.ts <path> <count> [spinMs (default 1)]
+ *
+ * @module
+ */
+import process from "node:process";
+import { Channel, Mapping, notify } from "../../mod.ts";
+
+const [path, countText] = process.argv.slice(2) as [string, string];
+using mapping = Mapping.file(path);
+const words = mapping.view(Int32Array);
+const channel = Channel.from(mapping.view(Uint8Array, 64), {
+  spinMs: Number(process.argv[4] ?? 1),
+});
+Atomics.store(words, 1, 1);
+notify(words, 1);
+let sum = 0;
+for (let i = 0; i < Number(countText); i++) {
+  const message = channel.receive()!;
+  if (message.length > 0) sum += message[0]! + message[message.length - 1]!;
+}
+channel.release();
+Atomics.store(words, 0, 1);
+notify(words, 0);
+if (sum < 0) console.log(sum);

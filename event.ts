@@ -1,0 +1,212 @@
+/**
+ * An event (a flag processes can wait for) in 16 bytes of shared memory,
+ * manual-reset or auto-reset, on futex wait/wake.
+ *
+ * | offset | word    | meaning                                                |
+ * | ------ | ------- | ------------------------------------------------------ |
+ * | 0      | state   | 0 reset, 1 set (the futex word)                        |
+ * | 4      | magic   | {@linkcode EVENT_MAGIC} once initialised               |
+ * | 8      | waiters | processes that may sleep on state (set wakes them)     |
+ * | 12     | mode    | 0 manual reset, 1 auto reset                           |
+ *
+ * A manual-reset event stays set, releasing every waiter, until `reset()`.
+ * An auto-reset event releases one waiter per `set()` and resets itself as
+ * that waiter passes.
+ *
+ * @example Tell other processes that data is ready
+ * ```ts
+ * import { Mapping, SharedEvent } from "@shmkit/shmkit";
+ * using mapping = Mapping.anonymous(4096);
+ * const ready = SharedEvent.init(mapping.view(), { mode: "manual" });
+ * // Another process: SharedEvent.from(view).wait();
+ * ready.set();
+ * ```
+ *
+ * @module
+ */
+import {
+  checkTimeout,
+  DEFAULT_POLL_MS,
+  futexWait,
+  futexWaitAsync,
+  futexWake,
+  layoutWords,
+} from "./atomics.ts";
+import { ClosedError } from "./memory.ts";
+import { checkChoice, checkOptions } from "./validate.ts";
+
+/** The magic word (offset 4) of an initialised event, layout version 1 ("EVT1"). */
+export const EVENT_MAGIC = 0x45565431;
+
+const STATE = 0;
+const MAGIC = 1;
+const WAITERS = 2;
+const MODE = 3;
+/** How an event resets: "manual" stays set until `reset()`, "auto" lets one waiter through per `set()`. */
+export type EventMode = "manual" | "auto";
+
+const MODES: readonly EventMode[] = ["manual", "auto"];
+
+/** Options of {@linkcode SharedEvent.init}. */
+export interface EventInitOptions {
+  /** "manual" (default) or "auto". */
+  readonly mode?: EventMode;
+  /** Whether the event starts set (default false). */
+  readonly set?: boolean;
+  /** Polling window of `waitAsync`, as in the `waitAsync` function (default DEFAULT_POLL_MS). */
+  readonly pollMs?: number;
+}
+
+/** Options of {@linkcode SharedEvent.from}. */
+export interface EventOptions {
+  /** Polling window of `waitAsync` (default DEFAULT_POLL_MS). */
+  readonly pollMs?: number;
+}
+
+/**
+ * A process-shared event (see the module doc for the layout). One process
+ * calls {@linkcode SharedEvent.init}, the others {@linkcode SharedEvent.from}.
+ * Named SharedEvent so as not to shadow the DOM `Event`.
+ */
+export class SharedEvent {
+  readonly #words: Int32Array;
+  readonly #word: Int32Array;
+  readonly #auto: boolean;
+  readonly #pollMs: number;
+
+  private constructor(words: Int32Array, pollMs: unknown) {
+    this.#words = words;
+    this.#word = words.subarray(STATE, STATE + 1);
+    this.#auto = Atomics.load(words, MODE) === 1;
+    this.#pollMs = checkTimeout(pollMs ?? DEFAULT_POLL_MS, "pollMs");
+  }
+
+  /** Bytes the layout needs: 16. */
+  static readonly byteLength = 16;
+
+  /**
+   * Lays a new event out in `view`'s first 16 bytes and attaches to it.
+   *
+   * @param view A TypedArray or DataView over shared memory, 4-byte aligned, 16 bytes or more.
+   * @throws {TypeError} When `view` is not a TypedArray or DataView.
+   * @throws {RangeError} When it is misaligned or too short, or the mode is unknown.
+   */
+  static init(view: ArrayBufferView, options?: EventInitOptions): SharedEvent {
+    const o = checkOptions(options, "options");
+    const mode = checkChoice(o.mode ?? "manual", "mode", MODES);
+    const words = layoutWords(view, 4, "event");
+    Atomics.store(words, STATE, o.set === true ? 1 : 0);
+    Atomics.store(words, WAITERS, 0);
+    Atomics.store(words, MODE, mode === "auto" ? 1 : 0);
+    Atomics.store(words, MAGIC, EVENT_MAGIC);
+    return new SharedEvent(words, o.pollMs);
+  }
+
+  /**
+   * Attaches to an event laid out with {@linkcode SharedEvent.init}.
+   *
+   * @throws {TypeError} When `view` is not a TypedArray or DataView.
+   * @throws {RangeError} When it is misaligned or too short.
+   * @throws {Error} When the memory holds no initialised event.
+   */
+  static from(view: ArrayBufferView, options?: EventOptions): SharedEvent {
+    const o = checkOptions(options, "options");
+    const words = layoutWords(view, 4, "event");
+    const magic = Atomics.load(words, MAGIC);
+    if (magic !== EVENT_MAGIC) {
+      throw new Error(
+        `Cannot attach to an event: the memory holds 0x${
+          (magic >>> 0).toString(16)
+        } where an initialised event has 0x${
+          EVENT_MAGIC.toString(16)
+        }; call SharedEvent.init first`,
+      );
+    }
+    return new SharedEvent(words, o.pollMs);
+  }
+
+  #live(action: string): Int32Array {
+    if (this.#words.length === 0) throw new ClosedError(action, "event's memory");
+    return this.#words;
+  }
+
+  /** "manual" or "auto". */
+  get mode(): EventMode {
+    return this.#auto ? "auto" : "manual";
+  }
+
+  /** Whether the event is set now. */
+  get isSet(): boolean {
+    return Atomics.load(this.#live("read the event"), STATE) !== 0;
+  }
+
+  /** Sets the event: wakes every waiter (manual) or one (auto). */
+  set(): void {
+    const words = this.#live("set the event");
+    // Already set: whoever sleeps now went to sleep on 0 and was woken then.
+    if (Atomics.exchange(words, STATE, 1) !== 0) return;
+    if (Atomics.load(words, WAITERS) > 0) futexWake(this.#word, this.#auto ? 1 : undefined);
+  }
+
+  /** Resets the event. */
+  reset(): void {
+    Atomics.store(this.#live("reset the event"), STATE, 0);
+  }
+
+  /** Passes if set (resetting an auto-reset event), without waiting. */
+  tryWait(): boolean {
+    const words = this.#live("wait for the event");
+    if (this.#auto) return Atomics.compareExchange(words, STATE, 1, 0) === 1;
+    return Atomics.load(words, STATE) !== 0;
+  }
+
+  /**
+   * Waits until the event is set, blocking the thread.
+   *
+   * @param timeoutMs Milliseconds to wait at most (default: forever).
+   * @returns Whether the event was set (false: timed out).
+   * @throws {RangeError} For a negative or NaN timeout.
+   */
+  wait(timeoutMs?: number): boolean {
+    const deadline = performance.now() + checkTimeout(timeoutMs);
+    for (;;) {
+      if (this.tryWait()) return true;
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      const words = this.#words;
+      Atomics.add(words, WAITERS, 1);
+      try {
+        futexWait(this.#word, 0, left);
+      } finally {
+        Atomics.sub(words, WAITERS, 1);
+      }
+    }
+  }
+
+  /**
+   * Waits until the event is set without blocking the event loop.
+   *
+   * @param timeoutMs Milliseconds to wait at most (default: forever).
+   * @returns Whether the event was set (false: timed out).
+   * @throws {RangeError} (synchronously) For a negative or NaN timeout.
+   */
+  waitAsync(timeoutMs?: number): Promise<boolean> {
+    const deadline = performance.now() + checkTimeout(timeoutMs);
+    return this.#waitAsync(deadline);
+  }
+
+  async #waitAsync(deadline: number): Promise<boolean> {
+    const words = this.#words;
+    for (;;) {
+      if (this.tryWait()) return true;
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      Atomics.add(words, WAITERS, 1);
+      try {
+        await futexWaitAsync(this.#word, 0, left, this.#pollMs);
+      } finally {
+        if (words.length !== 0) Atomics.sub(words, WAITERS, 1);
+      }
+    }
+  }
+}

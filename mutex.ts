@@ -1,0 +1,582 @@
+/**
+ * A process-shared mutex in 16 bytes of shared memory that survives a dead
+ * owner: the next locker takes it over and is told, as a POSIX robust mutex
+ * reports EOWNERDEAD.
+ *
+ * A pthread mutex is owned by a thread, which does not fit async JS (an
+ * `await` may resume on the same thread, but Deno's nonblocking calls run on
+ * others), so this mutex is owned by a process. Its layout and algorithm are
+ * documented (docs/locks.md) so that C or Python peers can take part:
+ *
+ * | offset | word       | meaning                                                          |
+ * | ------ | ---------- | ---------------------------------------------------------------- |
+ * | 0      | lock       | 0 free; else the owner id (bits 0-29), bit 30 {@linkcode MUTEX_OWNER_DIED}, bit 31 {@linkcode MUTEX_WAITERS}; bit 30 alone: unrecoverable |
+ * | 4      | magic      | {@linkcode MUTEX_MAGIC} once initialised                          |
+ * | 8      | reserved   | 0                                                                |
+ * | 12     | recoveries | how many times a dead owner's lock was taken over                 |
+ *
+ * The owner id is the owner's pid (bits 0-21; Linux pids are below 2^22)
+ * with a start-time tag in bits 22-29 that tells a reused pid from the
+ * process that died. Owner and lock are one word, taken with one
+ * compare-and-swap, so there is no moment when the lock is held by nobody
+ * known.
+ *
+ * @example Count under a lock shared by processes
+ * ```ts
+ * import { Mapping, Mutex } from "@shmkit/shmkit";
+ * using mapping = Mapping.anonymous(4096);
+ * const mutex = Mutex.init(mapping.view(Int32Array, 0, 4));
+ * const counter = mapping.view(Int32Array, 16, 1);
+ * const { ownerDied } = mutex.lock();
+ * if (ownerDied) {
+ *   // repair what the dead owner may have left half-done, then:
+ *   mutex.markConsistent();
+ * }
+ * try {
+ *   counter[0]!++;
+ * } finally {
+ *   mutex.unlock();
+ * }
+ * ```
+ *
+ * @module
+ */
+import {
+  checkTimeout,
+  DEFAULT_POLL_MS,
+  futexWait,
+  futexWaitAsync,
+  futexWake,
+  layoutWords,
+} from "./atomics.ts";
+import { errno, unsafeLibc } from "./ffi/libc.ts";
+import { cString } from "./ffi/pointer.ts";
+import { ClosedError } from "./memory.ts";
+import { platform } from "./platform/mod.ts";
+import { checkOptions } from "./validate.ts";
+
+/** Bit 31 of the lock word: a waiter may be asleep in futex; unlock must wake one. */
+export const MUTEX_WAITERS = 0x80000000 | 0;
+/**
+ * Bit 30 of the lock word while held: the previous owner died and the data
+ * has not been marked consistent yet (as the kernel's FUTEX_OWNER_DIED).
+ */
+export const MUTEX_OWNER_DIED = 0x40000000;
+/** The whole lock word of a mutex made unrecoverable: bit 30 alone, no owner. */
+export const MUTEX_NOT_RECOVERABLE = 0x40000000;
+/** Bits 0-21 of an owner id: the pid. */
+export const MUTEX_PID_MASK = 0x003fffff;
+/** Bits 22-29 of an owner id: the start-time tag (0 = none, skip the pid-reuse check). */
+export const MUTEX_TAG_SHIFT = 22;
+/** The magic word (offset 4) of an initialised mutex, layout version 1 ("MTX1"). */
+export const MUTEX_MAGIC = 0x4d545831;
+
+// Bits 0-29: the owner id (pid and tag).
+const ID_MASK = 0x3fffffff;
+const LOCK = 0;
+const MAGIC = 1;
+const RESERVED = 2;
+const RECOVERIES = 3;
+
+/** How a lock was acquired. */
+export interface LockResult {
+  /**
+   * The previous owner died holding the lock (or a recoverer died before
+   * repairing): the protected data may be half-updated. Repair it, then
+   * call `markConsistent()` before `unlock()`, or the mutex becomes
+   * unrecoverable (as POSIX robust mutexes do).
+   */
+  readonly ownerDied: boolean;
+}
+
+const LOCKED: LockResult = Object.freeze({ ownerDied: false });
+const RECOVERED: LockResult = Object.freeze({ ownerDied: true });
+
+/** The reason a {@linkcode LockError} was thrown, named after the pthread error. */
+export type LockErrorCode = "EPERM" | "EDEADLK" | "ENOTRECOVERABLE";
+
+/**
+ * A lock was misused: unlocked by a process that does not hold it (EPERM),
+ * locked again synchronously by its holder (EDEADLK), or its previous owner
+ * died and the data was never marked consistent (ENOTRECOVERABLE).
+ */
+export class LockError extends Error {
+  /** The pthread error this corresponds to. */
+  readonly code: LockErrorCode;
+
+  /**
+   * Builds the error.
+   *
+   * @param code The reason.
+   * @param message What happened, starting "Cannot ...".
+   */
+  constructor(code: LockErrorCode, message: string) {
+    super(message);
+    this.name = "LockError";
+    this.code = code;
+  }
+}
+
+/** Options of {@linkcode Mutex.from} and {@linkcode Mutex.init}. */
+export interface MutexOptions {
+  /**
+   * How often a waiter checks whether the owner still lives, in
+   * milliseconds (default 50). A SIGKILLed owner wakes nobody: this bounds
+   * how long waiters sleep before they notice.
+   */
+  readonly checkIntervalMs?: number;
+  /** Polling window of `lockAsync`, as in `waitAsync` (default DEFAULT_POLL_MS). */
+  readonly pollMs?: number;
+}
+
+// --- owner ids and liveness
+
+const procBuffer = new Uint8Array(4096);
+const decoder = new TextDecoder();
+
+/** Reads /proc/<pid>/stat through libc; undefined when it can't be read, with the errno. */
+function readProcStat(pid: number): { text?: string; errno: number } {
+  const fd = unsafeLibc.open(
+    cString(`/proc/${pid}/stat`, "path"),
+    platform.constants.O_RDONLY | platform.constants.O_CLOEXEC,
+    0,
+  );
+  if (fd < 0) return { errno: errno() };
+  const n = unsafeLibc.read(fd, procBuffer, procBuffer.length);
+  const code = errno();
+  unsafeLibc.close(fd);
+  if (n < 0) return { errno: code };
+  return { text: decoder.decode(procBuffer.subarray(0, n)), errno: 0 };
+}
+
+/** The fields after the command name of /proc/<pid>/stat (field 3, the state, first). */
+function statFields(text: string): string[] {
+  // The command may hold spaces and parentheses: it ends at the last ")".
+  return text.slice(text.lastIndexOf(")") + 2).split(" ");
+}
+
+/**
+ * The start-time tag (1-255) for a /proc/<pid>/stat text; 0 when unknown:
+ * `floor(starttime / 64) % 255 + 1`, starttime (field 22) in clock ticks
+ * after boot. Buckets of 64 ticks (0.64 s) absorb small disagreements
+ * between a process's own view and others' (under qemu-user, the start
+ * time a process reads for itself is a few ticks off the kernel's).
+ */
+function tagOf(fields: string[]): number {
+  const start = Number(fields[22 - 3]);
+  return Number.isSafeInteger(start) ? (Math.floor(start / 64) % 255) + 1 : 0;
+}
+
+/** Whether two tags are further apart than one bucket, around the circle of 255. */
+function tagsDiffer(a: number, b: number): boolean {
+  const d = Math.abs(a - b);
+  return Math.min(d, 255 - d) > 1;
+}
+
+let ownId = 0;
+
+/**
+ * This process's owner id: `pid | tag << 22`, the tag from its start time
+ * in /proc/self/stat (0 where /proc is missing).
+ */
+export function mutexOwnerId(): number {
+  if (ownId !== 0) return ownId;
+  const pid = unsafeLibc.getpid();
+  if (pid > MUTEX_PID_MASK) {
+    throw new RangeError(`Cannot use a Mutex: pid ${pid} needs more than 22 bits`);
+  }
+  const stat = readProcStat(pid);
+  const tag = stat.text === undefined ? 0 : tagOf(statFields(stat.text));
+  ownId = (pid | (tag << MUTEX_TAG_SHIFT)) | 0;
+  return ownId;
+}
+
+/**
+ * Whether the process an owner id names is gone: `kill(pid, 0)` fails with
+ * ESRCH; with `thorough`, also a zombie (dead, not yet reaped by its parent)
+ * or a pid now used by a process with another start-time tag.
+ */
+export function isOwnerGone(id: number, thorough: boolean): boolean {
+  const pid = id & MUTEX_PID_MASK;
+  if (pid === 0) return true;
+  if (pid === (mutexOwnerId() & MUTEX_PID_MASK)) return false;
+  if (unsafeLibc.kill(pid, 0) === -1 && errno() === platform.errno.ESRCH) return true;
+  if (!thorough) return false;
+  const stat = readProcStat(pid);
+  if (stat.text === undefined) return stat.errno === platform.errno.ENOENT;
+  const fields = statFields(stat.text);
+  const state = fields[0];
+  if (state === "Z" || state === "X" || state === "x") return true;
+  const tag = (id >>> MUTEX_TAG_SHIFT) & 0xff;
+  const actual = tagOf(fields);
+  // Only a clear difference means another process: a wrong "dead" would
+  // break the lock, a wrong "alive" only delays recovery.
+  return tag !== 0 && actual !== 0 && tagsDiffer(tag, actual);
+}
+
+// --- the mutex
+
+interface WaitRequest {
+  readonly expected: number;
+  readonly timeoutMs: number;
+}
+
+interface Attempt {
+  readonly deadline: number;
+  readonly sync: boolean;
+  spins: number;
+  waiters: number;
+  thorough: boolean;
+}
+
+const SPINS = 100;
+// "Look again at once": a compare-and-swap lost a race, or still spinning.
+const RETRY: WaitRequest = Object.freeze({ expected: 0, timeoutMs: 0 });
+
+/**
+ * A process-shared mutex that survives a dead owner, in 16 bytes of shared
+ * memory (see the module doc for the layout).
+ *
+ * One process calls {@linkcode Mutex.init} on the memory, the others
+ * {@linkcode Mutex.from}. The lock is owned by a process: any code in that
+ * process (another task after an `await`, a Worker) may unlock it. It is
+ * not recursive: a synchronous `lock()` by the object holding it throws
+ * EDEADLK instead of hanging.
+ *
+ * When the holder dies, a waiter notices within `checkIntervalMs` (its
+ * pid is gone, a zombie, or reused by another process), takes the lock and
+ * gets `{ ownerDied: true }`.
+ */
+export class Mutex {
+  readonly #words: Int32Array;
+  readonly #word: Int32Array;
+  readonly #id: number;
+  readonly #checkIntervalMs: number;
+  readonly #pollMs: number;
+  #held = false;
+  #lastThorough = -Infinity;
+
+  private constructor(words: Int32Array, options: MutexOptions | undefined) {
+    const o = checkOptions(options, "options");
+    this.#checkIntervalMs = checkTimeout(o.checkIntervalMs ?? 50, "checkIntervalMs");
+    this.#pollMs = checkTimeout(o.pollMs ?? DEFAULT_POLL_MS, "pollMs");
+    this.#words = words;
+    this.#word = words.subarray(LOCK, LOCK + 1);
+    this.#id = mutexOwnerId();
+  }
+
+  /** Bytes the layout needs: 16. */
+  static readonly byteLength = 16;
+
+  /**
+   * Lays a new, unlocked mutex out in `view`'s first 16 bytes and attaches
+   * to it. Call it once, before other processes attach with
+   * {@linkcode Mutex.from}; calling it on a mutex in use resets it (which
+   * is also how an unrecoverable mutex is made usable again).
+   *
+   * @example
+   * ```ts
+   * import { Mapping, Mutex } from "@shmkit/shmkit";
+   * using mapping = Mapping.anonymous(4096);
+   * const mutex = Mutex.init(mapping.view(Uint8Array, 64, Mutex.byteLength));
+   * ```
+   *
+   * @param view Any TypedArray or DataView over shared memory, 4-byte aligned, 16 bytes or more.
+   * @throws {TypeError} When `view` is not a TypedArray or DataView.
+   * @throws {RangeError} When it is misaligned or shorter than 16 bytes.
+   */
+  static init(view: ArrayBufferView, options?: MutexOptions): Mutex {
+    const words = layoutWords(view, 4, "mutex");
+    Atomics.store(words, RESERVED, 0);
+    Atomics.store(words, RECOVERIES, 0);
+    Atomics.store(words, LOCK, 0);
+    Atomics.store(words, MAGIC, MUTEX_MAGIC);
+    return new Mutex(words, options);
+  }
+
+  /**
+   * Attaches to a mutex another process laid out with {@linkcode Mutex.init}.
+   *
+   * @param view A view of the same 16 bytes.
+   * @throws {TypeError} When `view` is not a TypedArray or DataView.
+   * @throws {RangeError} When it is misaligned or shorter than 16 bytes.
+   * @throws {Error} When the memory holds no initialised mutex (wrong magic word).
+   */
+  static from(view: ArrayBufferView, options?: MutexOptions): Mutex {
+    const words = layoutWords(view, 4, "mutex");
+    const magic = Atomics.load(words, MAGIC);
+    if (magic !== MUTEX_MAGIC) {
+      throw new Error(
+        `Cannot attach to a mutex: the memory holds 0x${
+          (magic >>> 0).toString(16)
+        } where an initialised mutex has 0x${MUTEX_MAGIC.toString(16)}; call Mutex.init first`,
+      );
+    }
+    return new Mutex(words, options);
+  }
+
+  #live(action: string): Int32Array {
+    const words = this.#words;
+    if (words.length === 0) throw new ClosedError(action, "mutex's memory");
+    return words;
+  }
+
+  /** The pid holding the lock now, or 0 when it is free. */
+  get ownerPid(): number {
+    return Atomics.load(this.#live("read the owner"), LOCK) & MUTEX_PID_MASK;
+  }
+
+  /** How many times a dead owner's lock was taken over since `init`. */
+  get recoveries(): number {
+    return Atomics.load(this.#live("read the recoveries"), RECOVERIES) >>> 0;
+  }
+
+  /** Whether the mutex can still be locked (see `markConsistent`). */
+  get recoverable(): boolean {
+    return Atomics.load(this.#live("read the state"), LOCK) !== MUTEX_NOT_RECOVERABLE;
+  }
+
+  /**
+   * Takes the lock, blocking the thread while another process holds it.
+   * With a timeout, gives up after `timeoutMs` and returns null.
+   *
+   * @example
+   * ```ts
+   * import { Mapping, Mutex } from "@shmkit/shmkit";
+   * using mapping = Mapping.anonymous(4096);
+   * const mutex = Mutex.init(mapping.view());
+   * if (mutex.lock(100) !== null) mutex.unlock();
+   * ```
+   *
+   * @returns `{ ownerDied }`.
+   * @throws {LockError} EDEADLK when this object already holds the lock; ENOTRECOVERABLE.
+   */
+  lock(): LockResult;
+  /**
+   * Takes the lock, giving up after `timeoutMs` (see the overload above).
+   *
+   * @param timeoutMs Milliseconds to wait at most.
+   * @returns `{ ownerDied }`, or null when the time ran out.
+   * @throws {LockError} EDEADLK when this object already holds the lock; ENOTRECOVERABLE.
+   * @throws {RangeError} For a negative or NaN timeout.
+   */
+  lock(timeoutMs: number): LockResult | null;
+  lock(timeoutMs?: number): LockResult | null {
+    const words = this.#live("lock the mutex");
+    const timeout = timeoutMs === undefined ? Infinity : checkTimeout(timeoutMs);
+    if (Atomics.compareExchange(words, LOCK, 0, this.#id) === 0) {
+      this.#held = true;
+      return LOCKED;
+    }
+    const attempt: Attempt = {
+      deadline: performance.now() + timeout,
+      sync: true,
+      spins: SPINS,
+      waiters: 0,
+      thorough: false,
+    };
+    for (;;) {
+      const step = this.#step(attempt);
+      if (!isWait(step)) return step;
+      if (step === RETRY) continue;
+      const result = futexWait(this.#word, step.expected, step.timeoutMs);
+      // The owner held on through a whole interval: look closer at it.
+      attempt.thorough = result === "timed-out";
+    }
+  }
+
+  /**
+   * Takes the lock if it is free (or its owner is dead), without waiting.
+   *
+   * @returns `{ ownerDied }`, or null when another process holds it.
+   * @throws {LockError} ENOTRECOVERABLE.
+   */
+  tryLock(): LockResult | null {
+    const words = this.#live("lock the mutex");
+    if (Atomics.compareExchange(words, LOCK, 0, this.#id) === 0) {
+      this.#held = true;
+      return LOCKED;
+    }
+    const now = performance.now();
+    // A thorough check reads /proc (~10 us): at most once per interval.
+    const thorough = now - this.#lastThorough >= this.#checkIntervalMs;
+    if (thorough) this.#lastThorough = now;
+    const attempt: Attempt = { deadline: now, sync: true, spins: 0, waiters: 0, thorough };
+    for (;;) {
+      const step = this.#step(attempt);
+      if (!isWait(step)) return step;
+    }
+  }
+
+  /**
+   * Takes the lock without blocking the event loop: waits with
+   * `waitAsync`. Another task of this process may hold the lock meanwhile
+   * and release it.
+   *
+   * @example
+   * ```ts
+   * import { Mapping, Mutex } from "@shmkit/shmkit";
+   * using mapping = Mapping.anonymous(4096);
+   * const mutex = Mutex.init(mapping.view());
+   * await mutex.lockAsync();
+   * mutex.unlock();
+   * ```
+   *
+   * @returns `{ ownerDied }`.
+   * @throws {LockError} ENOTRECOVERABLE.
+   */
+  lockAsync(): Promise<LockResult>;
+  /**
+   * Takes the lock without blocking the event loop, giving up after
+   * `timeoutMs` (see the overload above).
+   *
+   * @param timeoutMs Milliseconds to wait at most.
+   * @returns `{ ownerDied }`, or null when the time ran out.
+   * @throws {LockError} ENOTRECOVERABLE.
+   * @throws {RangeError} (synchronously) For a negative or NaN timeout.
+   */
+  lockAsync(timeoutMs: number): Promise<LockResult | null>;
+  lockAsync(timeoutMs?: number): Promise<LockResult | null> {
+    this.#live("lock the mutex");
+    const timeout = checkTimeout(timeoutMs);
+    return this.#lockAsync(timeout);
+  }
+
+  async #lockAsync(timeout: number): Promise<LockResult | null> {
+    const words = this.#words;
+    if (Atomics.compareExchange(words, LOCK, 0, this.#id) === 0) {
+      this.#held = true;
+      return LOCKED;
+    }
+    const attempt: Attempt = {
+      deadline: performance.now() + timeout,
+      sync: false,
+      spins: SPINS,
+      waiters: 0,
+      thorough: false,
+    };
+    for (;;) {
+      const step = this.#step(attempt);
+      if (!isWait(step)) return step;
+      if (step === RETRY) continue;
+      const result = await futexWaitAsync(this.#word, step.expected, step.timeoutMs, this.#pollMs);
+      attempt.thorough = result === "timed-out";
+    }
+  }
+
+  /**
+   * One pass of the locking loop: the lock, null (timed out), or what to
+   * wait for.
+   */
+  #step(attempt: Attempt): LockResult | null | WaitRequest {
+    const words = this.#live("lock the mutex");
+    const c = Atomics.load(words, LOCK);
+    if (c === 0) {
+      // Having slept, assume others sleep too: keep the waiters bit.
+      if (Atomics.compareExchange(words, LOCK, 0, this.#id | attempt.waiters) === 0) {
+        this.#held = true;
+        return LOCKED;
+      }
+      return RETRY;
+    }
+    if (c === MUTEX_NOT_RECOVERABLE) throw notRecoverable();
+    const owner = c & ID_MASK;
+    if (attempt.sync && this.#held && owner === this.#id) {
+      throw new LockError(
+        "EDEADLK",
+        "Cannot lock the mutex: this object already holds it, and a synchronous lock would wait forever (unlock first, or use lockAsync from another task)",
+      );
+    }
+    if (attempt.spins > 0) {
+      attempt.spins--;
+      return RETRY;
+    }
+    if (isOwnerGone(owner, attempt.thorough)) {
+      // Take it over from exactly the dead owner: only one recoverer wins.
+      const next = this.#id | MUTEX_OWNER_DIED | (c & MUTEX_WAITERS);
+      if (Atomics.compareExchange(words, LOCK, c, next) !== c) return RETRY;
+      Atomics.add(words, RECOVERIES, 1);
+      this.#held = true;
+      return RECOVERED;
+    }
+    attempt.thorough = false;
+    const left = attempt.deadline - performance.now();
+    if (left <= 0) return null;
+    let expected = c;
+    if ((c & MUTEX_WAITERS) === 0) {
+      expected = c | MUTEX_WAITERS;
+      if (Atomics.compareExchange(words, LOCK, c, expected) !== c) return RETRY;
+    }
+    attempt.waiters = MUTEX_WAITERS;
+    return { expected, timeoutMs: Math.min(left, this.#checkIntervalMs) };
+  }
+
+  /**
+   * Marks the data consistent again after `{ ownerDied: true }`, as
+   * `pthread_mutex_consistent` does: clears bit 30 of the lock word. Call it
+   * while holding the lock, once the data is repaired; does nothing when
+   * nothing died.
+   *
+   * @throws {LockError} EPERM when this process does not hold the lock.
+   */
+  markConsistent(): void {
+    const words = this.#live("mark the mutex consistent");
+    for (;;) {
+      const c = Atomics.load(words, LOCK);
+      this.#checkOwner(c, "mark the mutex consistent");
+      if ((c & MUTEX_OWNER_DIED) === 0) return;
+      if (Atomics.compareExchange(words, LOCK, c, c & ~MUTEX_OWNER_DIED) === c) return;
+    }
+  }
+
+  #checkOwner(c: number, action: string): void {
+    if ((c & ID_MASK) === this.#id) return;
+    const pid = c & MUTEX_PID_MASK;
+    const self = this.#id & MUTEX_PID_MASK;
+    throw new LockError(
+      "EPERM",
+      c === 0 || c === MUTEX_NOT_RECOVERABLE
+        ? `Cannot ${action}: it is not locked`
+        : `Cannot ${action}: it is held by pid ${pid}${
+          pid === self ? " (this pid, another start-time tag)" : ""
+        }, not by this process (pid ${self})`,
+    );
+  }
+
+  /**
+   * Releases the lock and wakes one waiter if any may sleep. Unlocking
+   * after `{ ownerDied: true }` without `markConsistent()` makes the mutex
+   * unrecoverable: every later lock throws ENOTRECOVERABLE.
+   *
+   * @throws {LockError} EPERM when this process does not hold the lock.
+   */
+  unlock(): void {
+    const words = this.#live("unlock the mutex");
+    // Held, consistent, nobody waiting: one compare-and-swap.
+    if (Atomics.compareExchange(words, LOCK, this.#id, 0) === this.#id) {
+      this.#held = false;
+      return;
+    }
+    const c = Atomics.load(words, LOCK);
+    this.#checkOwner(c, "unlock the mutex");
+    this.#held = false;
+    if ((c & MUTEX_OWNER_DIED) !== 0) {
+      Atomics.exchange(words, LOCK, MUTEX_NOT_RECOVERABLE);
+      futexWake(this.#word);
+      return;
+    }
+    const old = Atomics.exchange(words, LOCK, 0);
+    if ((old & MUTEX_WAITERS) !== 0) futexWake(this.#word, 1);
+  }
+}
+
+function notRecoverable(): LockError {
+  return new LockError(
+    "ENOTRECOVERABLE",
+    "Cannot lock the mutex: a previous owner died holding it and the next holder unlocked it without markConsistent(), so it is unrecoverable; Mutex.init it again once the data is repaired",
+  );
+}
+
+function isWait(step: LockResult | null | WaitRequest): step is WaitRequest {
+  return step !== null && "expected" in step;
+}

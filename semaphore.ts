@@ -1,0 +1,229 @@
+/**
+ * A counting semaphore in 16 bytes of shared memory, shared by processes,
+ * on futex wait/wake.
+ *
+ * | offset | word    | meaning                                               |
+ * | ------ | ------- | ----------------------------------------------------- |
+ * | 0      | count   | permits available, 0 to maximum (the futex word)       |
+ * | 4      | magic   | {@linkcode SEMAPHORE_MAGIC} once initialised          |
+ * | 8      | waiters | processes that may sleep on count (release wakes them) |
+ * | 12     | maximum | the most permits count may reach                       |
+ *
+ * A semaphore has no owner, so unlike {@linkcode Mutex} nothing can tell
+ * that a process died holding a permit: that permit is lost.
+ *
+ * @example At most two processes in a section
+ * ```ts
+ * import { Mapping, Semaphore } from "@shmkit/shmkit";
+ * using mapping = Mapping.anonymous(4096);
+ * const permits = Semaphore.init(mapping.view(), { initial: 2 });
+ * if (permits.acquire(1000)) {
+ *   try {
+ *     // ...
+ *   } finally {
+ *     permits.release();
+ *   }
+ * }
+ * ```
+ *
+ * @module
+ */
+import {
+  checkTimeout,
+  DEFAULT_POLL_MS,
+  futexWait,
+  futexWaitAsync,
+  futexWake,
+  layoutWords,
+} from "./atomics.ts";
+import { ClosedError } from "./memory.ts";
+import { checkInteger, checkOptions } from "./validate.ts";
+
+/** The magic word (offset 4) of an initialised semaphore, layout version 1 ("SEM1"). */
+export const SEMAPHORE_MAGIC = 0x53454d31;
+
+const COUNT = 0;
+const MAGIC = 1;
+const WAITERS = 2;
+const MAXIMUM = 3;
+const INT_MAX = 0x7fffffff;
+
+/** Options of {@linkcode Semaphore.init}. */
+export interface SemaphoreInitOptions {
+  /** Permits available at first (default 0). */
+  readonly initial?: number;
+  /** The most permits there may be (default 2^31 - 1). */
+  readonly maximum?: number;
+  /** Polling window of `acquireAsync`, as in `waitAsync` (default DEFAULT_POLL_MS). */
+  readonly pollMs?: number;
+}
+
+/** Options of {@linkcode Semaphore.from}. */
+export interface SemaphoreOptions {
+  /** Polling window of `acquireAsync`, as in `waitAsync` (default DEFAULT_POLL_MS). */
+  readonly pollMs?: number;
+}
+
+/**
+ * A process-shared counting semaphore (see the module doc for the layout).
+ * One process calls {@linkcode Semaphore.init}, the others
+ * {@linkcode Semaphore.from}.
+ */
+export class Semaphore {
+  readonly #words: Int32Array;
+  readonly #word: Int32Array;
+  readonly #pollMs: number;
+
+  private constructor(words: Int32Array, pollMs: unknown) {
+    this.#words = words;
+    this.#word = words.subarray(COUNT, COUNT + 1);
+    this.#pollMs = checkTimeout(pollMs ?? DEFAULT_POLL_MS, "pollMs");
+  }
+
+  /** Bytes the layout needs: 16. */
+  static readonly byteLength = 16;
+
+  /**
+   * Lays a new semaphore out in `view`'s first 16 bytes and attaches to it.
+   *
+   * @param view A TypedArray or DataView over shared memory, 4-byte aligned, 16 bytes or more.
+   * @throws {TypeError} When `view` is not a TypedArray or DataView.
+   * @throws {RangeError} When it is misaligned or too short, or `initial` exceeds `maximum`.
+   */
+  static init(view: ArrayBufferView, options?: SemaphoreInitOptions): Semaphore {
+    const o = checkOptions(options, "options");
+    const maximum = checkInteger(o.maximum ?? INT_MAX, "maximum", 1, INT_MAX);
+    const initial = checkInteger(o.initial ?? 0, "initial", 0, maximum);
+    const words = layoutWords(view, 4, "semaphore");
+    Atomics.store(words, COUNT, initial);
+    Atomics.store(words, WAITERS, 0);
+    Atomics.store(words, MAXIMUM, maximum);
+    Atomics.store(words, MAGIC, SEMAPHORE_MAGIC);
+    return new Semaphore(words, o.pollMs);
+  }
+
+  /**
+   * Attaches to a semaphore laid out with {@linkcode Semaphore.init}.
+   *
+   * @throws {TypeError} When `view` is not a TypedArray or DataView.
+   * @throws {RangeError} When it is misaligned or too short.
+   * @throws {Error} When the memory holds no initialised semaphore.
+   */
+  static from(view: ArrayBufferView, options?: SemaphoreOptions): Semaphore {
+    const o = checkOptions(options, "options");
+    const words = layoutWords(view, 4, "semaphore");
+    const magic = Atomics.load(words, MAGIC);
+    if (magic !== SEMAPHORE_MAGIC) {
+      throw new Error(
+        `Cannot attach to a semaphore: the memory holds 0x${
+          (magic >>> 0).toString(16)
+        } where an initialised semaphore has 0x${
+          SEMAPHORE_MAGIC.toString(16)
+        }; call Semaphore.init first`,
+      );
+    }
+    return new Semaphore(words, o.pollMs);
+  }
+
+  #live(action: string): Int32Array {
+    if (this.#words.length === 0) throw new ClosedError(action, "semaphore's memory");
+    return this.#words;
+  }
+
+  /** Permits available now. */
+  get value(): number {
+    return Atomics.load(this.#live("read the semaphore"), COUNT);
+  }
+
+  /** The most permits there may be. */
+  get maximum(): number {
+    return Atomics.load(this.#live("read the semaphore"), MAXIMUM);
+  }
+
+  /**
+   * Takes a permit if one is available, without waiting.
+   *
+   * @returns Whether a permit was taken.
+   */
+  tryAcquire(): boolean {
+    const words = this.#live("acquire a permit");
+    for (;;) {
+      const c = Atomics.load(words, COUNT);
+      if (c <= 0) return false;
+      if (Atomics.compareExchange(words, COUNT, c, c - 1) === c) return true;
+    }
+  }
+
+  /**
+   * Takes a permit, blocking the thread until one is released or the time
+   * runs out.
+   *
+   * @param timeoutMs Milliseconds to wait at most (default: forever).
+   * @returns Whether a permit was taken (false: timed out).
+   * @throws {RangeError} For a negative or NaN timeout.
+   */
+  acquire(timeoutMs?: number): boolean {
+    const deadline = performance.now() + checkTimeout(timeoutMs);
+    for (;;) {
+      if (this.tryAcquire()) return true;
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      const words = this.#words;
+      Atomics.add(words, WAITERS, 1);
+      try {
+        futexWait(this.#word, 0, left);
+      } finally {
+        Atomics.sub(words, WAITERS, 1);
+      }
+    }
+  }
+
+  /**
+   * Takes a permit without blocking the event loop.
+   *
+   * @param timeoutMs Milliseconds to wait at most (default: forever).
+   * @returns Whether a permit was taken (false: timed out).
+   * @throws {RangeError} (synchronously) For a negative or NaN timeout.
+   */
+  acquireAsync(timeoutMs?: number): Promise<boolean> {
+    const deadline = performance.now() + checkTimeout(timeoutMs);
+    return this.#acquireAsync(deadline);
+  }
+
+  async #acquireAsync(deadline: number): Promise<boolean> {
+    const words = this.#words;
+    for (;;) {
+      if (this.tryAcquire()) return true;
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      Atomics.add(words, WAITERS, 1);
+      try {
+        await futexWaitAsync(this.#word, 0, left, this.#pollMs);
+      } finally {
+        if (words.length !== 0) Atomics.sub(words, WAITERS, 1);
+      }
+    }
+  }
+
+  /**
+   * Returns `count` permits and wakes as many waiters.
+   *
+   * @param count Permits to return, 1 or more (default 1).
+   * @throws {RangeError} When the count would exceed the maximum (nothing is released then).
+   */
+  release(count = 1): void {
+    const words = this.#live("release a permit");
+    const n = checkInteger(count, "count", 1, INT_MAX);
+    const maximum = Atomics.load(words, MAXIMUM);
+    for (;;) {
+      const c = Atomics.load(words, COUNT);
+      if (c + n > maximum) {
+        throw new RangeError(
+          `Cannot release ${n} permit(s): the semaphore holds ${c} of at most ${maximum}`,
+        );
+      }
+      if (Atomics.compareExchange(words, COUNT, c, c + n) === c) break;
+    }
+    if (Atomics.load(words, WAITERS) > 0) futexWake(this.#word, n);
+  }
+}

@@ -1,0 +1,191 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ClosedError, Mapping, notify, wait, waitAsync } from "../mod.ts";
+import {
+  afterTicks,
+  expectSuccess,
+  isEmulated,
+  other,
+  type Peer,
+  PEER_TEST,
+  self,
+  sharedFile,
+  startPeer,
+  until,
+} from "./fixtures/lock_peers.ts";
+
+const peers: Peer[] = other === undefined ? [self] : [self, other];
+
+test("Atomics load/store/add/sub/exchange/compareExchange work on Int32Array views of a mapping", () => {
+  using mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  Atomics.store(words, 3, 41);
+  assert.equal(Atomics.add(words, 3, 1), 41);
+  assert.equal(Atomics.load(words, 3), 42);
+  assert.equal(Atomics.sub(words, 3, 2), 42);
+  assert.equal(Atomics.exchange(words, 3, 7), 40);
+  assert.equal(Atomics.compareExchange(words, 3, 8, 9), 7, "no swap when not equal");
+  assert.equal(Atomics.compareExchange(words, 3, 7, 9), 7);
+  assert.equal(Atomics.or(words, 3, 0x10), 9);
+  assert.equal(words[3], 0x19);
+  // The same bytes, seen through another view of the mapping.
+  assert.equal(mapping.dataView().getInt32(12, true), 0x19);
+});
+
+test("Atomics.wait and Atomics.notify refuse mapping views (which is why wait/notify exist)", () => {
+  using mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  assert.throws(() => Atomics.wait(words, 0, 0, 0), TypeError);
+  // notify on a non-shared buffer returns 0 rather than throwing in some engines.
+  let notified: number | undefined;
+  try {
+    notified = Atomics.notify(words, 0, 1);
+  } catch (error) {
+    assert.ok(error instanceof TypeError);
+  }
+  assert.ok(notified === undefined || notified === 0);
+});
+
+test("wait: not-equal at once, timed-out after at least the timeout, 0 means do not sleep", () => {
+  using mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  words[0] = 5;
+  assert.equal(wait(words, 0, 4, 1000), "not-equal");
+  const start = performance.now();
+  assert.equal(wait(words, 0, 5, 25), "timed-out");
+  assert.ok(performance.now() - start >= 24, "slept the timeout");
+  assert.equal(wait(words, 0, 5, 0), "timed-out");
+  // uint32 spellings of negative int32 values compare as the same word.
+  words[1] = -1;
+  assert.equal(wait(words, 1, 0xffffffff, 0), "timed-out");
+  assert.equal(notify(words, 0), 0, "nobody waits");
+});
+
+test("wait/notify reject bad arguments with TypeError/RangeError, closed memory with ClosedError", () => {
+  const mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  assert.throws(() => wait(mapping.view(Uint32Array) as never, 0, 0, 0), TypeError);
+  assert.throws(() => wait([0] as never, 0, 0, 0), TypeError);
+  assert.throws(() => wait(words, 1024, 0, 0), RangeError);
+  assert.throws(() => wait(words, -1, 0, 0), RangeError);
+  assert.throws(() => wait(words, 0, 0.5, 0), RangeError);
+  assert.throws(() => wait(words, 0, 2 ** 32, 0), RangeError);
+  assert.throws(() => wait(words, 0, 0, -1), /expected 0 or more/);
+  assert.throws(() => wait(words, 0, 0, NaN), /NaN/);
+  assert.throws(() => wait(words, 0, 0, "10" as never), TypeError);
+  assert.throws(() => waitAsync(words, 0, 0, -1), RangeError);
+  assert.throws(() => waitAsync(words, 0, 0, 10, { pollMs: NaN }), RangeError);
+  assert.throws(() => notify(words, 0, -1), RangeError);
+  assert.throws(() => notify(words, 0, 1.5), RangeError);
+  mapping.close();
+  assert.throws(() => wait(words, 0, 0, 0), ClosedError);
+  assert.throws(() => notify(words, 0), ClosedError);
+});
+
+test("waitAsync: the event loop runs during the wait, and notify wakes it", async () => {
+  using mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  const pending = waitAsync(words, 0, 0, 30_000);
+  // Only the timer's third tick can end the wait.
+  const timer = afterTicks(3, () => {
+    Atomics.store(words, 0, 1);
+    notify(words, 0);
+  });
+  try {
+    assert.equal(await pending, "ok");
+    assert.ok(timer.count >= 3, `the timer fired ${timer.count} times during the wait`);
+  } finally {
+    timer.stop();
+  }
+  assert.equal(await waitAsync(words, 0, 0, 10), "not-equal");
+  assert.equal(await waitAsync(words, 0, 1, 20), "timed-out");
+  assert.equal(await waitAsync(words, 0, 1, 20, { pollMs: 0 }), "timed-out");
+});
+
+test("notify counts the waiters it woke, once they sleep in the kernel", async () => {
+  using mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  const pending = [
+    waitAsync(words, 0, 0, 10_000, { pollMs: 0 }),
+    waitAsync(words, 0, 0, 10_000, { pollMs: 0 }),
+  ];
+  // A waiter on a worker thread is asleep once a notify finds it.
+  let woken = 0;
+  await until(() => (woken += notify(words, 0, 1)) >= 1, 10_000, "a waiter to sleep");
+  await until(() => (woken += notify(words, 0)) >= 2, 10_000, "the other waiter");
+  assert.equal(woken, 2);
+  assert.deepEqual(await Promise.all(pending), ["ok", "ok"]);
+});
+
+test("waitAsync rejects with ClosedError when the memory is closed during the wait", async () => {
+  const mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  const pending = waitAsync(words, 0, 0, 100);
+  setTimeout(() => mapping.close(), 10);
+  await assert.rejects(pending, ClosedError);
+});
+
+test(
+  "futex words are shared across processes: Atomics.add from peers and wait/notify ping-pong",
+  PEER_TEST,
+  async () => {
+    const rounds = isEmulated ? 20 : 200;
+    const adds = isEmulated ? 1000 : 20_000;
+    for (const peer of peers) {
+      const file = sharedFile(4096);
+      try {
+        using mapping = Mapping.file(file.path);
+        const words = mapping.view(Int32Array);
+        const running = startPeer(peer, "lock_pingpong.ts", [file.path, rounds, adds]);
+        for (let i = 0; i < adds; i++) Atomics.add(words, 2, 1);
+        for (let i = 1; i <= rounds; i++) {
+          Atomics.store(words, 0, i);
+          notify(words, 0);
+          // Alternate the sync and async waits.
+          for (let seen = Atomics.load(words, 1); seen !== i; seen = Atomics.load(words, 1)) {
+            const result = i % 2 === 0
+              ? wait(words, 1, seen, 60_000)
+              : await waitAsync(words, 1, seen, 60_000);
+            if (result === "timed-out") {
+              running.kill("SIGKILL");
+              const { output } = await running.done;
+              assert.fail(
+                `${peer.runtime}: no pong ${i} (ping ${words[0]}, pong ${words[1]}):\n${output}`,
+              );
+            }
+          }
+        }
+        await expectSuccess(running, `${peer.runtime} ping-pong`);
+        assert.equal(Atomics.load(words, 2), 2 * adds, "no atomic add was lost across processes");
+      } finally {
+        file.remove();
+      }
+    }
+  },
+);
+
+test(
+  "a process whose async waits are done exits by itself (idle wait threads don't hold it)",
+  PEER_TEST,
+  async () => {
+    for (const peer of peers) {
+      const file = sharedFile(4096);
+      try {
+        using mapping = Mapping.file(file.path);
+        const words = mapping.view(Int32Array);
+        // The peer waits for each ping with waitAsync, then has nothing left to do.
+        const running = startPeer(peer, "lock_pingpong.ts", [file.path, 3, 0, "async"], 30_000);
+        for (let i = 1; i <= 3; i++) {
+          Atomics.store(words, 0, i);
+          notify(words, 0);
+          for (let seen = Atomics.load(words, 1); seen !== i; seen = Atomics.load(words, 1)) {
+            assert.notEqual(await waitAsync(words, 1, seen, 30_000), "timed-out");
+          }
+        }
+        await expectSuccess(running, `${peer.runtime} peer`);
+      } finally {
+        file.remove();
+      }
+    }
+  },
+);

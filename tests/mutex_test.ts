@@ -1,0 +1,475 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import process from "node:process";
+import {
+  ClosedError,
+  LockError,
+  Mapping,
+  Mutex,
+  MUTEX_MAGIC,
+  MUTEX_NOT_RECOVERABLE,
+  MUTEX_OWNER_DIED,
+  MUTEX_PID_MASK,
+  MUTEX_TAG_SHIFT,
+  MUTEX_WAITERS,
+  notify,
+  Semaphore,
+  SharedEvent,
+} from "../mod.ts";
+import { have, skipReason } from "./helpers.ts";
+import {
+  afterTicks,
+  compileFixture,
+  expectSuccess,
+  isEmulated,
+  other,
+  type Peer,
+  PEER_TEST,
+  self,
+  sharedFile,
+  startPeer,
+  startProgram,
+  until,
+} from "./fixtures/lock_peers.ts";
+
+/** A pid no process has now (checked through /proc). */
+function deadPid(): number {
+  const max = Number(readFileSync("/proc/sys/kernel/pid_max", "utf8"));
+  for (let pid = max - 1; pid > 300; pid--) {
+    if (!existsSync(`/proc/${pid}`)) return pid;
+  }
+  throw new Error("no free pid");
+}
+
+/** The start-time tag /proc gives a pid, as the mutex computes it. */
+function tagOfPid(pid: number): number {
+  const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  return (Math.floor(Number(fields[19]) / 64) % 255) + 1;
+}
+
+test("Mutex.init lays out the documented words; lock records this pid, unlock clears it", () => {
+  using mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  const mutex = Mutex.init(mapping.view(Int32Array, 0, 4));
+  assert.equal(Mutex.byteLength, 16);
+  assert.deepEqual([...words.subarray(0, 4)], [0, MUTEX_MAGIC, 0, 0]);
+  assert.equal(mutex.ownerPid, 0);
+  assert.deepEqual(mutex.lock(), { ownerDied: false });
+  assert.equal(mutex.ownerPid, process.pid);
+  assert.equal(words[0]! & MUTEX_PID_MASK, process.pid);
+  assert.equal(words[0]! & MUTEX_WAITERS, 0);
+  assert.equal(words[0]! & MUTEX_OWNER_DIED, 0, "nobody died");
+  mutex.unlock();
+  assert.equal(words[0], 0);
+  assert.equal(mutex.ownerPid, 0);
+});
+
+test("Mutex.from attaches to the same lock; tryLock and lock(timeout) fail while it is held", () => {
+  using mapping = Mapping.anonymous(4096);
+  const a = Mutex.init(mapping.view(Uint8Array, 64, 16));
+  const b = Mutex.from(mapping.dataView(64, 16));
+  assert.deepEqual(a.tryLock(), { ownerDied: false });
+  assert.equal(b.tryLock(), null);
+  assert.equal(b.lock(20), null);
+  a.unlock();
+  assert.deepEqual(b.lock(20), { ownerDied: false });
+  b.unlock();
+});
+
+test("a synchronous lock by the holder throws EDEADLK instead of hanging", () => {
+  using mapping = Mapping.anonymous(4096);
+  const mutex = Mutex.init(mapping.view());
+  mutex.lock();
+  assert.throws(() => mutex.lock(), (e: unknown) => e instanceof LockError && e.code === "EDEADLK");
+  mutex.unlock();
+});
+
+test("unlock without holding the lock throws LockError EPERM naming the holder", () => {
+  using mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  const mutex = Mutex.init(mapping.view());
+  assert.throws(
+    () => mutex.unlock(),
+    (e: unknown) => e instanceof LockError && e.code === "EPERM" && /not locked/.test(e.message),
+  );
+  // Held by pid 1 (alive), as another process would hold it.
+  Atomics.store(words, 0, 1 | (tagOfPid(1) << MUTEX_TAG_SHIFT));
+  assert.throws(
+    () => mutex.unlock(),
+    (e: unknown) =>
+      e instanceof LockError && e.code === "EPERM" && /held by pid 1\b/.test(e.message),
+  );
+  assert.throws(() => mutex.markConsistent(), LockError);
+  assert.equal(mutex.ownerPid, 1);
+});
+
+test("a lock held by a pid that no longer exists is taken over and reported, once", () => {
+  using mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  const mutex = Mutex.init(mapping.view());
+  Atomics.store(words, 0, deadPid() | MUTEX_WAITERS);
+  assert.deepEqual(mutex.lock(1000), { ownerDied: true });
+  assert.equal(mutex.ownerPid, process.pid);
+  assert.equal(mutex.recoveries, 1);
+  assert.notEqual(words[0]! & MUTEX_OWNER_DIED, 0, "bit 30 says: owner died");
+  assert.notEqual(words[0]! & MUTEX_WAITERS, 0, "the waiters bit is kept");
+  mutex.markConsistent();
+  assert.equal(words[0]! & MUTEX_OWNER_DIED, 0);
+  assert.equal(words[0]! & MUTEX_PID_MASK, process.pid);
+  mutex.unlock();
+  assert.deepEqual(mutex.lock(), { ownerDied: false });
+  mutex.unlock();
+});
+
+test("unlocking after ownerDied without markConsistent makes the mutex unrecoverable", () => {
+  using mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  const mutex = Mutex.init(mapping.view());
+  Atomics.store(words, 0, deadPid());
+  assert.deepEqual(mutex.tryLock(), { ownerDied: true });
+  mutex.unlock();
+  assert.equal(mutex.recoverable, false);
+  assert.equal(words[0], MUTEX_NOT_RECOVERABLE);
+  assert.throws(
+    () => mutex.lock(),
+    (e: unknown) => e instanceof LockError && e.code === "ENOTRECOVERABLE",
+  );
+  assert.throws(() => mutex.tryLock(), LockError);
+  assert.throws(() => mutex.unlock(), /not locked/);
+  const again = Mutex.init(mapping.view());
+  assert.equal(again.recoverable, true);
+  assert.deepEqual(again.lock(), { ownerDied: false });
+  again.unlock();
+});
+
+test("a waiter sees ENOTRECOVERABLE when the holder unlocks a recovered mutex unrepaired", async () => {
+  using mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  const holder = Mutex.init(mapping.view());
+  const waiter = Mutex.from(mapping.view());
+  Atomics.store(words, 0, deadPid());
+  assert.deepEqual(holder.lock(), { ownerDied: true });
+  const pending = waiter.lockAsync(5000);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  holder.unlock();
+  await assert.rejects(
+    pending,
+    (e: unknown) => e instanceof LockError && e.code === "ENOTRECOVERABLE",
+  );
+});
+
+test("a reused pid (same pid, other start-time tag) counts as a dead owner; the right tag does not", () => {
+  using mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  const tag = tagOfPid(1);
+  const mutex = Mutex.init(mapping.view(Int32Array, 16, 4));
+  Atomics.store(words, 4, 1 | (tag << MUTEX_TAG_SHIFT));
+  assert.equal(mutex.tryLock(), null, "pid 1 with its own tag is alive");
+  // One bucket off is tolerated (clock views differ by a few ticks); two is another process.
+  const nearTag = (tag % 255) + 1;
+  Atomics.store(words, 4, 1 | (nearTag << MUTEX_TAG_SHIFT));
+  assert.equal(Mutex.from(mapping.view(Int32Array, 16, 4)).tryLock(), null, "one bucket off");
+  const wrongTag = ((tag + 1) % 255) + 1;
+  Atomics.store(words, 4, 1 | (wrongTag << MUTEX_TAG_SHIFT));
+  const reused = Mutex.from(mapping.view(Int32Array, 16, 4));
+  assert.deepEqual(reused.tryLock(), { ownerDied: true });
+  reused.markConsistent();
+  reused.unlock();
+});
+
+test("bad views and timeouts are refused with TypeError/RangeError before any use", () => {
+  using mapping = Mapping.anonymous(4096);
+  assert.throws(() => Mutex.init(mapping.view(Uint8Array, 0, 12)), RangeError);
+  assert.throws(() => Mutex.init(mapping.view(Uint8Array, 2, 16)), /multiple of 4/);
+  assert.throws(() => Mutex.init({} as never), TypeError);
+  assert.throws(() => Mutex.init(new ArrayBuffer(16) as never), TypeError);
+  assert.throws(() => Mutex.from(mapping.view(Uint8Array, 64, 16)), /Mutex\.init/);
+  assert.throws(() => Semaphore.init(mapping.view(Uint8Array, 6, 16)), RangeError);
+  assert.throws(() => SharedEvent.init(mapping.view(Uint8Array, 0, 8)), RangeError);
+  const mutex = Mutex.init(mapping.view());
+  assert.throws(() => mutex.lock(-1), RangeError);
+  assert.throws(() => mutex.lock(NaN), RangeError);
+  assert.throws(() => mutex.lock("5" as never), TypeError);
+  assert.throws(() => mutex.lockAsync(-5), RangeError);
+  assert.throws(() => Mutex.init(mapping.view(), { checkIntervalMs: -1 }), RangeError);
+  assert.equal(mutex.ownerPid, 0, "nothing was locked by the failed calls");
+});
+
+test("a closed mapping makes the mutex throw ClosedError, not crash", () => {
+  const mapping = Mapping.anonymous(4096);
+  const mutex = Mutex.init(mapping.view());
+  mapping.close();
+  assert.throws(() => mutex.lock(), ClosedError);
+  assert.throws(() => mutex.unlock(), ClosedError);
+});
+
+test("lockAsync waits without blocking the event loop and gets the lock on unlock", async () => {
+  using mapping = Mapping.anonymous(4096);
+  const holder = Mutex.init(mapping.view());
+  const waiter = Mutex.from(mapping.view());
+  holder.lock();
+  const pending = waiter.lockAsync(30_000);
+  // Only the timer's third tick can end the wait.
+  const timer = afterTicks(3, () => holder.unlock());
+  try {
+    assert.deepEqual(await pending, { ownerDied: false });
+    assert.ok(timer.count >= 3, `timers fired ${timer.count} times during the wait`);
+  } finally {
+    timer.stop();
+  }
+  waiter.unlock();
+  assert.equal(await waiter.lockAsync(0).then((r) => r !== null), true);
+  waiter.unlock();
+  holder.lock();
+  assert.equal(await waiter.lockAsync(20), null, "times out while held");
+  holder.unlock();
+});
+
+test("Semaphore: permits, maximum, timeouts and async acquire", async () => {
+  using mapping = Mapping.anonymous(4096);
+  const sem = Semaphore.init(mapping.view(), { initial: 2, maximum: 3 });
+  const peer = Semaphore.from(mapping.view());
+  assert.equal(sem.value, 2);
+  assert.equal(peer.tryAcquire(), true);
+  assert.equal(peer.acquire(10), true);
+  assert.equal(peer.tryAcquire(), false);
+  assert.equal(peer.acquire(15), false);
+  sem.release(3);
+  assert.equal(sem.value, 3);
+  assert.throws(() => sem.release(), RangeError);
+  assert.equal(sem.value, 3);
+  assert.equal(peer.acquire(), true);
+  assert.equal(peer.acquire(), true);
+  assert.equal(peer.acquire(), true);
+  const pending = peer.acquireAsync(30_000);
+  const timer = afterTicks(2, () => sem.release());
+  try {
+    assert.equal(await pending, true);
+    assert.ok(timer.count >= 2);
+  } finally {
+    timer.stop();
+  }
+  assert.equal(sem.value, 0);
+  assert.throws(() => sem.acquire(NaN), RangeError);
+  assert.throws(() => Semaphore.init(mapping.view(), { initial: 5, maximum: 2 }), RangeError);
+});
+
+test("SharedEvent: manual reset releases every waiter, auto reset one per set", async () => {
+  using mapping = Mapping.anonymous(4096);
+  const manual = SharedEvent.init(mapping.view(Int32Array, 0, 4));
+  assert.equal(manual.mode, "manual");
+  assert.equal(manual.wait(5), false);
+  const waiters = [
+    manual.waitAsync(5000),
+    SharedEvent.from(mapping.view(Int32Array, 0, 4)).waitAsync(5000),
+  ];
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  manual.set();
+  assert.deepEqual(await Promise.all(waiters), [true, true]);
+  assert.equal(manual.isSet, true);
+  assert.equal(manual.wait(), true, "stays set");
+  manual.reset();
+  assert.equal(manual.tryWait(), false);
+
+  const auto = SharedEvent.init(mapping.view(Int32Array, 16, 4), { mode: "auto" });
+  const peer = SharedEvent.from(mapping.view(Int32Array, 16, 4));
+  assert.equal(peer.mode, "auto");
+  // Whichever is woken passes; the other times out.
+  const first = peer.waitAsync(300);
+  const second = peer.waitAsync(300);
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  auto.set();
+  const results = await Promise.all([first, second]);
+  assert.equal(results.filter((r) => r).length, 1, "one waiter passes per set");
+  assert.equal(auto.isSet, false, "and resets the event");
+  assert.throws(() => SharedEvent.init(mapping.view(), { mode: "sometimes" as never }), RangeError);
+});
+
+// --- across processes
+
+/** Peers alternating between this runtime and the other (when installed). */
+function mixedPeers(count: number): Peer[] {
+  return Array.from(
+    { length: count },
+    (_, i) => (i % 2 === 1 && other !== undefined ? other : self),
+  );
+}
+
+async function countWithPeers(mode: "lock" | "nolock", iterations: number): Promise<number> {
+  const file = sharedFile(4096);
+  try {
+    using mapping = Mapping.file(file.path);
+    const words = mapping.view(Int32Array);
+    Mutex.init(mapping.view(Int32Array, 0, 4));
+    const peers = mixedPeers(isEmulated ? 2 : 4);
+    const running = peers.map((peer) =>
+      startPeer(peer, "lock_counter.ts", [file.path, iterations, mode])
+    );
+    await until(() => Atomics.load(words, 48) === peers.length, 60_000, "the peers to start");
+    Atomics.store(words, 49, 1);
+    // Peers wait with a timeout, so a missed wake only delays them.
+    notify(words, 49);
+    await Promise.all(running.map((r, i) => expectSuccess(r, `${peers[i]!.runtime} counter`)));
+    return words[16]! / peers.length;
+  } finally {
+    file.remove();
+  }
+}
+
+test(
+  "processes (Deno and Bun mixed) incrementing under the mutex lose no increment",
+  PEER_TEST,
+  async () => {
+    const iterations = isEmulated ? 500 : 5000;
+    const perPeer = await countWithPeers("lock", iterations);
+    assert.equal(perPeer, iterations);
+  },
+);
+
+test(
+  "a C peer following docs/locks.md shares the mutex with Deno and Bun peers: no lost increment",
+  { ...PEER_TEST, skip: have("cc") ? false : skipReason("no C compiler (cc) for the C peer") },
+  async () => {
+    const iterations = isEmulated ? 500 : 5000;
+    const program = compileFixture("lock_peer");
+    const file = sharedFile(4096);
+    try {
+      using mapping = Mapping.file(file.path);
+      const words = mapping.view(Int32Array);
+      Mutex.init(mapping.view(Int32Array, 0, 4));
+      const running = [
+        startProgram(program.path, [file.path, String(iterations)]),
+        startProgram(program.path, [file.path, String(iterations)]),
+        startPeer(self, "lock_counter.ts", [file.path, iterations, "lock"]),
+        startPeer(other ?? self, "lock_counter.ts", [file.path, iterations, "lock"]),
+      ];
+      await until(() => Atomics.load(words, 48) === running.length, 60_000, "the peers to start");
+      Atomics.store(words, 49, 1);
+      notify(words, 49);
+      await Promise.all(running.map((r, i) => expectSuccess(r, `peer ${i}`)));
+      assert.equal(words[16], running.length * iterations);
+      assert.equal(words[0], 0, "left unlocked");
+    } finally {
+      file.remove();
+      program.remove();
+    }
+  },
+);
+
+test(
+  "the same increments without the mutex lose some (so the test above can fail)",
+  PEER_TEST,
+  async () => {
+    const iterations = isEmulated ? 5000 : 20000;
+    const perPeer = await countWithPeers("nolock", iterations);
+    assert.ok(
+      perPeer < iterations,
+      `expected lost updates, got ${perPeer} of ${iterations} per peer`,
+    );
+  },
+);
+
+test(
+  "an owner SIGKILLed while holding 3 locks: the next locker recovers each, 5 rounds running",
+  PEER_TEST,
+  async () => {
+    const LOCKS = 3;
+    const ROUNDS = isEmulated ? 2 : 5;
+    const file = sharedFile(4096);
+    try {
+      using mapping = Mapping.file(file.path);
+      const words = mapping.view(Int32Array);
+      const mutexes = Array.from(
+        { length: LOCKS },
+        (_, i) => Mutex.init(mapping.view(Int32Array, i * 16, 4)),
+      );
+      let recovered = 0;
+      for (let round = 0; round < ROUNDS; round++) {
+        Atomics.store(words, 256, 0);
+        const peer = round % 2 === 1 && other !== undefined ? other : self;
+        const holder = startPeer(peer, "lock_holder.ts", [file.path, LOCKS]);
+        await until(() => Atomics.load(words, 256) !== 0, 60_000, "the holder to lock");
+        assert.equal(Atomics.load(words, 256), holder.pid);
+        for (const mutex of mutexes) {
+          assert.equal(mutex.ownerPid, holder.pid);
+          assert.equal(mutex.tryLock(), null, "held by a live process");
+          assert.throws(
+            () => mutex.unlock(),
+            (e: unknown) => e instanceof LockError && e.code === "EPERM",
+          );
+        }
+        holder.kill("SIGKILL");
+        const { signal } = await holder.done;
+        assert.equal(signal, "SIGKILL");
+        for (const mutex of mutexes) {
+          const result = mutex.lock(5000);
+          assert.deepEqual(result, { ownerDied: true }, `round ${round}`);
+          recovered++;
+          mutex.markConsistent();
+          mutex.unlock();
+        }
+      }
+      assert.equal(recovered, LOCKS * ROUNDS);
+      for (const mutex of mutexes) assert.equal(mutex.recoveries, ROUNDS);
+    } finally {
+      file.remove();
+    }
+  },
+);
+
+test(
+  "a waiter blocked in lock() recovers a SIGKILLed owner that nobody wakes (and is not yet reaped)",
+  PEER_TEST,
+  async () => {
+    const file = sharedFile(4096);
+    try {
+      using mapping = Mapping.file(file.path);
+      const words = mapping.view(Int32Array);
+      const mutex = Mutex.init(mapping.view(Int32Array, 0, 4), { checkIntervalMs: 20 });
+      const holder = startPeer(other ?? self, "lock_holder.ts", [file.path, 1]);
+      await until(() => Atomics.load(words, 256) !== 0, 60_000, "the holder to lock");
+      const killer = startPeer(self, "lock_killer.ts", [file.path, holder.pid, 200]);
+      await until(() => Atomics.load(words, 258) !== 0, 60_000, "the killer to start");
+      // Blocks this thread: the dead holder stays a zombie until we return to the event loop.
+      const result = mutex.lock(30_000);
+      assert.deepEqual(result, { ownerDied: true });
+      mutex.markConsistent();
+      mutex.unlock();
+      await expectSuccess(killer, "killer");
+      assert.equal((await holder.done).signal, "SIGKILL");
+    } finally {
+      file.remove();
+    }
+  },
+);
+
+test(
+  "lockAsync waiting when the owner is SIGKILLed recovers it while timers keep firing",
+  PEER_TEST,
+  async () => {
+    const file = sharedFile(4096);
+    try {
+      using mapping = Mapping.file(file.path);
+      const words = mapping.view(Int32Array);
+      const mutex = Mutex.init(mapping.view(Int32Array, 0, 4), { checkIntervalMs: 20 });
+      const holder = startPeer(self, "lock_holder.ts", [file.path, 1]);
+      await until(() => Atomics.load(words, 256) !== 0, 60_000, "the holder to lock");
+      const pending = mutex.lockAsync(30_000);
+      // The owner dies on the timer's fifth tick, while lockAsync waits.
+      const timer = afterTicks(5, () => holder.kill("SIGKILL"));
+      try {
+        assert.deepEqual(await pending, { ownerDied: true });
+        assert.ok(timer.count >= 5, `timers fired ${timer.count} times`);
+      } finally {
+        timer.stop();
+      }
+      mutex.markConsistent();
+      mutex.unlock();
+      await holder.done;
+    } finally {
+      file.remove();
+    }
+  },
+);
