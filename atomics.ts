@@ -652,3 +652,52 @@ export function layoutWords(view: unknown, count: number, what: string): Int32Ar
 export function futexWorkerCounts(): { live: number; idle: number } {
   return { live: liveWorkers, idle: idleWorkers.length };
 }
+
+/**
+ * Internal: blocks until `attempt()` succeeds or `deadline` (a
+ * `performance.now()` time) passes, sleeping on `word` while it holds 0 and
+ * counting this sleeper in `words[waiters]` so that wakers know to call
+ * futex. Returns whether `attempt()` succeeded.
+ */
+export function waitUntil(
+  attempt: () => boolean,
+  words: Int32Array,
+  waiters: number,
+  word: Int32Array,
+  deadline: number,
+): boolean {
+  for (;;) {
+    if (attempt()) return true;
+    const left = deadline - performance.now();
+    if (left <= 0) return false;
+    Atomics.add(words, waiters, 1);
+    try {
+      futexWait(word, 0, left);
+    } finally {
+      Atomics.sub(words, waiters, 1);
+    }
+  }
+}
+
+/** Internal: the asynchronous twin of {@linkcode waitUntil}. */
+export async function waitUntilAsync(
+  attempt: () => boolean,
+  words: Int32Array,
+  waiters: number,
+  word: Int32Array,
+  deadline: number,
+  pollMs: number,
+): Promise<boolean> {
+  for (;;) {
+    if (attempt()) return true;
+    const left = deadline - performance.now();
+    if (left <= 0) return false;
+    Atomics.add(words, waiters, 1);
+    try {
+      await futexWaitAsync(word, 0, left, pollMs);
+    } finally {
+      // The memory may have been closed during the wait (words detached).
+      if (words.length !== 0) Atomics.sub(words, waiters, 1);
+    }
+  }
+}

@@ -27,10 +27,10 @@
 import {
   checkTimeout,
   DEFAULT_POLL_MS,
-  futexWait,
-  futexWaitAsync,
   futexWake,
   layoutWords,
+  waitUntil,
+  waitUntilAsync,
 } from "./atomics.ts";
 import { ClosedError } from "./memory.ts";
 import { checkChoice, checkOptions } from "./validate.ts";
@@ -169,18 +169,7 @@ export class SharedEvent {
    */
   wait(timeoutMs?: number): boolean {
     const deadline = performance.now() + checkTimeout(timeoutMs);
-    for (;;) {
-      if (this.tryWait()) return true;
-      const left = deadline - performance.now();
-      if (left <= 0) return false;
-      const words = this.#words;
-      Atomics.add(words, WAITERS, 1);
-      try {
-        futexWait(this.#word, 0, left);
-      } finally {
-        Atomics.sub(words, WAITERS, 1);
-      }
-    }
+    return waitUntil(() => this.tryWait(), this.#words, WAITERS, this.#word, deadline);
   }
 
   /**
@@ -192,21 +181,13 @@ export class SharedEvent {
    */
   waitAsync(timeoutMs?: number): Promise<boolean> {
     const deadline = performance.now() + checkTimeout(timeoutMs);
-    return this.#waitAsync(deadline);
-  }
-
-  async #waitAsync(deadline: number): Promise<boolean> {
-    const words = this.#words;
-    for (;;) {
-      if (this.tryWait()) return true;
-      const left = deadline - performance.now();
-      if (left <= 0) return false;
-      Atomics.add(words, WAITERS, 1);
-      try {
-        await futexWaitAsync(this.#word, 0, left, this.#pollMs);
-      } finally {
-        if (words.length !== 0) Atomics.sub(words, WAITERS, 1);
-      }
-    }
+    return waitUntilAsync(
+      () => this.tryWait(),
+      this.#words,
+      WAITERS,
+      this.#word,
+      deadline,
+      this.#pollMs,
+    );
   }
 }

@@ -31,10 +31,10 @@
 import {
   checkTimeout,
   DEFAULT_POLL_MS,
-  futexWait,
-  futexWaitAsync,
   futexWake,
   layoutWords,
+  waitUntil,
+  waitUntilAsync,
 } from "./atomics.ts";
 import { ClosedError } from "./memory.ts";
 import { checkInteger, checkOptions } from "./validate.ts";
@@ -164,18 +164,7 @@ export class Semaphore {
    */
   acquire(timeoutMs?: number): boolean {
     const deadline = performance.now() + checkTimeout(timeoutMs);
-    for (;;) {
-      if (this.tryAcquire()) return true;
-      const left = deadline - performance.now();
-      if (left <= 0) return false;
-      const words = this.#words;
-      Atomics.add(words, WAITERS, 1);
-      try {
-        futexWait(this.#word, 0, left);
-      } finally {
-        Atomics.sub(words, WAITERS, 1);
-      }
-    }
+    return waitUntil(() => this.tryAcquire(), this.#words, WAITERS, this.#word, deadline);
   }
 
   /**
@@ -187,22 +176,14 @@ export class Semaphore {
    */
   acquireAsync(timeoutMs?: number): Promise<boolean> {
     const deadline = performance.now() + checkTimeout(timeoutMs);
-    return this.#acquireAsync(deadline);
-  }
-
-  async #acquireAsync(deadline: number): Promise<boolean> {
-    const words = this.#words;
-    for (;;) {
-      if (this.tryAcquire()) return true;
-      const left = deadline - performance.now();
-      if (left <= 0) return false;
-      Atomics.add(words, WAITERS, 1);
-      try {
-        await futexWaitAsync(this.#word, 0, left, this.#pollMs);
-      } finally {
-        if (words.length !== 0) Atomics.sub(words, WAITERS, 1);
-      }
-    }
+    return waitUntilAsync(
+      () => this.tryAcquire(),
+      this.#words,
+      WAITERS,
+      this.#word,
+      deadline,
+      this.#pollMs,
+    );
   }
 
   /**
