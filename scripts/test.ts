@@ -99,6 +99,8 @@ async function checks(): Promise<void> {
     ["lint", ["lint"]],
     ["format", ["fmt", "--check"]],
     ["doc lint", ["doc", "--lint", "mod.ts"]],
+    // JSR: no slow types, every published file resolvable.
+    ["publish dry run", ["publish", "--dry-run", "--allow-dirty"]],
   ];
   for (const [name, stepArgs] of steps) {
     const { code } = await run(`${BIN}/deno`, stepArgs);

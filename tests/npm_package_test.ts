@@ -16,7 +16,7 @@ const BUN = join(ROOT, "node_modules/.bin/bun");
 const TSC = join(ROOT, "node_modules/.bin/tsc");
 
 const SMOKE = `
-import { ErrnoError, Mapping, pageSize, readProcMaps } from "shmkit";
+import { ErrnoError, Mapping, Memfd, pageSize, readProcMaps, spawn } from "shmkit";
 const mapping = Mapping.anonymous(pageSize());
 mapping.view(Uint32Array)[0] = 0xbeef;
 const entry = readProcMaps().find((e) => e.contains(mapping.unsafeAddress));
@@ -28,7 +28,20 @@ try {
 }
 const view = mapping.view();
 mapping.close();
-console.log(JSON.stringify({ word: 0xbeef, perms: entry?.perms, code, detached: view.length === 0 }));
+// A child sees a region handed over as fd 3 and writes into it.
+const region = Memfd.create({ size: 8 });
+const child = spawn(["sh", "-c", "printf 7 >&3"], { fds: { 3: region } });
+const status = await child.status;
+const fromChild = String.fromCharCode(region.view()[0]);
+region.close();
+console.log(JSON.stringify({
+  word: 0xbeef,
+  perms: entry?.perms,
+  code,
+  detached: view.length === 0,
+  child: status.code,
+  fromChild,
+}));
 `;
 
 const TYPED = `
@@ -62,7 +75,14 @@ test("the npm package builds, packs, installs and runs under Bun and Deno", {
       stdio: "ignore",
     });
     writeFileSync(join(scratch.path, "smoke.mjs"), SMOKE);
-    const expected = { word: 0xbeef, perms: "rw-s", code: "ENOENT", detached: true };
+    const expected = {
+      word: 0xbeef,
+      perms: "rw-s",
+      code: "ENOENT",
+      detached: true,
+      child: 0,
+      fromChild: "7",
+    };
     const fromBun = execFileSync(BUN, ["smoke.mjs"], { cwd: scratch.path, encoding: "utf8" });
     assert.deepEqual(JSON.parse(fromBun), expected);
     const fromDeno = execFileSync(DENO, ["run", "--allow-ffi", "smoke.mjs"], {
