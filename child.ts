@@ -9,10 +9,13 @@
  *
  * @example A child script doubling a shared counter
  * ```ts
- * import { inheritedRegion } from "@shmkit/shmkit";
- * using counter = inheritedRegion("counter");
- * const value = counter.view(BigUint64Array, 0, 1);
- * value[0]! *= 2n;
+ * import { inheritedFds, inheritedRegion } from "@shmkit/shmkit";
+ * // Started by spawnScript(..., { regions: { counter } }); run alone, it has none.
+ * if ("counter" in inheritedFds()) {
+ *   using counter = inheritedRegion("counter");
+ *   const value = counter.view(BigUint64Array, 0, 1);
+ *   value[0]! *= 2n;
+ * }
  * ```
  *
  * @module
@@ -118,8 +121,11 @@ export function inheritedFd(name: string): number {
  *
  * @example
  * ```ts
- * import { inheritedRegion } from "@shmkit/shmkit";
- * using log = inheritedRegion("log", { minSize: 4096 });
+ * import { inheritedFds, inheritedRegion } from "@shmkit/shmkit";
+ * if ("log" in inheritedFds()) {
+ *   using log = inheritedRegion("log", { minSize: 4096, requireSeals: ["shrink"] });
+ *   console.log(log.byteLength);
+ * }
  * ```
  *
  * @throws {Error} When there is no such region, or it fails `Memfd.fromFd`'s checks,
