@@ -12,4 +12,6 @@ esac
 shift
 [[ -x $exe ]] || { echo "aarch64_run: $exe not found; run scripts/setup_aarch64.sh" >&2; exit 1; }
 export QEMU_LD_PREFIX="${QEMU_LD_PREFIX:-/usr/aarch64-linux-gnu}"
+# Tests read this to allow for what emulation can't do (host-reserved signals).
+export SHMKIT_EMULATOR=qemu-user
 exec qemu-aarch64-static "$exe" "$@"

@@ -11,6 +11,14 @@ import { join } from "node:path";
 /** Which runtime runs the suite. */
 export const runtime: "deno" | "bun" = "Bun" in globalThis ? "bun" : "deno";
 
+/**
+ * The emulator running this process ("qemu-user"), set by
+ * scripts/aarch64_run.sh, or undefined when native.
+ */
+export const emulator: string | undefined = (globalThis as {
+  process?: { env: Record<string, string | undefined> };
+}).process?.env.SHMKIT_EMULATOR;
+
 /** Forces a full garbage collection, or returns false when the runtime can't. */
 export function collectGarbage(): boolean {
   const g = globalThis as { gc?: () => void; Bun?: { gc(force: boolean): void } };

@@ -40,7 +40,7 @@ import {
   useExitStrategyForTesting,
 } from "../spawn.ts";
 import { repoPath, RUNTIMES } from "./fixtures/runtimes.ts";
-import { runtime, tempDir, tick } from "./helpers.ts";
+import { emulator, runtime, tempDir, tick } from "./helpers.ts";
 
 const C = platform.constants;
 const decoder = new TextDecoder();
@@ -238,7 +238,13 @@ test("hygiene: the child starts with default signal dispositions and an empty ma
   console.log(`this ${runtime} process: SigIgn ${statusField(own, "SigIgn")}`);
   const output = await spawn(["cat", "/proc/self/status"], { stdout: "pipe" }).output();
   const status = text(output.stdout);
-  assert.match(statusField(status, "SigIgn"), /^0+$/);
+  let ignored = BigInt(`0x${statusField(status, "SigIgn")}`);
+  if (emulator === "qemu-user") {
+    // qemu-user keeps host signals 32 and 33 for the host's glibc: a guest
+    // can't reset them, so an ignored 32 or 33 from the runner passes through.
+    ignored &= ~0x180000000n;
+  }
+  assert.equal(ignored, 0n, `SigIgn ${statusField(status, "SigIgn")}`);
   assert.match(statusField(status, "SigBlk"), /^0+$/);
 });
 
