@@ -648,6 +648,33 @@ export function layoutWords(view: unknown, count: number, what: string): Int32Ar
   return new Int32Array(view.buffer, view.byteOffset, count);
 }
 
+/**
+ * Internal: checks that `words[index]` holds the `magic` word an initialised
+ * layout starts with, so attaching to memory nobody initialised fails
+ * clearly instead of misreading it.
+ *
+ * @param what The layout, with its article ("a mutex").
+ * @param init The call that initialises it ("Mutex.init").
+ */
+export function checkMagic(
+  words: Int32Array,
+  index: number,
+  magic: number,
+  what: string,
+  init: string,
+): void {
+  const found = Atomics.load(words, index);
+  if (found !== magic) {
+    throw new Error(
+      `Cannot attach to ${what}: the memory holds 0x${
+        (found >>> 0).toString(16)
+      } where an initialised ${what.replace(/^an? /, "")} has 0x${
+        magic.toString(16)
+      }; call ${init} first`,
+    );
+  }
+}
+
 /** Internal: how many futex Workers exist and how many are idle (Bun; for tests). */
 export function futexWorkerCounts(): { live: number; idle: number } {
   return { live: liveWorkers, idle: idleWorkers.length };

@@ -46,7 +46,14 @@
  *
  * @module
  */
-import { checkTimeout, DEFAULT_POLL_MS, futexWait, futexWaitAsync, futexWake } from "./atomics.ts";
+import {
+  checkMagic,
+  checkTimeout,
+  DEFAULT_POLL_MS,
+  futexWait,
+  futexWaitAsync,
+  futexWake,
+} from "./atomics.ts";
 import { typeName } from "./ffi/pointer.ts";
 import { ClosedError } from "./memory.ts";
 import { checkInteger, checkOptions } from "./validate.ts";
@@ -225,16 +232,7 @@ export class Channel {
   static from(view: ArrayBufferView, options?: ChannelOptions): Channel {
     const bytes = checkView(view, "attach to a channel");
     const header = new Int32Array(bytes.buffer, bytes.byteOffset, CHANNEL_HEADER_BYTES / 4);
-    const magic = Atomics.load(header, MAGIC);
-    if (magic !== CHANNEL_MAGIC) {
-      throw new Error(
-        `Cannot attach to a channel: the memory holds 0x${
-          (magic >>> 0).toString(16)
-        } where an initialised channel has 0x${
-          CHANNEL_MAGIC.toString(16)
-        }; call Channel.init first`,
-      );
-    }
+    checkMagic(header, MAGIC, CHANNEL_MAGIC, "a channel", "Channel.init");
     const capacity = Atomics.load(header, CAPACITY);
     const offset = Atomics.load(header, DATA_OFFSET);
     if (

@@ -25,6 +25,7 @@
  * @module
  */
 import {
+  checkMagic,
   checkTimeout,
   DEFAULT_POLL_MS,
   futexWake,
@@ -112,16 +113,7 @@ export class SharedEvent {
   static from(view: ArrayBufferView, options?: EventOptions): SharedEvent {
     const o = checkOptions(options, "options");
     const words = layoutWords(view, 4, "event");
-    const magic = Atomics.load(words, MAGIC);
-    if (magic !== EVENT_MAGIC) {
-      throw new Error(
-        `Cannot attach to an event: the memory holds 0x${
-          (magic >>> 0).toString(16)
-        } where an initialised event has 0x${
-          EVENT_MAGIC.toString(16)
-        }; call SharedEvent.init first`,
-      );
-    }
+    checkMagic(words, MAGIC, EVENT_MAGIC, "an event", "SharedEvent.init");
     return new SharedEvent(words, o.pollMs);
   }
 

@@ -42,6 +42,7 @@
  * @module
  */
 import {
+  checkMagic,
   checkTimeout,
   DEFAULT_POLL_MS,
   futexWait,
@@ -304,14 +305,7 @@ export class Mutex {
    */
   static from(view: ArrayBufferView, options?: MutexOptions): Mutex {
     const words = layoutWords(view, 4, "mutex");
-    const magic = Atomics.load(words, MAGIC);
-    if (magic !== MUTEX_MAGIC) {
-      throw new Error(
-        `Cannot attach to a mutex: the memory holds 0x${
-          (magic >>> 0).toString(16)
-        } where an initialised mutex has 0x${MUTEX_MAGIC.toString(16)}; call Mutex.init first`,
-      );
-    }
+    checkMagic(words, MAGIC, MUTEX_MAGIC, "a mutex", "Mutex.init");
     return new Mutex(words, options);
   }
 

@@ -29,6 +29,7 @@
  * @module
  */
 import {
+  checkMagic,
   checkTimeout,
   DEFAULT_POLL_MS,
   futexWake,
@@ -112,16 +113,7 @@ export class Semaphore {
   static from(view: ArrayBufferView, options?: SemaphoreOptions): Semaphore {
     const o = checkOptions(options, "options");
     const words = layoutWords(view, 4, "semaphore");
-    const magic = Atomics.load(words, MAGIC);
-    if (magic !== SEMAPHORE_MAGIC) {
-      throw new Error(
-        `Cannot attach to a semaphore: the memory holds 0x${
-          (magic >>> 0).toString(16)
-        } where an initialised semaphore has 0x${
-          SEMAPHORE_MAGIC.toString(16)
-        }; call Semaphore.init first`,
-      );
-    }
+    checkMagic(words, MAGIC, SEMAPHORE_MAGIC, "a semaphore", "Semaphore.init");
     return new Semaphore(words, o.pollMs);
   }
 
