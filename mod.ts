@@ -9,6 +9,9 @@
  * - {@linkcode ErrnoError}: every failed call names the call, the errno code
  *   and the object involved.
  *
+ * Thin C wrappers, `unsafe` calls, layout constants and the platform tables
+ * are in the second entry point, `@shmkit/shmkit/raw` (npm: `shmkit/raw`).
+ *
  * Deno needs `--allow-ffi` (FFI can do anything a native program can, so
  * Deno grants it whole); Bun needs nothing.
  *
@@ -25,7 +28,9 @@
  *
  * @module
  */
-export { ErrnoError, type ErrnoErrorOptions, errnoName } from "./errors.ts";
+export { ErrnoError, errnoName } from "./core/errors.ts";
+export { ClosedError, MappedMemory, pageSize, type TypedArrayConstructor } from "./core/memory.ts";
+// Mappings (mapping/)
 export {
   type Access,
   type Advice,
@@ -34,10 +39,10 @@ export {
   Mapping,
   type MappingRange,
   type SyncOptions,
-} from "./mapping.ts";
-export { ClosedError, MappedMemory, pageSize, type TypedArrayConstructor } from "./memory.ts";
-export { type ProcMapsEntry, readProcMaps } from "./proc_maps.ts";
-// POSIX shared memory, memfd and exit cleanup (shm.ts, memfd.ts, shm_raw.ts, cleanup.ts)
+} from "./mapping/mapping.ts";
+export { type ProcMapsEntry, readProcMaps } from "./mapping/proc_maps.ts";
+export { ReadOnlyView } from "./mapping/readonly_view.ts";
+// POSIX shared memory, memfd and exit cleanup (shm/)
 export {
   FdMemory,
   type MemoryStat,
@@ -46,55 +51,16 @@ export {
   type SharedMemoryInfo,
   type SharedMemoryListOptions,
   type SharedMemoryOpenOptions,
-} from "./shm.ts";
-export { Memfd, type MemfdCreateOptions, type MemfdFromFdOptions, type Seal } from "./memfd.ts";
-export {
-  addSeals,
-  checkShmName,
-  closeFd,
-  fchmod,
-  fchown,
-  type FdStat,
-  fstat,
-  ftruncate,
-  getSeals,
-  memfdCreate,
-  posixFallocate,
-  shmOpen,
-  shmUnlink,
-} from "./shm_raw.ts";
+} from "./shm/shared_memory.ts";
+export { Memfd, type MemfdCreateOptions, type MemfdFromFdOptions, type Seal } from "./shm/memfd.ts";
 export {
   type CleanupKey,
-  pendingCleanups,
   registerCleanup,
   runCleanups,
   setSignalCleanup,
   unregisterCleanup,
-} from "./cleanup.ts";
-export { platform } from "./platform/mod.ts";
-export type { Platform } from "./platform/types.ts";
-export { availableSymbols, unsafeLibc } from "./ffi/libc.ts";
-export { unsafeAddressOf, unsafeView } from "./ffi/pointer.ts";
-export { CONSTANT_NAMES, STRUCT_NAMES } from "./platform/types.ts";
-export type {
-  ConstantName,
-  FieldKind,
-  FieldLayout,
-  StructLayout,
-  StructName,
-} from "./platform/types.ts";
-export type {
-  JsArg,
-  JsArgs,
-  JsFunction,
-  JsFunctions,
-  JsResult,
-  NativeType,
-  SymbolDefinition,
-  SymbolTable,
-} from "./ffi/types.ts";
-export { SYMBOLS, type Symbols } from "./ffi/symbols.ts";
-// System V shared memory (sysv.ts, sysv_raw.ts) and the read-only accessor (readonly_view.ts)
+} from "./shm/cleanup.ts";
+// System V shared memory (sysv/)
 export {
   ftok,
   SystemVAttachment,
@@ -106,66 +72,29 @@ export {
   SystemVSegment,
   type SystemVSegmentEntry,
   type SystemVSegmentStatus,
-} from "./sysv.ts";
-export {
-  decodeShmidDs,
-  explainShmgetFailure,
-  shmctlLock,
-  shmctlRemove,
-  shmctlSet,
-  type ShmctlSetOptions,
-  shmctlStat,
-  shmctlUnlock,
-  shmget,
-  type ShmgetFacts,
-  type ShmgetRequest,
-  type ShmidDs,
-  unsafeShmat,
-  unsafeShmdt,
-} from "./sysv_raw.ts";
-export { ReadOnlyView } from "./readonly_view.ts";
-// Locks, wait/wake and the ring-buffer channel (atomics.ts, mutex.ts, semaphore.ts, event.ts, channel.ts)
-export {
-  DEFAULT_POLL_MS,
-  notify,
-  wait,
-  waitAsync,
-  type WaitAsyncOptions,
-  type WaitResult,
-} from "./atomics.ts";
+} from "./sysv/segment.ts";
+// Locks, wait/wake and the ring-buffer channel (sync/)
+export { notify, wait, waitAsync, type WaitAsyncOptions, type WaitResult } from "./sync/wait.ts";
 export {
   LockError,
   type LockErrorCode,
   type LockResult,
   Mutex,
-  MUTEX_MAGIC,
-  MUTEX_NOT_RECOVERABLE,
-  MUTEX_OWNER_DIED,
-  MUTEX_PID_MASK,
-  MUTEX_TAG_SHIFT,
-  MUTEX_WAITERS,
   type MutexOptions,
-} from "./mutex.ts";
+} from "./sync/mutex.ts";
+export { Semaphore, type SemaphoreInitOptions, type SemaphoreOptions } from "./sync/semaphore.ts";
 export {
-  Semaphore,
-  SEMAPHORE_MAGIC,
-  type SemaphoreInitOptions,
-  type SemaphoreOptions,
-} from "./semaphore.ts";
-export {
-  EVENT_MAGIC,
   type EventInitOptions,
   type EventMode,
   type EventOptions,
   SharedEvent,
-} from "./event.ts";
-export { Channel, CHANNEL_HEADER_BYTES, CHANNEL_MAGIC, type ChannelOptions } from "./channel.ts";
-// Child processes with posix_spawn (spawn.ts, spawn_raw.ts, child.ts)
+} from "./sync/event.ts";
+export { Channel, type ChannelOptions } from "./sync/channel.ts";
+// Child processes with posix_spawn (spawn/)
 export {
   Child,
   type ChildOutput,
   type ChildStatus,
-  type ExitStrategy,
   type FdSource,
   INHERITED_FDS_VARIABLE,
   spawn,
@@ -173,29 +102,6 @@ export {
   spawnScript,
   type SpawnScriptOptions,
   type Stdio,
-} from "./spawn.ts";
-export {
-  CStringArray,
-  type DecodedWaitStatus,
-  decodeWaitStatus,
-  kill,
-  posixSpawn,
-  PosixSpawnAttributes,
-  PosixSpawnFileActions,
-  posixSpawnp,
-  type SignalName,
-  signalName,
-  signalNumber,
-  SignalSet,
-  type SpawnFlag,
-  SpawnFlags,
-  waitpid,
-  type WaitpidResult,
-} from "./spawn_raw.ts";
-export {
-  inheritedFd,
-  inheritedFds,
-  inheritedRegion,
-  inheritedRegions,
-  parseInheritedFds,
-} from "./child.ts";
+} from "./spawn/spawn.ts";
+export type { SignalName } from "./spawn/raw.ts";
+export { inheritedFd, inheritedFds, inheritedRegion, inheritedRegions } from "./spawn/inherited.ts";

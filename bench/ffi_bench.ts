@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { Mapping, pageSize, unsafeLibc } from "../mod.ts";
+import { Mapping, pageSize } from "../mod.ts";
+import { unsafeLibc } from "../raw.ts";
 import { type Benchmark, type Measured, nsPerOpPair } from "./harness.ts";
 
 const ITERATIONS = 1_000_000;

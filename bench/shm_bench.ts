@@ -8,7 +8,8 @@
  *
  * @module
  */
-import { closeFd, platform, posixFallocate, SharedMemory, shmOpen, shmUnlink } from "../mod.ts";
+import { SharedMemory } from "../mod.ts";
+import { closeFd, platform, posixFallocate, shmOpen, shmUnlink } from "../raw.ts";
 import { unsafeLibc } from "../ffi/libc.ts";
 import { unsafeView } from "../ffi/pointer.ts";
 import {

@@ -9,15 +9,8 @@
  *
  * @module
  */
-import {
-  platform,
-  shmctlRemove,
-  shmget,
-  SystemVSegment,
-  unsafeShmat,
-  unsafeShmdt,
-  unsafeView,
-} from "../mod.ts";
+import { SystemVSegment } from "../mod.ts";
+import { platform, shmctlRemove, shmget, unsafeShmat, unsafeShmdt, unsafeView } from "../raw.ts";
 import { type Benchmark, compileC, type Measured, median, runForNumber } from "./harness.ts";
 
 const C = platform.constants;

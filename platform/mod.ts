@@ -6,7 +6,7 @@
  * unsupported platform throws, naming it.
  *
  * ```ts
- * import { platform } from "./mod.ts";
+ * import { platform } from "@shmkit/shmkit/raw";
  *
  * const flags = platform.constants.MAP_SHARED;
  * ```

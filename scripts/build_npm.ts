@@ -50,20 +50,26 @@ try {
 }
 Deno.mkdirSync(`${OUT}/esm`, { recursive: true });
 
+// Both entry points share one copy of the library (one symbol table, one set
+// of tracked regions and cleanups): split chunks, never two bundles.
 await run(`${BIN}/esbuild`, [
   "mod.ts",
+  "raw.ts",
   "--bundle",
+  "--splitting",
+  "--chunk-names=chunks/[name]-[hash]",
   "--format=esm",
   "--platform=neutral",
   "--target=es2022",
   "--external:bun:ffi",
   "--external:node:*",
   "--legal-comments=none",
-  `--outfile=${OUT}/esm/mod.js`,
+  `--outdir=${OUT}/esm`,
 ]);
 
 await run(`${BIN}/tsc`, [
   "mod.ts",
+  "raw.ts",
   "--declaration",
   "--emitDeclarationOnly",
   "--outDir",
@@ -95,6 +101,7 @@ const pkg = {
   type: "module",
   exports: {
     ".": { types: "./types/mod.d.ts", import: "./esm/mod.js", default: "./esm/mod.js" },
+    "./raw": { types: "./types/raw.d.ts", import: "./esm/raw.js", default: "./esm/raw.js" },
   },
   types: "./types/mod.d.ts",
   module: "./esm/mod.js",

@@ -23,15 +23,8 @@
  *
  * @module
  */
-import {
-  ftruncate,
-  inheritedRegion,
-  Memfd,
-  memfdCreate,
-  platform,
-  readProcMaps,
-  spawnScript,
-} from "../mod.ts";
+import { inheritedRegion, Memfd, readProcMaps, spawnScript } from "../mod.ts";
+import { ftruncate, memfdCreate, platform } from "../raw.ts";
 
 const C = platform.constants;
 

@@ -21,7 +21,8 @@
  * @module
  */
 import * as mod from "../mod.ts";
-import { ClosedError, ErrnoError, Mapping, pageSize, platform, readProcMaps } from "../mod.ts";
+import { ClosedError, ErrnoError, Mapping, pageSize, readProcMaps } from "../mod.ts";
+import { platform } from "../raw.ts";
 import { unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

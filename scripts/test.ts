@@ -17,12 +17,12 @@ const AARCH64_SUBSET = [
   "tests/platform_test.ts",
   "tests/mapping_test.ts",
   "tests/errors_test.ts",
-  "tests/shm_test.ts",
+  "tests/shared_memory_test.ts",
   "tests/memfd_test.ts",
   "tests/sysv_test.ts",
   "tests/readonly_view_test.ts",
   "tests/spawn_test.ts",
-  "tests/futex_test.ts",
+  "tests/wait_test.ts",
   "tests/mutex_test.ts",
   "tests/channel_test.ts",
 ];
@@ -98,7 +98,7 @@ async function checks(): Promise<void> {
     ["type check", ["check", "."]],
     ["lint", ["lint"]],
     ["format", ["fmt", "--check"]],
-    ["doc lint", ["doc", "--lint", "mod.ts"]],
+    ["doc lint", ["doc", "--lint", "mod.ts", "raw.ts"]],
     // JSR: no slow types, every published file resolvable.
     ["publish dry run", ["publish", "--dry-run", "--allow-dirty"]],
   ];
@@ -143,10 +143,13 @@ async function bunSuite(target: string, bun: string[], list: string[]): Promise<
 
 if (files.length === 0) await checks();
 
+/** The library's folders, one per capability. */
+const LIBRARY_DIRS = ["core", "ffi", "platform", "mapping", "shm", "sysv", "sync", "spawn"];
+
 /** Library modules whose JSDoc examples run as tests. */
 function libraryFiles(): string[] {
   const list: string[] = [];
-  for (const dir of [".", "ffi", "platform"]) {
+  for (const dir of [".", ...LIBRARY_DIRS]) {
     for (const e of Deno.readDirSync(`${ROOT}/${dir}`)) {
       if (e.isFile && e.name.endsWith(".ts")) list.push(dir === "." ? e.name : `${dir}/${e.name}`);
     }

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Channel, CHANNEL_HEADER_BYTES, CHANNEL_MAGIC, ClosedError, Mapping } from "../mod.ts";
+import { Channel, ClosedError, Mapping } from "../mod.ts";
+import { CHANNEL_HEADER_BYTES, CHANNEL_MAGIC } from "../raw.ts";
 import { have, skipReason } from "./helpers.ts";
 import {
   afterTicks,

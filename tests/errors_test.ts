@@ -1,9 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { check, checkReturned, ErrnoError, errnoName } from "../errors.ts";
+import { check, checkReturned, ErrnoError, errnoName } from "../core/errors.ts";
 import { unsafeLibc } from "../ffi/libc.ts";
 import { platform } from "../platform/mod.ts";
-import { checkFd, checkInteger, checkMode, checkSize } from "../validate.ts";
+import { checkFd, checkInteger, checkMode, checkSize } from "../core/_validate.ts";
 
 test("errnoName names numbers, preferring EAGAIN over EWOULDBLOCK", () => {
   assert.equal(errnoName(platform.errno.EEXIST!), "EEXIST");

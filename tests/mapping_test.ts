@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ClosedError, ErrnoError, Mapping, pageSize, readProcMaps } from "../mod.ts";
-import { tombstones } from "../region.ts";
+import { tombstones } from "../core/_region.ts";
 import { collectGarbage, tempDir, tick } from "./helpers.ts";
 
 function mapsLine(address: number): string | undefined {

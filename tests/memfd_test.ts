@@ -2,20 +2,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readlinkSync } from "node:fs";
 import process from "node:process";
-import {
-  ClosedError,
-  ErrnoError,
-  ftruncate,
-  getSeals,
-  Mapping,
-  Memfd,
-  memfdCreate,
-  platform,
-  SharedMemory,
-} from "../mod.ts";
+import { ClosedError, ErrnoError, Mapping, Memfd, SharedMemory } from "../mod.ts";
+import { ftruncate, getSeals, memfdCreate, platform } from "../raw.ts";
 import { unsafeLibc } from "../ffi/libc.ts";
 import { cString } from "../ffi/pointer.ts";
-import { memfdUnsupportedReason } from "../shm_raw.ts";
+import { memfdUnsupportedReason } from "../shm/raw.ts";
 import {
   installed,
   leftovers,

@@ -2,21 +2,15 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import process from "node:process";
+import { ClosedError, LockError, Mapping, Mutex, notify, Semaphore, SharedEvent } from "../mod.ts";
 import {
-  ClosedError,
-  LockError,
-  Mapping,
-  Mutex,
   MUTEX_MAGIC,
   MUTEX_NOT_RECOVERABLE,
   MUTEX_OWNER_DIED,
   MUTEX_PID_MASK,
   MUTEX_TAG_SHIFT,
   MUTEX_WAITERS,
-  notify,
-  Semaphore,
-  SharedEvent,
-} from "../mod.ts";
+} from "../raw.ts";
 import { have, skipReason } from "./helpers.ts";
 import {
   afterTicks,

@@ -17,8 +17,12 @@ const TSC = join(ROOT, "node_modules/.bin/tsc");
 
 const SMOKE = `
 import { ErrnoError, Mapping, Memfd, pageSize, readProcMaps, spawn } from "shmkit";
+import { fstat, unsafeAddressOf, unsafeView } from "shmkit/raw";
 const mapping = Mapping.anonymous(pageSize());
 mapping.view(Uint32Array)[0] = 0xbeef;
+// Read back through the raw entry: it shares the library with the safe one.
+const alias = new Uint32Array(unsafeView(unsafeAddressOf(mapping.view()), 4).buffer);
+const word = alias[0];
 const entry = readProcMaps().find((e) => e.contains(mapping.unsafeAddress));
 let code = "";
 try {
@@ -33,9 +37,11 @@ const region = Memfd.create({ size: 8 });
 const child = spawn(["sh", "-c", "printf 7 >&3"], { fds: { 3: region } });
 const status = await child.status;
 const fromChild = String.fromCharCode(region.view()[0]);
+const regionSize = fstat(region.fd).size;
 region.close();
 console.log(JSON.stringify({
-  word: 0xbeef,
+  word,
+  regionSize,
   perms: entry?.perms,
   code,
   detached: view.length === 0,
@@ -46,9 +52,12 @@ console.log(JSON.stringify({
 
 const TYPED = `
 import { Mapping, type ProcMapsEntry } from "shmkit";
+import { type FdStat, platform } from "shmkit/raw";
 const n: number = Mapping.anonymous(16).byteLength;
+const shared: number = platform.constants.MAP_SHARED;
+const s: FdStat | undefined = undefined;
 const e: ProcMapsEntry | undefined = undefined;
-export { e, n };
+export { e, n, s, shared };
 `;
 
 test("the npm package builds, packs, installs and runs under Bun and Deno", {
@@ -64,6 +73,7 @@ test("the npm package builds, packs, installs and runs under Bun and Deno", {
     assert.equal(manifest.name, "shmkit");
     assert.equal(manifest.type, "module");
     assert.equal(manifest.exports["."].types, "./types/mod.d.ts");
+    assert.equal(manifest.exports["./raw"].types, "./types/raw.d.ts");
     assert.ok(manifest.engines.deno && manifest.engines.bun);
 
     writeFileSync(
@@ -77,6 +87,7 @@ test("the npm package builds, packs, installs and runs under Bun and Deno", {
     writeFileSync(join(scratch.path, "smoke.mjs"), SMOKE);
     const expected = {
       word: 0xbeef,
+      regionSize: 8,
       perms: "rw-s",
       code: "ENOENT",
       detached: true,

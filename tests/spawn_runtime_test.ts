@@ -9,14 +9,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, realpathSync } from "node:fs";
-import {
-  ErrnoError,
-  inheritedFds,
-  inheritedRegion,
-  Memfd,
-  parseInheritedFds,
-  spawnScript,
-} from "../mod.ts";
+import { ErrnoError, inheritedFds, inheritedRegion, Memfd, spawnScript } from "../mod.ts";
+import { parseInheritedFds } from "../raw.ts";
 import { repoPath } from "./fixtures/runtimes.ts";
 import { runtime } from "./helpers.ts";
 

@@ -17,10 +17,9 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
+import { ErrnoError, Memfd, spawn } from "../mod.ts";
 import {
   decodeWaitStatus,
-  ErrnoError,
-  Memfd,
   platform,
   posixSpawn,
   PosixSpawnAttributes,
@@ -28,17 +27,16 @@ import {
   signalName,
   signalNumber,
   SignalSet,
-  spawn,
   unsafeLibc,
   waitpid,
-} from "../mod.ts";
+} from "../raw.ts";
 import { cString } from "../ffi/pointer.ts";
-import { reactorEngine, useTimerEngineForTesting } from "../poll_reactor.ts";
+import { reactorEngine, useTimerEngineForTesting } from "../spawn/_poll_reactor.ts";
 import {
   checkProgramsFirstForTesting,
   type ExitStrategy,
   useExitStrategyForTesting,
-} from "../spawn.ts";
+} from "../spawn/spawn.ts";
 import { repoPath, RUNTIMES } from "./fixtures/runtimes.ts";
 import { emulator, runtime, tempDir, tick } from "./helpers.ts";
 

@@ -1,6 +1,6 @@
 /**
- * System V shared memory: the safe API (sysv.ts), the thin wrappers
- * (sysv_raw.ts) and each classic pitfall turned into an error or a
+ * System V shared memory: the safe API (sysv/segment.ts), the thin wrappers
+ * (sysv/raw.ts) and each classic pitfall turned into an error or a
  * documented behaviour. Every segment made here is removed in a finally;
  * the last test asserts that `ipcs -m` is as the first one found it.
  *
@@ -13,28 +13,30 @@ import { join } from "node:path";
 import process from "node:process";
 import {
   ClosedError,
-  decodeShmidDs,
   ErrnoError,
-  explainShmgetFailure,
   ftok,
   Mapping,
   pageSize,
-  platform,
   readProcMaps,
-  shmctlRemove,
-  shmctlStat,
-  shmget,
   SystemVAttachment,
   type SystemVLimits,
   SystemVSegment,
+} from "../mod.ts";
+import {
+  decodeShmidDs,
+  explainShmgetFailure,
+  platform,
+  shmctlRemove,
+  shmctlStat,
+  shmget,
   unsafeShmat,
   unsafeShmdt,
-} from "../mod.ts";
+} from "../raw.ts";
 import { allocStruct, readField, writeField } from "../ffi/pointer.ts";
 import { LINUX_AARCH64 } from "../platform/linux_aarch64.ts";
 import { LINUX_X86_64 } from "../platform/linux_x86_64.ts";
 import { DARWIN_AARCH64 } from "../platform/darwin.ts";
-import { tombstones } from "../region.ts";
+import { tombstones } from "../core/_region.ts";
 import { collectGarbage, tempDir, tick } from "./helpers.ts";
 import {
   assertSegmentsRestored,

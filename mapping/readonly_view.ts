@@ -25,9 +25,9 @@
  *
  * @module
  */
-import { ClosedError } from "./memory.ts";
-import { typeName } from "./ffi/pointer.ts";
-import { checkInteger } from "./validate.ts";
+import { ClosedError } from "../core/memory.ts";
+import { typeName } from "../ffi/pointer.ts";
+import { checkInteger } from "../core/_validate.ts";
 
 const decoder = new TextDecoder();
 

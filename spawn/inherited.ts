@@ -20,13 +20,13 @@
  *
  * @module
  */
-import { ErrnoError } from "./errors.ts";
-import { errno, unsafeLibc } from "./ffi/libc.ts";
-import { cString, unsafeReadCString } from "./ffi/pointer.ts";
-import { Memfd, type MemfdFromFdOptions } from "./memfd.ts";
-import { platform } from "./platform/mod.ts";
+import { ErrnoError } from "../core/errors.ts";
+import { errno, unsafeLibc } from "../ffi/libc.ts";
+import { cString, unsafeReadCString } from "../ffi/pointer.ts";
+import { Memfd, type MemfdFromFdOptions } from "../shm/memfd.ts";
+import { platform } from "../platform/mod.ts";
 import { INHERITED_FDS_VARIABLE } from "./spawn.ts";
-import { checkOptions } from "./validate.ts";
+import { checkOptions } from "../core/_validate.ts";
 
 const C = platform.constants;
 

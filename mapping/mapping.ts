@@ -13,12 +13,12 @@
  *
  * @module
  */
-import { check, ErrnoError } from "./errors.ts";
-import { errno, unsafeLibc } from "./ffi/libc.ts";
-import { fstatFd, openFile } from "./io.ts";
-import { ClosedError, MappedMemory, pageSize, roundUpToPage, setRegion } from "./memory.ts";
-import { platform } from "./platform/mod.ts";
-import { Region } from "./region.ts";
+import { check, ErrnoError } from "../core/errors.ts";
+import { errno, unsafeLibc } from "../ffi/libc.ts";
+import { fstatFd, openFile } from "../core/_io.ts";
+import { ClosedError, MappedMemory, pageSize, roundUpToPage, setRegion } from "../core/memory.ts";
+import { platform } from "../platform/mod.ts";
+import { Region } from "../core/_region.ts";
 import {
   checkBoolean,
   checkChoice,
@@ -26,7 +26,7 @@ import {
   checkInteger,
   checkOptions,
   checkSize,
-} from "./validate.ts";
+} from "../core/_validate.ts";
 
 const C = platform.constants;
 

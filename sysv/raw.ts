@@ -10,11 +10,11 @@
  * (`/proc/sysvipc/shm`, what `ipcs -m` shows), which the errors use to name
  * the limit or the segment a failed `shmget` ran into.
  *
- * Most programs want {@linkcode SystemVSegment} (sysv.ts) instead.
+ * Most programs want {@linkcode SystemVSegment} (sysv/segment.ts) instead.
  *
  * @example Raw calls
  * ```ts
- * import { platform, shmctlRemove, shmctlStat, shmget } from "@shmkit/shmkit";
+ * import { platform, shmctlRemove, shmctlStat, shmget } from "@shmkit/shmkit/raw";
  * const C = platform.constants;
  * const id = shmget(C.IPC_PRIVATE, 4096, C.IPC_CREAT | C.IPC_EXCL | 0o600);
  * console.log(shmctlStat(id).segsz); // 4096
@@ -23,14 +23,14 @@
  *
  * @module
  */
-import { check, ErrnoError, errnoName, type Hints } from "./errors.ts";
-import { errno, setErrno, unsafeLibc } from "./ffi/libc.ts";
-import { allocStruct, cString, readField, writeField } from "./ffi/pointer.ts";
-import { readTextFile } from "./io.ts";
-import { pageSize } from "./memory.ts";
-import { platform } from "./platform/mod.ts";
-import type { StructLayout } from "./platform/types.ts";
-import { checkInteger, checkMode, checkOptions } from "./validate.ts";
+import { check, ErrnoError, errnoName, type Hints } from "../core/errors.ts";
+import { errno, setErrno, unsafeLibc } from "../ffi/libc.ts";
+import { allocStruct, cString, readField, writeField } from "../ffi/pointer.ts";
+import { readTextFile } from "../core/_io.ts";
+import { pageSize } from "../core/memory.ts";
+import { platform } from "../platform/mod.ts";
+import type { StructLayout } from "../platform/types.ts";
+import { checkInteger, checkMode, checkOptions } from "../core/_validate.ts";
 
 const C = platform.constants;
 const PERMISSION_BITS = 0o777;
@@ -202,7 +202,7 @@ function pagesFor(size: bigint, page: bigint): bigint {
  *
  * @example
  * ```ts
- * import { explainShmgetFailure } from "@shmkit/shmkit";
+ * import { explainShmgetFailure } from "@shmkit/shmkit/raw";
  * const limits = { shmmax: 33554432n, shmall: 2097152n, shmmni: 4096, shmmin: 1, pageSize: 4096 };
  * console.log(explainShmgetFailure("EINVAL", { key: 0, size: 67108864, flags: 0o1600 }, {
  *   limits,

@@ -47,12 +47,12 @@
  *
  * @module
  */
-import { ErrnoError } from "./errors.ts";
-import { backend, errno, unsafeLibc } from "./ffi/libc.ts";
-import { typeName, unsafeAddressOf } from "./ffi/pointer.ts";
-import { ClosedError } from "./memory.ts";
-import { platform } from "./platform/mod.ts";
-import { checkInteger } from "./validate.ts";
+import { ErrnoError } from "../core/errors.ts";
+import { backend, errno, unsafeLibc } from "../ffi/libc.ts";
+import { typeName, unsafeAddressOf } from "../ffi/pointer.ts";
+import { ClosedError } from "../core/memory.ts";
+import { platform } from "../platform/mod.ts";
+import { checkInteger } from "../core/_validate.ts";
 
 const C = platform.constants;
 const E = platform.errno;

@@ -32,9 +32,9 @@ import {
   layoutWords,
   waitUntil,
   waitUntilAsync,
-} from "./atomics.ts";
-import { ClosedError } from "./memory.ts";
-import { checkChoice, checkOptions } from "./validate.ts";
+} from "./wait.ts";
+import { ClosedError } from "../core/memory.ts";
+import { checkChoice, checkOptions } from "../core/_validate.ts";
 
 /** The magic word (offset 4) of an initialised event, layout version 1 ("EVT1"). */
 export const EVENT_MAGIC = 0x45565431;

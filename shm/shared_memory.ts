@@ -22,12 +22,12 @@
  * @module
  */
 import { registerCleanup, unregisterCleanup } from "./cleanup.ts";
-import { check, ErrnoError } from "./errors.ts";
-import { errno, setErrno, unsafeLibc } from "./ffi/libc.ts";
-import { cString, unsafeReadCString } from "./ffi/pointer.ts";
-import { ClosedError, MappedMemory, roundUpToPage, setRegion } from "./memory.ts";
-import { platform } from "./platform/mod.ts";
-import { Region } from "./region.ts";
+import { check, ErrnoError } from "../core/errors.ts";
+import { errno, setErrno, unsafeLibc } from "../ffi/libc.ts";
+import { cString, unsafeReadCString } from "../ffi/pointer.ts";
+import { ClosedError, MappedMemory, roundUpToPage, setRegion } from "../core/memory.ts";
+import { platform } from "../platform/mod.ts";
+import { Region } from "../core/_region.ts";
 import {
   encodeShmName,
   fchmod,
@@ -39,8 +39,8 @@ import {
   shmOpenHints,
   shmUnlink,
   statPath,
-} from "./shm_raw.ts";
-import { checkBoolean, checkMode, checkOptions, checkSize } from "./validate.ts";
+} from "./raw.ts";
+import { checkBoolean, checkMode, checkOptions, checkSize } from "../core/_validate.ts";
 
 const C = platform.constants;
 

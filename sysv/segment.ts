@@ -32,11 +32,11 @@
  *
  * @module
  */
-import { ErrnoError } from "./errors.ts";
-import { ClosedError, MappedMemory, regionOf, roundUpToPage, setRegion } from "./memory.ts";
-import { platform } from "./platform/mod.ts";
-import { ReadOnlyView } from "./readonly_view.ts";
-import { Region } from "./region.ts";
+import { ErrnoError } from "../core/errors.ts";
+import { ClosedError, MappedMemory, regionOf, roundUpToPage, setRegion } from "../core/memory.ts";
+import { platform } from "../platform/mod.ts";
+import { ReadOnlyView } from "../mapping/readonly_view.ts";
+import { Region } from "../core/_region.ts";
 import {
   checkId,
   checkIpcMode,
@@ -55,11 +55,11 @@ import {
   type SystemVLimits,
   type SystemVSegmentEntry,
   unsafeShmat,
-} from "./sysv_raw.ts";
-import { checkBoolean, checkInteger, checkOptions, checkSize } from "./validate.ts";
+} from "./raw.ts";
+import { checkBoolean, checkInteger, checkOptions, checkSize } from "../core/_validate.ts";
 
-export type { ShmctlSetOptions, SystemVLimits, SystemVSegmentEntry } from "./sysv_raw.ts";
-export { ftok } from "./sysv_raw.ts";
+export type { ShmctlSetOptions, SystemVLimits, SystemVSegmentEntry } from "./raw.ts";
+export { ftok } from "./raw.ts";
 
 const C = platform.constants;
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { typeName } from "./ffi/pointer.ts";
+import { typeName } from "../ffi/pointer.ts";
 
 /**
  * Checks that `value` is an integer in `[min, max]`.

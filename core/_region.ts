@@ -18,11 +18,11 @@
  * @module
  */
 import { check, ErrnoError } from "./errors.ts";
-import { errno, unsafeLibc } from "./ffi/libc.ts";
-import { backend } from "./ffi/libc.ts";
-import { typeName } from "./ffi/pointer.ts";
-import { platform } from "./platform/mod.ts";
-import { checkInteger } from "./validate.ts";
+import { errno, unsafeLibc } from "../ffi/libc.ts";
+import { backend } from "../ffi/libc.ts";
+import { typeName } from "../ffi/pointer.ts";
+import { platform } from "../platform/mod.ts";
+import { checkInteger } from "./_validate.ts";
 
 const C = platform.constants;
 

@@ -10,7 +10,7 @@
  *
  * @example Create, size, inspect and remove an object by hand
  * ```ts
- * import { closeFd, fstat, ftruncate, platform, shmOpen, shmUnlink } from "@shmkit/shmkit";
+ * import { closeFd, fstat, ftruncate, platform, shmOpen, shmUnlink } from "@shmkit/shmkit/raw";
  * const C = platform.constants;
  * const fd = shmOpen("/raw-example", C.O_CREAT | C.O_EXCL | C.O_RDWR, 0o600);
  * ftruncate(fd, 4096);
@@ -21,11 +21,11 @@
  *
  * @module
  */
-import { check, checkReturned, ErrnoError, type Hints } from "./errors.ts";
-import { availableSymbols, errno, unsafeLibc } from "./ffi/libc.ts";
-import { allocStruct, cString, typeName } from "./ffi/pointer.ts";
-import { platform } from "./platform/mod.ts";
-import { checkFd, checkInteger, checkMode } from "./validate.ts";
+import { check, checkReturned, ErrnoError, type Hints } from "../core/errors.ts";
+import { availableSymbols, errno, unsafeLibc } from "../ffi/libc.ts";
+import { allocStruct, cString, typeName } from "../ffi/pointer.ts";
+import { platform } from "../platform/mod.ts";
+import { checkFd, checkInteger, checkMode } from "../core/_validate.ts";
 
 const C = platform.constants;
 const encoder = new TextEncoder();
@@ -46,7 +46,7 @@ export function shmNameMaxBytes(): number {
  *
  * @example
  * ```ts
- * import { checkShmName } from "@shmkit/shmkit";
+ * import { checkShmName } from "@shmkit/shmkit/raw";
  * checkShmName("/my-app-buffer"); // ok
  * try {
  *   checkShmName("my-app-buffer");
@@ -150,7 +150,7 @@ export function shmOpenHints(name: string): Hints {
  *
  * @example
  * ```ts
- * import { closeFd, platform, shmOpen, shmUnlink } from "@shmkit/shmkit";
+ * import { closeFd, platform, shmOpen, shmUnlink } from "@shmkit/shmkit/raw";
  * const C = platform.constants;
  * const fd = shmOpen("/raw-open-example", C.O_CREAT | C.O_RDWR, 0o600);
  * closeFd(fd);
@@ -180,7 +180,8 @@ export function shmOpen(name: string, flags: number, mode: number = 0o600): numb
  *
  * @example
  * ```ts
- * import { ErrnoError, shmUnlink } from "@shmkit/shmkit";
+ * import { ErrnoError } from "@shmkit/shmkit";
+ * import { shmUnlink } from "@shmkit/shmkit/raw";
  * try {
  *   shmUnlink("/maybe-left-over");
  * } catch (error) {
@@ -207,7 +208,8 @@ export function shmUnlink(name: string): void {
  *
  * @example
  * ```ts
- * import { closeFd, ftruncate, Memfd } from "@shmkit/shmkit";
+ * import { Memfd } from "@shmkit/shmkit";
+ * import { closeFd, ftruncate } from "@shmkit/shmkit/raw";
  * // A raw call on an fd you own; here one from a Memfd.
  * using memory = Memfd.create({ size: 4096 });
  * ftruncate(memory.fd, 8192);
@@ -233,7 +235,8 @@ export function ftruncate(fd: number, length: number): void {
  *
  * @example
  * ```ts
- * import { Memfd, posixFallocate } from "@shmkit/shmkit";
+ * import { Memfd } from "@shmkit/shmkit";
+ * import { posixFallocate } from "@shmkit/shmkit/raw";
  * using memory = Memfd.create({ size: 4096, reserve: false });
  * posixFallocate(memory.fd, 0, 4096);
  * ```
@@ -325,7 +328,8 @@ function readStat(): FdStat {
  *
  * @example
  * ```ts
- * import { fstat, Memfd } from "@shmkit/shmkit";
+ * import { Memfd } from "@shmkit/shmkit";
+ * import { fstat } from "@shmkit/shmkit/raw";
  * using memory = Memfd.create({ size: 4096 });
  * console.log(fstat(memory.fd).size); // 4096
  * ```
@@ -363,7 +367,8 @@ export function statPath(path: string | Uint8Array): FdStat | undefined {
  *
  * @example
  * ```ts
- * import { fchmod, Memfd } from "@shmkit/shmkit";
+ * import { Memfd } from "@shmkit/shmkit";
+ * import { fchmod } from "@shmkit/shmkit/raw";
  * using memory = Memfd.create({ size: 4096 });
  * fchmod(memory.fd, 0o640);
  * ```
@@ -391,7 +396,8 @@ function checkOwnerId(value: unknown, what: string): number {
  *
  * @example
  * ```ts
- * import { fchown, Memfd } from "@shmkit/shmkit";
+ * import { Memfd } from "@shmkit/shmkit";
+ * import { fchown } from "@shmkit/shmkit/raw";
  * using memory = Memfd.create({ size: 4096 });
  * fchown(memory.fd, -1, -1); // changes nothing, and needs no privilege
  * ```
@@ -414,7 +420,7 @@ export function fchown(fd: number, uid: number, gid: number): void {
  *
  * @example
  * ```ts
- * import { closeFd, platform, shmOpen, shmUnlink } from "@shmkit/shmkit";
+ * import { closeFd, platform, shmOpen, shmUnlink } from "@shmkit/shmkit/raw";
  * const C = platform.constants;
  * const fd = shmOpen("/close-example", C.O_CREAT | C.O_RDWR);
  * closeFd(fd);
@@ -452,7 +458,7 @@ export function memfdUnsupportedReason(
  *
  * @example
  * ```ts
- * import { closeFd, memfdCreate, platform } from "@shmkit/shmkit";
+ * import { closeFd, memfdCreate, platform } from "@shmkit/shmkit/raw";
  * const C = platform.constants;
  * const fd = memfdCreate("example", C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING);
  * closeFd(fd);
@@ -489,7 +495,8 @@ export function memfdCreate(name: string, flags: number): number {
  *
  * @example
  * ```ts
- * import { getSeals, Memfd, platform } from "@shmkit/shmkit";
+ * import { Memfd } from "@shmkit/shmkit";
+ * import { getSeals, platform } from "@shmkit/shmkit/raw";
  * using memory = Memfd.create({ size: 4096, seals: ["shrink"] });
  * console.log((getSeals(memory.fd) & platform.constants.F_SEAL_SHRINK) !== 0); // true
  * ```
@@ -509,7 +516,8 @@ export function getSeals(fd: number): number {
  *
  * @example
  * ```ts
- * import { addSeals, Memfd, platform } from "@shmkit/shmkit";
+ * import { Memfd } from "@shmkit/shmkit";
+ * import { addSeals, platform } from "@shmkit/shmkit/raw";
  * using memory = Memfd.create({ size: 4096 });
  * addSeals(memory.fd, platform.constants.F_SEAL_GROW);
  * ```

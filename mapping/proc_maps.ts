@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { readTextFile } from "./io.ts";
+import { readTextFile } from "../core/_io.ts";
 
 /** One line of `/proc/self/maps`. */
 export interface ProcMapsEntry {

@@ -49,12 +49,12 @@ import {
   futexWaitAsync,
   futexWake,
   layoutWords,
-} from "./atomics.ts";
-import { errno, unsafeLibc } from "./ffi/libc.ts";
-import { cString } from "./ffi/pointer.ts";
-import { ClosedError } from "./memory.ts";
-import { platform } from "./platform/mod.ts";
-import { checkOptions } from "./validate.ts";
+} from "./wait.ts";
+import { errno, unsafeLibc } from "../ffi/libc.ts";
+import { cString } from "../ffi/pointer.ts";
+import { ClosedError } from "../core/memory.ts";
+import { platform } from "../platform/mod.ts";
+import { checkOptions } from "../core/_validate.ts";
 
 /** Bit 31 of the lock word: a waiter may be asleep in futex; unlock must wake one. */
 export const MUTEX_WAITERS = 0x80000000 | 0;

@@ -20,8 +20,8 @@
  *
  * @module
  */
-import { platform } from "./platform/mod.ts";
-import { FdMemory } from "./shm.ts";
+import { platform } from "../platform/mod.ts";
+import { FdMemory } from "./shared_memory.ts";
 import {
   addSeals,
   fdFlags,
@@ -31,11 +31,11 @@ import {
   memfdCreate,
   memfdUnsupportedReason,
   posixFallocate,
-} from "./shm_raw.ts";
-import { ErrnoError } from "./errors.ts";
-import { unsafeLibc } from "./ffi/libc.ts";
-import { typeName } from "./ffi/pointer.ts";
-import { checkBoolean, checkChoice, checkFd, checkOptions, checkSize } from "./validate.ts";
+} from "./raw.ts";
+import { ErrnoError } from "../core/errors.ts";
+import { unsafeLibc } from "../ffi/libc.ts";
+import { typeName } from "../ffi/pointer.ts";
+import { checkBoolean, checkChoice, checkFd, checkOptions, checkSize } from "../core/_validate.ts";
 
 const C = platform.constants;
 
@@ -124,7 +124,8 @@ export interface MemfdFromFdOptions {
  *
  * @example Check an fd handed over by another process before mapping it
  * ```ts
- * import { Memfd, unsafeLibc } from "@shmkit/shmkit";
+ * import { Memfd } from "@shmkit/shmkit";
+ * import { unsafeLibc } from "@shmkit/shmkit/raw";
  * using sender = Memfd.create({ size: 4096, seals: ["shrink", "grow"] });
  * sender.view()[0] = 7;
  * // A child would receive the fd from spawn(); a dup stands in for it here.
@@ -215,7 +216,8 @@ export class Memfd extends FdMemory {
    *
    * @example Refuse an fd a peer could shrink under us
    * ```ts
-   * import { Memfd, unsafeLibc } from "@shmkit/shmkit";
+   * import { Memfd } from "@shmkit/shmkit";
+   * import { unsafeLibc } from "@shmkit/shmkit/raw";
    * using unsealed = Memfd.create({ size: 65536 });
    * const fd = unsafeLibc.dup(unsealed.fd);
    * try {

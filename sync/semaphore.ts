@@ -36,9 +36,9 @@ import {
   layoutWords,
   waitUntil,
   waitUntilAsync,
-} from "./atomics.ts";
-import { ClosedError } from "./memory.ts";
-import { checkInteger, checkOptions } from "./validate.ts";
+} from "./wait.ts";
+import { ClosedError } from "../core/memory.ts";
+import { checkInteger, checkOptions } from "../core/_validate.ts";
 
 /** The magic word (offset 4) of an initialised semaphore, layout version 1 ("SEM1"). */
 export const SEMAPHORE_MAGIC = 0x53454d31;

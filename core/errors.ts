@@ -7,9 +7,9 @@
  *
  * @module
  */
-import { errno, unsafeLibc } from "./ffi/libc.ts";
-import { unsafeReadCString } from "./ffi/pointer.ts";
-import { platform } from "./platform/mod.ts";
+import { errno, unsafeLibc } from "../ffi/libc.ts";
+import { unsafeReadCString } from "../ffi/pointer.ts";
+import { platform } from "../platform/mod.ts";
 
 /** What a failed call was acting on, and what the user can do about it. */
 export interface ErrnoErrorOptions {

@@ -5,7 +5,7 @@
  *
  * These mirror the C API one call to one call; they check their arguments
  * and turn error numbers into {@linkcode ErrnoError}, but choose nothing for
- * you (no signal reset, no fd hygiene). {@linkcode spawn} in `spawn.ts`
+ * you (no signal reset, no fd hygiene). {@linkcode spawn} in `spawn/spawn.ts`
  * builds a safe child process on top of them.
  *
  * posix_spawn returns its error number instead of setting errno, and glibc
@@ -14,7 +14,7 @@
  *
  * @example Run /bin/true with the raw calls
  * ```ts
- * import { PosixSpawnAttributes, PosixSpawnFileActions, posixSpawn, waitpid } from "@shmkit/shmkit";
+ * import { PosixSpawnAttributes, PosixSpawnFileActions, posixSpawn, waitpid } from "@shmkit/shmkit/raw";
  * using actions = new PosixSpawnFileActions();
  * using attributes = new PosixSpawnAttributes();
  * const pid = posixSpawn("/bin/true", actions, attributes, ["true"], []);
@@ -24,11 +24,11 @@
  *
  * @module
  */
-import { check, checkReturned, ErrnoError } from "./errors.ts";
-import { availableSymbols, errno, unsafeLibc } from "./ffi/libc.ts";
-import { allocStruct, cString, typeName, unsafeAddressOf } from "./ffi/pointer.ts";
-import { platform } from "./platform/mod.ts";
-import { checkFd, checkInteger, checkMode } from "./validate.ts";
+import { check, checkReturned, ErrnoError } from "../core/errors.ts";
+import { availableSymbols, errno, unsafeLibc } from "../ffi/libc.ts";
+import { allocStruct, cString, typeName, unsafeAddressOf } from "../ffi/pointer.ts";
+import { platform } from "../platform/mod.ts";
+import { checkFd, checkInteger, checkMode } from "../core/_validate.ts";
 
 const C = platform.constants;
 const encoder = new TextEncoder();
@@ -103,7 +103,7 @@ export function signalName(value: number): string {
  *
  * @example Every signal but SIGKILL and SIGSTOP
  * ```ts
- * import { SignalSet } from "@shmkit/shmkit";
+ * import { SignalSet } from "@shmkit/shmkit/raw";
  * const all = SignalSet.full();
  * const none = SignalSet.empty().add("SIGTERM");
  * ```
@@ -186,7 +186,7 @@ function destroyedError(what: string): Error {
  *
  * @example Give the child fd 7 as its fd 3
  * ```ts
- * import { PosixSpawnFileActions } from "@shmkit/shmkit";
+ * import { PosixSpawnFileActions } from "@shmkit/shmkit/raw";
  * using actions = new PosixSpawnFileActions();
  * actions.addDup2(7, 3).addOpen(0, "/dev/null", 0, 0);
  * ```
@@ -352,7 +352,7 @@ export class PosixSpawnFileActions implements Disposable {
  *
  * @example Default signal dispositions and an empty mask in the child
  * ```ts
- * import { PosixSpawnAttributes, SignalSet, SpawnFlags } from "@shmkit/shmkit";
+ * import { PosixSpawnAttributes, SignalSet, SpawnFlags } from "@shmkit/shmkit/raw";
  * using attributes = new PosixSpawnAttributes();
  * attributes.setSigDefault(SignalSet.full()).setSigMask(SignalSet.empty());
  * attributes.setFlags(SpawnFlags.SETSIGDEF | SpawnFlags.SETSIGMASK);
@@ -663,7 +663,7 @@ export interface DecodedWaitStatus {
  *
  * @example
  * ```ts
- * import { decodeWaitStatus } from "@shmkit/shmkit";
+ * import { decodeWaitStatus } from "@shmkit/shmkit/raw";
  * console.log(decodeWaitStatus(3 << 8)); // { code: 3, signal: null, ... }
  * console.log(decodeWaitStatus(9).signal); // "SIGKILL"
  * ```

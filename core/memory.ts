@@ -4,9 +4,9 @@
  *
  * @module
  */
-import { unsafeLibc } from "./ffi/libc.ts";
-import { platform } from "./platform/mod.ts";
-import { dataViewOf, type Region, type TypedArrayConstructor, typedView } from "./region.ts";
+import { unsafeLibc } from "../ffi/libc.ts";
+import { platform } from "../platform/mod.ts";
+import { dataViewOf, type Region, type TypedArrayConstructor, typedView } from "./_region.ts";
 
 // The region behind each object; kept out of the class so that no public or
 // protected member exposes the internal Region type.
@@ -23,7 +23,7 @@ export function regionOf(owner: MappedMemory): Region | undefined {
   return region === undefined || region.released ? undefined : region;
 }
 
-export type { TypedArrayConstructor } from "./region.ts";
+export type { TypedArrayConstructor } from "./_region.ts";
 
 let cachedPageSize = 0;
 

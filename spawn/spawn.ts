@@ -33,8 +33,8 @@
  *
  * @module
  */
-import { check, ErrnoError } from "./errors.ts";
-import { backend, errno, unsafeLibc } from "./ffi/libc.ts";
+import { check, ErrnoError } from "../core/errors.ts";
+import { backend, errno, unsafeLibc } from "../ffi/libc.ts";
 import {
   allocStruct,
   cString,
@@ -42,9 +42,9 @@ import {
   typeName,
   unsafeReadCString,
   unsafeView,
-} from "./ffi/pointer.ts";
-import { platform } from "./platform/mod.ts";
-import { waitReady } from "./poll_reactor.ts";
+} from "../ffi/pointer.ts";
+import { platform } from "../platform/mod.ts";
+import { waitReady } from "./_poll_reactor.ts";
 import {
   CStringArray,
   decodeWaitStatus,
@@ -56,8 +56,14 @@ import {
   signalNumber,
   SignalSet,
   SpawnFlags,
-} from "./spawn_raw.ts";
-import { checkBoolean, checkChoice, checkFd, checkInteger, checkOptions } from "./validate.ts";
+} from "./raw.ts";
+import {
+  checkBoolean,
+  checkChoice,
+  checkFd,
+  checkInteger,
+  checkOptions,
+} from "../core/_validate.ts";
 
 const C = platform.constants;
 const E = platform.errno;
@@ -658,7 +664,7 @@ function reap(pid: number): number | undefined {
  *   Signal listeners don't keep Deno alive, so a timer does while a ref'd
  *   child runs (and reaps once a second, in case a signal was missed).
  * - "pidfd" (Bun, and Deno when it can't listen): a pidfd, readable once the
- *   child has ended, waited for by `poll_reactor.ts`. Bun's own SIGCHLD
+ *   child has ended, waited for by `_poll_reactor.ts`. Bun's own SIGCHLD
  *   listener was measured ~2 ms slower per child, with ~1 ms of CPU.
  * - "timer" (no pidfd: Linux before 5.3, sandboxes): `waitpid(WNOHANG)` on a
  *   timer backing off from 1 ms to 50 ms.

@@ -5,9 +5,9 @@
  * @module
  */
 import { check } from "./errors.ts";
-import { unsafeLibc } from "./ffi/libc.ts";
-import { allocStruct, cString, readField } from "./ffi/pointer.ts";
-import { platform } from "./platform/mod.ts";
+import { unsafeLibc } from "../ffi/libc.ts";
+import { allocStruct, cString, readField } from "../ffi/pointer.ts";
+import { platform } from "../platform/mod.ts";
 
 const C = platform.constants;
 

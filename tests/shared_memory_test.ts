@@ -4,26 +4,28 @@ import { mkdirSync, readdirSync, readlinkSync, rmdirSync, statfsSync, statSync }
 import process from "node:process";
 import {
   ClosedError,
-  closeFd,
   ErrnoError,
+  registerCleanup,
+  runCleanups,
+  setSignalCleanup,
+  SharedMemory,
+  type SharedMemoryCreateOptions,
+  unregisterCleanup,
+} from "../mod.ts";
+import {
+  closeFd,
   fchmod,
   fchown,
   fstat,
   ftruncate,
   pendingCleanups,
   platform,
-  registerCleanup,
-  runCleanups,
-  setSignalCleanup,
-  SharedMemory,
-  type SharedMemoryCreateOptions,
   shmOpen,
   shmUnlink,
-  unregisterCleanup,
-} from "../mod.ts";
-import { cleanupHooks, hasCleanup } from "../cleanup.ts";
+} from "../raw.ts";
+import { cleanupHooks, hasCleanup } from "../shm/cleanup.ts";
 import { unsafeLibc } from "../ffi/libc.ts";
-import { checkShmName } from "../shm_raw.ts";
+import { checkShmName } from "../shm/raw.ts";
 import { collectGarbage, tick } from "./helpers.ts";
 import {
   installed,

@@ -24,9 +24,9 @@
  *
  * @module
  */
-import { backend, unsafeLibc } from "./ffi/libc.ts";
-import { platform } from "./platform/mod.ts";
-import { check } from "./errors.ts";
+import { backend, unsafeLibc } from "../ffi/libc.ts";
+import { platform } from "../platform/mod.ts";
+import { check } from "../core/errors.ts";
 
 const C = platform.constants;
 const POLLFD = platform.structs.pollfd;

@@ -53,10 +53,10 @@ import {
   futexWait,
   futexWaitAsync,
   futexWake,
-} from "./atomics.ts";
-import { typeName } from "./ffi/pointer.ts";
-import { ClosedError } from "./memory.ts";
-import { checkInteger, checkOptions } from "./validate.ts";
+} from "./wait.ts";
+import { typeName } from "../ffi/pointer.ts";
+import { ClosedError } from "../core/memory.ts";
+import { checkInteger, checkOptions } from "../core/_validate.ts";
 
 /** The magic word (offset 0) of an initialised channel, layout version 1 ("CHN1"). */
 export const CHANNEL_MAGIC = 0x43484e31;

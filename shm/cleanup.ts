@@ -35,7 +35,7 @@
  *
  * @module
  */
-import { platform } from "./platform/mod.ts";
+import { platform } from "../platform/mod.ts";
 
 /** What a cleanup task is registered under: any value, compared with `===`. */
 export type CleanupKey = string | number | symbol | object;
