@@ -28,8 +28,8 @@
  *
  * @module
  */
-export { ErrnoError, errnoName } from "./core/errors.ts";
-export { ClosedError, MappedMemory, pageSize, type TypedArrayConstructor } from "./core/memory.ts";
+export { ClosedError, ErrnoError, errnoName } from "./core/errors.ts";
+export { MappedMemory, pageSize, type TypedArrayConstructor } from "./core/memory.ts";
 // Mappings (mapping/)
 export {
   type Access,

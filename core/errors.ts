@@ -155,3 +155,17 @@ export function checkReturned(
   if (result === 0) return;
   throw new ErrnoError(syscall, result, withHint(options, hints, result));
 }
+
+/** An object was used after `close()`. */
+export class ClosedError extends Error {
+  /**
+   * Builds the error for `action` on a closed `what`.
+   *
+   * @param action What was attempted ("create a view").
+   * @param what The object ("mapping").
+   */
+  constructor(action: string, what: string) {
+    super(`Cannot ${action}: the ${what} is closed`);
+    this.name = "ClosedError";
+  }
+}

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { ClosedError } from "./errors.ts";
 import { unsafeLibc } from "../ffi/libc.ts";
 import { platform } from "../platform/mod.ts";
 import { dataViewOf, type Region, type TypedArrayConstructor, typedView } from "./_region.ts";
@@ -47,20 +48,6 @@ export function pageSize(): number {
 export function roundUpToPage(length: number): number {
   const page = pageSize();
   return Math.ceil(length / page) * page;
-}
-
-/** An object was used after `close()`. */
-export class ClosedError extends Error {
-  /**
-   * Builds the error for `action` on a closed `what`.
-   *
-   * @param action What was attempted ("create a view").
-   * @param what The object ("mapping").
-   */
-  constructor(action: string, what: string) {
-    super(`Cannot ${action}: the ${what} is closed`);
-    this.name = "ClosedError";
-  }
 }
 
 /**

@@ -16,7 +16,8 @@
 import { check, ErrnoError } from "../core/errors.ts";
 import { errno, unsafeLibc } from "../ffi/libc.ts";
 import { fstatFd, openFile } from "../core/_io.ts";
-import { ClosedError, MappedMemory, pageSize, roundUpToPage, setRegion } from "../core/memory.ts";
+import { MappedMemory, pageSize, roundUpToPage, setRegion } from "../core/memory.ts";
+import { ClosedError } from "../core/errors.ts";
 import { platform } from "../platform/mod.ts";
 import { Region } from "../core/_region.ts";
 import {

@@ -25,7 +25,7 @@
  *
  * @module
  */
-import { ClosedError } from "../core/memory.ts";
+import { ClosedError } from "../core/errors.ts";
 import { typeName } from "../ffi/pointer.ts";
 import { checkInteger } from "../core/_validate.ts";
 

@@ -18,6 +18,7 @@ import { DARWIN_AARCH64 } from "./darwin.ts";
 import { LINUX_AARCH64 } from "./linux_aarch64.ts";
 import { LINUX_X86_64 } from "./linux_x86_64.ts";
 import type { Platform } from "./types.ts";
+import { deno, nodeProcess } from "../core/_runtime.ts";
 
 export type {
   ConstantName,
@@ -64,17 +65,6 @@ export function selectPlatform(os: string, arch: string): Platform {
   return found;
 }
 
-/** The subset of `Deno.build` read here; typed locally so no Deno types are needed. */
-interface DenoLike {
-  build?: { os?: string; arch?: string };
-}
-
-/** The subset of Node's `process` read here. */
-interface ProcessLike {
-  platform?: string;
-  arch?: string;
-}
-
 /** Node/Bun spell architectures differently from Deno. */
 const NODE_ARCH: Readonly<Record<string, string>> = {
   x64: "x86_64",
@@ -88,12 +78,11 @@ const NODE_ARCH: Readonly<Record<string, string>> = {
  * for what no runtime global reveals.
  */
 export function detectPlatform(): { os: string; arch: string } {
-  const g = globalThis as { Deno?: DenoLike; process?: ProcessLike };
-  const build = g.Deno?.build;
+  const build = deno?.build;
   if (build?.os !== undefined && build.arch !== undefined) {
     return { os: build.os, arch: build.arch };
   }
-  const proc = g.process;
+  const proc = nodeProcess;
   if (proc?.platform !== undefined && proc.arch !== undefined) {
     return { os: proc.platform, arch: NODE_ARCH[proc.arch] ?? proc.arch };
   }

@@ -25,7 +25,8 @@ import { registerCleanup, unregisterCleanup } from "./cleanup.ts";
 import { check, ErrnoError } from "../core/errors.ts";
 import { errno, setErrno, unsafeLibc } from "../ffi/libc.ts";
 import { cString, unsafeReadCString } from "../ffi/pointer.ts";
-import { ClosedError, MappedMemory, roundUpToPage, setRegion } from "../core/memory.ts";
+import { MappedMemory, roundUpToPage, setRegion } from "../core/memory.ts";
+import { ClosedError } from "../core/errors.ts";
 import { platform } from "../platform/mod.ts";
 import { Region } from "../core/_region.ts";
 import {

@@ -27,6 +27,7 @@
 import { backend, unsafeLibc } from "../ffi/libc.ts";
 import { platform } from "../platform/mod.ts";
 import { check } from "../core/errors.ts";
+import { setTimerRef } from "../core/_runtime.ts";
 
 const C = platform.constants;
 const POLLFD = platform.structs.pollfd;
@@ -286,12 +287,7 @@ function createTimerEngine(): Engine {
 }
 
 function unrefTimer(timer: ReturnType<typeof setTimeout>): void {
-  const g = globalThis as { Deno?: { unrefTimer(id: number): void } };
-  if (g.Deno !== undefined) {
-    g.Deno.unrefTimer(timer as unknown as number);
-  } else {
-    (timer as unknown as { unref?(): void }).unref?.();
-  }
+  setTimerRef(timer, false);
 }
 
 /** What the Bun waiter Worker gets at start. */

@@ -45,6 +45,7 @@ import {
 } from "../ffi/pointer.ts";
 import { platform } from "../platform/mod.ts";
 import { waitReady } from "./_poll_reactor.ts";
+import { deno, execPath as runtimeExecPath, nodeProcess, setTimerRef } from "../core/_runtime.ts";
 import {
   CStringArray,
   decodeWaitStatus,
@@ -178,20 +179,14 @@ function readEnviron(address: number): string[] {
   }
 }
 
-interface ProcessEnv {
-  process?: { env?: Record<string, string | undefined> };
-  Deno?: { env: { toObject(): Record<string, string> } };
-}
-
 /**
  * This process's environment as `NAME=value` strings, or (Deno) the
  * address of the C `environ` when `copy` is false.
  */
 function currentEnvironment(copy: boolean): string[] | number {
-  const g = globalThis as ProcessEnv;
   if (backend.runtime === "bun") {
     // Bun keeps process.env in JS; assignments never reach the C environ.
-    const env = g.process?.env ?? {};
+    const env = nodeProcess?.env ?? {};
     const entries: string[] = [];
     for (const [name, value] of Object.entries(env)) {
       if (value !== undefined) entries.push(`${name}=${value}`);
@@ -202,7 +197,7 @@ function currentEnvironment(copy: boolean): string[] | number {
   const address = environAddress();
   if (address !== 0) return copy ? readEnviron(address) : address;
   try {
-    return Object.entries(g.Deno!.env.toObject()).map(([k, v]) => `${k}=${v}`);
+    return Object.entries(deno!.env.toObject()).map(([k, v]) => `${k}=${v}`);
   } catch (error) {
     throw new Error(
       `Cannot read the environment for the child: this C library does not expose environ to dlsym, and ${error}; pass env with clearEnv: true, or grant --allow-env`,
@@ -676,16 +671,6 @@ let listening = false;
 const signalWatches = new Set<ExitWatch>();
 let keepAlive: ReturnType<typeof setInterval> | undefined;
 
-interface DenoSignals {
-  addSignalListener(signal: "SIGCHLD", handler: () => void): void;
-  unrefTimer(id: number): void;
-  refTimer(id: number): void;
-}
-
-function denoApi(): DenoSignals | undefined {
-  return (globalThis as { Deno?: DenoSignals }).Deno;
-}
-
 function onChildSignal(): void {
   for (const watch of [...signalWatches]) watch.poll();
   updateKeepAlive();
@@ -704,7 +689,6 @@ function updateKeepAlive(): void {
 
 /** Starts listening for SIGCHLD (Deno); false where that is not possible. */
 function listenForChildren(): boolean {
-  const deno = denoApi();
   if (listening || backend.runtime !== "deno" || deno === undefined) return listening;
   try {
     deno.addSignalListener("SIGCHLD", onChildSignal);
@@ -730,18 +714,6 @@ export function useExitStrategyForTesting(which: ExitStrategy): ExitStrategy {
   }
   strategy = which;
   return before;
-}
-
-function setTimerRef(timer: ReturnType<typeof setTimeout>, ref: boolean): void {
-  const deno = denoApi();
-  if (deno !== undefined) {
-    if (ref) deno.refTimer(timer as unknown as number);
-    else deno.unrefTimer(timer as unknown as number);
-  } else {
-    const t = timer as unknown as { ref?(): void; unref?(): void };
-    if (ref) t.ref?.();
-    else t.unref?.();
-  }
 }
 
 /** Watches one child until it ends, and reaps it. */
@@ -1073,12 +1045,6 @@ function modulePath(module: unknown): string {
   return module.startsWith("file:") ? decodeURIComponent(new URL(module).pathname) : module;
 }
 
-function ownExecPath(): string {
-  const g = globalThis as { Deno?: { execPath(): string }; process?: { execPath?: string } };
-  if (backend.runtime === "deno") return g.Deno!.execPath();
-  return g.process!.execPath!;
-}
-
 function stringList(value: unknown, what: string): readonly string[] {
   if (value === undefined) return [];
   if (!Array.isArray(value)) {
@@ -1120,7 +1086,7 @@ export function spawnScript(module: string | URL, options?: SpawnScriptOptions):
     ? backend.runtime
     : checkChoice(o.runtime, "runtime", ["deno", "bun"] as const);
   const execPath = o.execPath ??
-    (runtime === backend.runtime ? ownExecPath() : runtime);
+    (runtime === backend.runtime ? runtimeExecPath() : runtime);
   cString(execPath, "execPath");
   const args = stringList(o.args, "args");
   const runtimeArgs = stringList(o.runtimeArgs, "runtimeArgs");

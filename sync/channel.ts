@@ -55,7 +55,7 @@ import {
   futexWake,
 } from "./wait.ts";
 import { typeName } from "../ffi/pointer.ts";
-import { ClosedError } from "../core/memory.ts";
+import { ClosedError } from "../core/errors.ts";
 import { checkInteger, checkOptions } from "../core/_validate.ts";
 
 /** The magic word (offset 0) of an initialised channel, layout version 1 ("CHN1"). */

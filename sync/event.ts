@@ -33,7 +33,7 @@ import {
   waitUntil,
   waitUntilAsync,
 } from "./wait.ts";
-import { ClosedError } from "../core/memory.ts";
+import { ClosedError } from "../core/errors.ts";
 import { checkChoice, checkOptions } from "../core/_validate.ts";
 
 /** The magic word (offset 4) of an initialised event, layout version 1 ("EVT1"). */

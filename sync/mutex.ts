@@ -52,7 +52,7 @@ import {
 } from "./wait.ts";
 import { errno, unsafeLibc } from "../ffi/libc.ts";
 import { cString } from "../ffi/pointer.ts";
-import { ClosedError } from "../core/memory.ts";
+import { ClosedError } from "../core/errors.ts";
 import { platform } from "../platform/mod.ts";
 import { checkOptions } from "../core/_validate.ts";
 

@@ -37,7 +37,7 @@ import {
   waitUntil,
   waitUntilAsync,
 } from "./wait.ts";
-import { ClosedError } from "../core/memory.ts";
+import { ClosedError } from "../core/errors.ts";
 import { checkInteger, checkOptions } from "../core/_validate.ts";
 
 /** The magic word (offset 4) of an initialised semaphore, layout version 1 ("SEM1"). */

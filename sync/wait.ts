@@ -50,9 +50,10 @@
 import { ErrnoError } from "../core/errors.ts";
 import { backend, errno, unsafeLibc } from "../ffi/libc.ts";
 import { typeName, unsafeAddressOf } from "../ffi/pointer.ts";
-import { ClosedError } from "../core/memory.ts";
+import { ClosedError } from "../core/errors.ts";
 import { platform } from "../platform/mod.ts";
 import { checkInteger } from "../core/_validate.ts";
+import { nextMacrotask } from "../core/_runtime.ts";
 
 const C = platform.constants;
 const E = platform.errno;
@@ -347,11 +348,7 @@ export function waitAsync(
   return futexWaitAsync(word, value, timeout, pollMs);
 }
 
-const immediate: () => Promise<void> = (() => {
-  const g = globalThis as { setImmediate?: (fn: () => void) => unknown };
-  const schedule = g.setImmediate ?? ((fn: () => void) => setTimeout(fn, 0));
-  return () => new Promise<void>((resolve) => void schedule(resolve));
-})();
+const immediate = nextMacrotask;
 
 function closed(): ClosedError {
   return new ClosedError("wait", "view's memory");

@@ -33,7 +33,8 @@
  * @module
  */
 import { ErrnoError } from "../core/errors.ts";
-import { ClosedError, MappedMemory, regionOf, roundUpToPage, setRegion } from "../core/memory.ts";
+import { MappedMemory, regionOf, roundUpToPage, setRegion } from "../core/memory.ts";
+import { ClosedError } from "../core/errors.ts";
 import { platform } from "../platform/mod.ts";
 import { ReadOnlyView } from "../mapping/readonly_view.ts";
 import { Region } from "../core/_region.ts";
