@@ -54,8 +54,33 @@ export function have(program: string): boolean {
   }
 }
 
-/** Logs why a test is skipped (the runners print skips, but not always why). */
+const HERE = new URL(import.meta.url).pathname;
+const REPO = new URL("../", import.meta.url).pathname;
+
+/** The first stack frame outside this file, as "tests/x_test.ts:12", or "". */
+function callerLocation(): string {
+  for (const line of (new Error().stack ?? "").split("\n").slice(1)) {
+    const m = /(?:file:\/\/)?(\/[^\s()]+?\.[cm]?[jt]sx?):(\d+)/.exec(line);
+    if (m === null || m[1] === HERE) continue;
+    const path = m[1]!.startsWith(REPO) ? m[1]!.slice(REPO.length) : m[1]!;
+    return `${path}:${m[2]}`;
+  }
+  return "";
+}
+
+/**
+ * Logs why a test is skipped and returns the reason, for a test's `skip`
+ * option. Both runners print only "ignored" / "(skip)" for a reason string,
+ * so the reason goes to stderr (shown by both) as `skip: <reason> (<file:line>)`,
+ * the line scripts/test.ts collects.
+ */
 export function skipReason(reason: string): string {
-  console.log(`skip: ${reason}`);
+  const at = callerLocation();
+  console.error(`skip: ${reason}${at === "" ? "" : ` (${at})`}`);
   return reason;
+}
+
+/** `skipReason(reason)` when `condition` holds, else false: `{ skip: skipIf(!have("cc"), "no cc") }`. */
+export function skipIf(condition: boolean, reason: string): string | false {
+  return condition ? skipReason(reason) : false;
 }
