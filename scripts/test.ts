@@ -1,13 +1,24 @@
 /**
  * Runs every check on every target: type check, lint, format, doc lint, the
- * suite under Deno and Bun on x86_64, and a named subset under Deno and Bun
- * on aarch64 (qemu-user). Prints one summary line per target and the total
- * last, as `N passed, N failed`.
+ * suite under Deno and Bun on x86_64, the mutation check, and a named subset
+ * under Deno and Bun on aarch64 (qemu-user). Prints the reasons tests gave for
+ * skipping, then one summary line per target (`deno x86_64: N passed, N
+ * failed, N skipped`; a line saying how a run died before its summary goes
+ * just above its target's line), and the total last, as `N passed, N failed,
+ * N skipped`.
  *
- * Usage: deno run -A scripts/test.ts [--no-aarch64] [--only=deno|bun] [files...]
+ * Usage: deno run -A scripts/test.ts [--no-aarch64] [--no-mutation] [--only=deno|bun] [files...]
  *
  * @module
  */
+
+import {
+  type ProcessEnd,
+  readBun,
+  readDeno,
+  readSummaryLine,
+  type RunResult,
+} from "./_test_output.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const BIN = `${ROOT}/node_modules/.bin`;
@@ -31,6 +42,11 @@ interface Tally {
   readonly target: string;
   passed: number;
   failed: number;
+  /** Only for test runs. */
+  skipped?: number;
+  /** How the run ended without its summary. */
+  death?: string;
+  skipReasons?: readonly string[];
 }
 
 const args = new Set(Deno.args.filter((a) => a.startsWith("--")));
@@ -43,7 +59,7 @@ async function run(
   command: string,
   commandArgs: string[],
   env: Record<string, string> = {},
-): Promise<{ code: number; output: string }> {
+): Promise<ProcessEnd & { output: string }> {
   console.log(`\n$ ${[command, ...commandArgs].join(" ")}`);
   const child = new Deno.Command(command, {
     args: commandArgs,
@@ -62,25 +78,13 @@ async function run(
   };
   await Promise.all([pump(child.stdout, Deno.stdout), pump(child.stderr, Deno.stderr)]);
   const status = await child.status;
-  return { code: status.code, output };
+  return { code: status.code, signal: status.signal, output };
 }
 
-// deno-lint-ignore no-control-regex
-const stripAnsi = (s: string): string => s.replace(/\x1b\[[0-9;]*m/g, "");
-
-function denoCounts(output: string, code: number): [number, number] {
-  const m = /(\d+) passed[^|\n]*\| (\d+) failed/.exec(stripAnsi(output));
-  if (m === null) return [0, Math.max(1, code === 0 ? 0 : 1)];
-  return [Number(m[1]), Number(m[2]) + (Number(m[2]) === 0 && code !== 0 ? 1 : 0)];
-}
-
-function bunCounts(output: string, code: number): [number, number] {
-  const text = stripAnsi(output);
-  const pass = /^\s*(\d+) pass\s*$/m.exec(text);
-  const fail = /^\s*(\d+) fail\s*$/m.exec(text);
-  if (pass === null) return [0, 1];
-  const failed = Number(fail?.[1] ?? 0);
-  return [Number(pass[1]), failed === 0 && code !== 0 ? 1 : failed];
+/** Records a test run, saying at once how it died if it did. */
+function record(target: string, result: RunResult): void {
+  if (result.death !== undefined) console.log(`${target} ${result.death}`);
+  tallies.push({ target, ...result });
 }
 
 function testFiles(subset?: readonly string[]): string[] {
@@ -119,7 +123,7 @@ async function denoSuite(
   list: string[],
   extra: string[],
 ): Promise<void> {
-  const { code, output } = await run(deno[0]!, [
+  const { output, ...end } = await run(deno[0]!, [
     ...deno.slice(1),
     "test",
     "-A",
@@ -127,18 +131,17 @@ async function denoSuite(
     ...extra,
     ...list,
   ]);
-  const [passed, failed] = denoCounts(output, code);
-  tallies.push({ target, passed, failed });
+  record(target, readDeno(output, end));
 }
 
 async function bunSuite(target: string, bun: string[], list: string[]): Promise<void> {
-  const { code, output } = await run(bun[0]!, [
+  // bunfig.toml's [test] section (run from ROOT) sets the timeout and root.
+  const { output, ...end } = await run(bun[0]!, [
     ...bun.slice(1),
     "test",
     ...list.map((f) => `./${f}`),
   ]);
-  const [passed, failed] = bunCounts(output, code);
-  tallies.push({ target, passed, failed });
+  record(target, readBun(output, end));
 }
 
 if (files.length === 0) await checks();
@@ -158,20 +161,28 @@ function libraryFiles(): string[] {
 }
 
 if (files.length === 0 && only !== "bun") {
-  const { code, output } = await run(`${BIN}/deno`, [
+  const { output, ...end } = await run(`${BIN}/deno`, [
     "test",
     "--doc",
     "-A",
     "--v8-flags=--expose-gc",
     ...libraryFiles(),
   ]);
-  const [passed, failed] = denoCounts(output, code);
-  tallies.push({ target: "deno doc examples", passed, failed });
+  record("deno doc examples", readDeno(output, end));
 }
 
 const x86 = testFiles();
 if (only !== "bun") await denoSuite("deno x86_64", [`${BIN}/deno`], x86, []);
 if (only !== "deno") await bunSuite("bun x86_64", [`${BIN}/bun`], x86);
+
+if (files.length === 0 && only !== "bun" && !args.has("--no-mutation")) {
+  // One-line bugs the suite must catch, each in a scratch copy (scripts/mutation_check.ts).
+  const { output, ...end } = await run(`${BIN}/deno`, ["run", "-A", "scripts/mutation_check.ts"]);
+  const target = "mutation check";
+  const result = readSummaryLine(output, target, end);
+  if (result.death !== undefined) console.log(`${target} ${result.death}`);
+  tallies.push({ target, ...result });
+}
 
 if (files.length === 0 && only === undefined) {
   // The oldest runtimes the npm package's engines field claims, tested for real.
@@ -194,13 +205,25 @@ if (!args.has("--no-aarch64")) {
   }
 }
 
+const withReasons = tallies.filter((t) => (t.skipReasons?.length ?? 0) > 0);
+if (withReasons.length > 0) {
+  console.log("\nSkip reasons the tests gave:");
+  for (const t of withReasons) {
+    for (const reason of t.skipReasons!) console.log(`  ${t.target}: ${reason}`);
+  }
+}
+
 console.log("");
 let passed = 0;
 let failed = 0;
+let skipped = 0;
 for (const t of tallies) {
-  console.log(`${t.target}: ${t.passed} passed, ${t.failed} failed`);
+  if (t.death !== undefined) console.log(`${t.target} ${t.death}`);
+  const skips = t.skipped === undefined ? "" : `, ${t.skipped} skipped`;
+  console.log(`${t.target}: ${t.passed} passed, ${t.failed} failed${skips}`);
   passed += t.passed;
   failed += t.failed;
+  skipped += t.skipped ?? 0;
 }
-console.log(`${passed} passed, ${failed} failed`);
+console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
 Deno.exit(failed === 0 ? 0 : 1);
