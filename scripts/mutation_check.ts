@@ -144,11 +144,51 @@ interface RunEnd {
   readonly output: string;
 }
 
+/**
+ * The tests run with a private 1 GiB /dev/shm (a mount namespace, as root):
+ * a mutant, or a test, that fills /dev/shm then fills that instead of the
+ * machine's memory (the real /dev/shm is a tmpfs as large as RAM, and filling
+ * it wakes the OOM killer). Without root or unshare, they run as they are.
+ */
+const PRIVATE_SHM = [
+  "unshare",
+  "--mount",
+  "--propagation",
+  "private",
+  "sh",
+  "-c",
+  'mount -t tmpfs -o size=1g,mode=1777 shmkit-mutation /dev/shm && exec "$0" "$@"',
+];
+
+function canUsePrivateShm(): boolean {
+  try {
+    return new Deno.Command(PRIVATE_SHM[0]!, {
+      args: [...PRIVATE_SHM.slice(1), "true"],
+      stdout: "null",
+      stderr: "null",
+    }).outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+const privateShm = canUsePrivateShm();
+
 /** Runs test files under Deno in the scratch copy; stops at the first failure. */
 async function runTests(dir: string, tests: readonly string[]): Promise<RunEnd> {
-  const child = new Deno.Command(DENO, {
-    // Types were checked on the real tree; a mutant need not type-check.
-    args: ["test", "-A", "--no-check", "--fail-fast", "--v8-flags=--expose-gc", ...tests],
+  // Types were checked on the real tree; a mutant need not type-check.
+  const command = [
+    DENO,
+    "test",
+    "-A",
+    "--no-check",
+    "--fail-fast",
+    "--v8-flags=--expose-gc",
+    ...tests,
+  ];
+  if (privateShm) command.unshift(...PRIVATE_SHM);
+  const child = new Deno.Command(command[0]!, {
+    args: command.slice(1),
     cwd: dir,
     env: { NO_COLOR: "1" },
     stdin: "null",
@@ -190,6 +230,11 @@ if (unknown.length > 0) {
 }
 const chosen = names.length === 0 ? MUTANTS : MUTANTS.filter((m) => names.includes(m.name));
 
+if (!privateShm) {
+  console.log(
+    "note: no private /dev/shm (needs root and util-linux unshare): tests use the real one",
+  );
+}
 const dir = Deno.makeTempDirSync({ prefix: "shmkit-mutation-" });
 let killed = 0;
 let survived = 0;
