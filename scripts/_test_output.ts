@@ -21,6 +21,13 @@ export interface RunResult {
 export interface ProcessEnd {
   readonly code: number;
   readonly signal: string | null;
+  /** Whether the kernel log says the OOM killer took it (see {@linkcode oomKilled}). */
+  readonly oom?: boolean;
+}
+
+/** Whether kernel log text (dmesg) records the OOM killer killing `pid`. */
+export function oomKilled(kernelLog: string, pid: number): boolean {
+  return new RegExp(`Out of memory: Killed process ${pid} \\(`).test(kernelLog);
 }
 
 // deno-lint-ignore no-control-regex
@@ -55,15 +62,12 @@ const SIGNALS: Record<number, string> = {
  * wrapper shell passed a signal death on as 128 + n.
  */
 export function describeEnd(end: ProcessEnd): string {
-  if (end.signal !== null) {
-    return `killed by ${end.signal}${
-      end.signal === "SIGKILL" ? " (the OOM killer? see dmesg)" : ""
-    }`;
-  }
+  const oom = end.oom === true ? ", by the OOM killer (dmesg)" : "";
+  if (end.signal !== null) return `killed by ${end.signal}${oom}`;
   const name = end.code > 128 ? SIGNALS[end.code - 128] : undefined;
   return name === undefined
     ? `exit code ${end.code}`
-    : `exit code ${end.code} (as if killed by ${name})`;
+    : `exit code ${end.code} (as if killed by ${name}${oom})`;
 }
 
 /** The `skip: ...` lines, each reason once. */

@@ -7,12 +7,14 @@
  * just above its target's line), and the total last, as `N passed, N failed,
  * N skipped`.
  *
- * Usage: deno run -A scripts/test.ts [--no-aarch64] [--no-mutation] [--only=deno|bun] [files...]
+ * Usage: deno run -A scripts/test.ts [--no-aarch64] [--no-mutation] [--real-shm]
+ *   [--only=deno|bun] [files...]
  *
  * @module
  */
 
 import {
+  oomKilled as kernelLogSaysOom,
   type ProcessEnd,
   readBun,
   readDeno,
@@ -60,7 +62,10 @@ async function run(
   commandArgs: string[],
   env: Record<string, string> = {},
 ): Promise<ProcessEnd & { output: string }> {
-  console.log(`\n$ ${[command, ...commandArgs].join(" ")}`);
+  const full = [command, ...commandArgs];
+  const wrapped = PRIVATE_SHM.every((word, i) => full[i] === word);
+  const shown = wrapped ? ["(private /dev/shm)", ...full.slice(PRIVATE_SHM.length)] : full;
+  console.log(`\n$ ${shown.join(" ")}`);
   const child = new Deno.Command(command, {
     args: commandArgs,
     cwd: ROOT,
@@ -78,7 +83,55 @@ async function run(
   };
   await Promise.all([pump(child.stdout, Deno.stdout), pump(child.stderr, Deno.stderr)]);
   const status = await child.status;
-  return { code: status.code, signal: status.signal, output };
+  const killed = status.signal === "SIGKILL" || status.code === 137;
+  return { code: status.code, signal: status.signal, oom: killed && oomKilled(child.pid), output };
+}
+
+/** Whether the kernel log (when this user may read it) says the OOM killer took `pid`. */
+function oomKilled(pid: number): boolean {
+  try {
+    const out = new Deno.Command("dmesg", { stdout: "piped", stderr: "null" }).outputSync();
+    return out.success && kernelLogSaysOom(decoder.decode(out.stdout), pid);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The suites run in a mount namespace with their own 1 GiB /dev/shm (as root,
+ * with util-linux unshare): the real one is a tmpfs as large as RAM, and a
+ * test that fills it (a posix_fallocate past the free space does, page by
+ * page) wakes the OOM killer, which takes whatever is largest: the runtime
+ * under qemu, or other work on the machine. `--real-shm` turns this off.
+ */
+const PRIVATE_SHM = [
+  "unshare",
+  "--mount",
+  "--propagation",
+  "private",
+  "sh",
+  "-c",
+  'mount -t tmpfs -o size=1g,mode=1777 shmkit-test /dev/shm && exec "$0" "$@"',
+];
+
+const privateShm = !args.has("--real-shm") && (() => {
+  try {
+    const probe = new Deno.Command(PRIVATE_SHM[0]!, {
+      args: [...PRIVATE_SHM.slice(1), "true"],
+      stdout: "null",
+      stderr: "null",
+    });
+    return probe.outputSync().success;
+  } catch {
+    return false;
+  }
+})();
+if (!privateShm) console.log("note: the suites use the real /dev/shm");
+
+/** `command` run with the private /dev/shm when there is one. */
+function suite(command: string[]): [string, string[]] {
+  const full = privateShm ? [...PRIVATE_SHM, ...command] : command;
+  return [full[0]!, full.slice(1)];
 }
 
 /** Records a test run, saying at once how it died if it did. */
@@ -123,24 +176,15 @@ async function denoSuite(
   list: string[],
   extra: string[],
 ): Promise<void> {
-  const { output, ...end } = await run(deno[0]!, [
-    ...deno.slice(1),
-    "test",
-    "-A",
-    "--v8-flags=--expose-gc",
-    ...extra,
-    ...list,
-  ]);
+  const { output, ...end } = await run(
+    ...suite([...deno, "test", "-A", "--v8-flags=--expose-gc", ...extra, ...list]),
+  );
   record(target, readDeno(output, end));
 }
 
 async function bunSuite(target: string, bun: string[], list: string[]): Promise<void> {
   // bunfig.toml's [test] section (run from ROOT) sets the timeout and root.
-  const { output, ...end } = await run(bun[0]!, [
-    ...bun.slice(1),
-    "test",
-    ...list.map((f) => `./${f}`),
-  ]);
+  const { output, ...end } = await run(...suite([...bun, "test", ...list.map((f) => `./${f}`)]));
   record(target, readBun(output, end));
 }
 
@@ -161,13 +205,9 @@ function libraryFiles(): string[] {
 }
 
 if (files.length === 0 && only !== "bun") {
-  const { output, ...end } = await run(`${BIN}/deno`, [
-    "test",
-    "--doc",
-    "-A",
-    "--v8-flags=--expose-gc",
-    ...libraryFiles(),
-  ]);
+  const { output, ...end } = await run(
+    ...suite([`${BIN}/deno`, "test", "--doc", "-A", "--v8-flags=--expose-gc", ...libraryFiles()]),
+  );
   record("deno doc examples", readDeno(output, end));
 }
 

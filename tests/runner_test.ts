@@ -13,7 +13,14 @@ import process from "node:process";
 import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { type ProcessEnd, readBun, readDeno, type RunResult } from "../scripts/_test_output.ts";
+import {
+  describeEnd,
+  oomKilled,
+  type ProcessEnd,
+  readBun,
+  readDeno,
+  type RunResult,
+} from "../scripts/_test_output.ts";
 import { runtime, tempDir } from "./helpers.ts";
 import { repoPath, RUNTIMES } from "./fixtures/runtimes.ts";
 
@@ -115,6 +122,25 @@ test("a death passed on by a wrapper shell as 128 + n is named as that signal", 
     const result = readDeno(output, end);
     assert.match(result.death ?? "", /exit code 137 \(as if killed by SIGKILL\)/);
   });
+});
+
+test("an OOM kill recorded in the kernel log is named for that pid only", () => {
+  // As this machine's kernel (6.18) wrote it when /dev/shm filled the memory.
+  const log = "[  585.017296] [  32381]     0 32381      648       26        0       26  sh\n" +
+    "[  585.017330] Out of memory: Killed process 30608 (deno) total-vm:18376504kB, " +
+    "anon-rss:31968kB, file-rss:220kB, shmem-rss:0kB, UID:0 pgtables:1132kB oom_score_adj:0\n";
+  assert.equal(oomKilled(log, 30608), true);
+  assert.equal(oomKilled(log, 3060), false);
+  assert.equal(oomKilled(log, 32381), false);
+  assert.equal(
+    describeEnd({ code: 137, signal: "SIGKILL", oom: true }),
+    "killed by SIGKILL, by the OOM killer (dmesg)",
+  );
+  assert.equal(
+    describeEnd({ code: 137, signal: null, oom: true }),
+    "exit code 137 (as if killed by SIGKILL, by the OOM killer (dmesg))",
+  );
+  assert.equal(describeEnd({ code: 137, signal: "SIGKILL", oom: false }), "killed by SIGKILL");
 });
 
 test("a run that ends normally has no death and keeps its counts", () => {
