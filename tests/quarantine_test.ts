@@ -131,3 +131,9 @@ test("the byte cap releases an older big range early and holds the newest", () =
   assert.ok(quarantined.bytes <= QUARANTINE_MAX_BYTES, `${quarantined.bytes} bytes held`);
   assert.ok(quarantined.count >= 1, "the newest range is held");
 });
+
+test("a held range does not keep the process alive: it exits with the range still held", async () => {
+  const exit = await startFixture(self, "quarantine_exit.ts", [], "\0none", 60_000).exited;
+  assert.equal(exit.code, 0, exit.stderr);
+  assert.match(exit.stdout, /held at exit 1\b/);
+});
