@@ -23,6 +23,7 @@ import { backend } from "../ffi/libc.ts";
 import { typeName } from "../ffi/pointer.ts";
 import { platform } from "../platform/mod.ts";
 import { checkInteger } from "./_validate.ts";
+import { quarantine } from "./_quarantine.ts";
 
 const C = platform.constants;
 
@@ -115,6 +116,7 @@ export class Region {
   readonly #owner: object;
   #buffers: ArrayBuffer[] = [];
   #escaped = false;
+  #handedOut = false; // whether any buffer (and so a pointer for runtime I/O) went out
 
   constructor(
     owner: object,
@@ -147,6 +149,7 @@ export class Region {
     }
     if (current === undefined) {
       current = backend.arrayBuffer(this.address, this.length);
+      this.#handedOut = true;
       Object.defineProperty(current, OWNER, { value: this.#owner });
       this.#buffers.push(current);
     }
@@ -172,8 +175,10 @@ export class Region {
     const clean = this.detachAll();
     this.#state.released = true;
     collected.unregister(this);
-    if (clean) releaseForReal(this.#state);
-    else tombstone(this.#state);
+    if (!clean) tombstone(this.#state);
+    // I/O may still be in flight on a view: see _quarantine.ts.
+    else if (this.#handedOut) quarantine(this.#state.address, this.#state.mappedLength);
+    else releaseForReal(this.#state);
   }
 }
 
