@@ -119,6 +119,7 @@ function start(): boolean {
     using actions = new PosixSpawnFileActions();
     actions.addDup2(readEnd, 0).addOpen(1, "/dev/null", C.O_WRONLY, 0).addDup2(1, 2);
     if (PosixSpawnFileActions.canCloseFrom) actions.addCloseFrom(3);
+    if (PosixSpawnFileActions.canChdir) actions.addChdir("/"); // keep no directory busy
     using attributes = new PosixSpawnAttributes();
     // Default dispositions (the shell then ignores what it must) and no blocked signals.
     attributes.setSigDefault(SignalSet.full()).setSigMask(SignalSet.empty());
