@@ -212,6 +212,20 @@ export function cleanerForget(key: unknown): void {
   }
 }
 
+/**
+ * Closes the pipe at this copy's end (its exit hooks ran): the cleaner then
+ * checks what is left and exits now rather than when the process does. A
+ * later registration starts a new one.
+ */
+export function cleanerClose(): void {
+  if (writeFd === -1) return;
+  unsafeLibc.close(writeFd);
+  writeFd = -1;
+  pid = 0;
+  forgets = [];
+  records.clear();
+}
+
 /** The cleaner's pid, or 0 when none runs (for tests). */
 export function cleanerPid(): number {
   return pid;

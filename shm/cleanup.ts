@@ -36,7 +36,7 @@
  */
 import { platform } from "../platform/mod.ts";
 import { deno, nodeProcess } from "../core/_runtime.ts";
-import { cleanerForget, type CleanerRecord, cleanerWatch } from "./_cleaner.ts";
+import { cleanerClose, cleanerForget, type CleanerRecord, cleanerWatch } from "./_cleaner.ts";
 
 /** What a cleanup task is registered under: any value, compared with `===`. */
 export type CleanupKey = string | number | symbol | object;
@@ -73,6 +73,7 @@ const onSignal = { SIGINT: signalHandler("SIGINT"), SIGTERM: signalHandler("SIGT
 
 function onExit(): void {
   runCleanups();
+  cleanerClose(); // e.g. a Bun Worker's end: its cleaner finishes now, not with the process
 }
 
 function onUncaught(event: Event): void {

@@ -265,6 +265,30 @@ for (const rt of RUNTIMES) {
     },
   );
 
+  test(
+    `${rt.name} Worker that closes itself: its object and its cleaner go while the process lives`,
+    {
+      skip: skip ||
+        (rt.name === "deno" &&
+          "Deno fires no event at a Worker's end: removal waits for the process"),
+    },
+    async () => {
+      const name = uniqueName("worker-close");
+      try {
+        const running = start(child, ["worker-close", name]);
+        const info = parseReady(await running.ready);
+        assert.ok(info.workerPid! > 0);
+        await until(() => !shmExists(name), "the Worker's object is removed");
+        await until(() => processGone(info.workerPid!), "the Worker's cleaner has exited");
+        const p = running.process;
+        assert.ok(p.exitCode === null && p.signalCode === null, "the process still runs");
+      } finally {
+        killLeft();
+        if (shmExists(name)) SharedMemory.unlink(name);
+      }
+    },
+  );
+
   for (const mode of ["worker", "worker-exit"] as const) {
     const how = mode === "worker"
       ? "the process is killed with SIGKILL"
