@@ -36,6 +36,11 @@ function sysvExists(id: number): boolean {
     .some((line) => line.trim().split(/\s+/)[1] === String(id));
 }
 
+function sysvOwnedBy(pid: number): number {
+  return readFileSync("/proc/sysvipc/shm", "utf8").split("\n").slice(1)
+    .filter((line) => line.trim().split(/\s+/)[4] === String(pid)).length;
+}
+
 /** Gone, or a zombie waiting for a reaper that is not ours to be. */
 function processGone(pid: number): boolean {
   let stat: string;
@@ -83,6 +88,7 @@ interface Ready {
   readonly workerPid?: number;
   readonly old?: number;
   readonly reaped?: boolean;
+  readonly openedCreated?: boolean;
 }
 
 function parseReady(line: string): Ready {
@@ -234,6 +240,29 @@ for (const rt of RUNTIMES) {
     }
   });
 
+  test(`${rt.name} removeOnExit at a normal end: the created segment goes, an opened one stays`, {
+    skip,
+  }, async () => {
+    const key = 0x5348_c000 + (process.pid % 0x1000);
+    const parents = SystemVSegment.create(4096, { key, exclusive: false });
+    segments.add(parents.id);
+    let info: Ready | undefined;
+    try {
+      const running = start(child, ["sysv-exit", "-", String(key)]);
+      info = parseReady(await running.ready);
+      assert.equal(info.openedCreated, false, "the child opened the parent's segment");
+      const result = await running.exited;
+      assert.equal(result.code, 0, result.stderr);
+      await until(() => !sysvExists(info!.sysv!), "the created segment is removed");
+      await until(() => processGone(info!.pid), "the cleaner has exited");
+      assert.equal(sysvExists(parents.id), true, "a segment the child only opened stays");
+    } finally {
+      killLeft();
+      removeSegment(info?.sysv);
+      removeSegment(parents.id);
+    }
+  });
+
   test(
     `${rt.name} cleaner killed while its creator lives: a new one starts and knows every object`,
     {
@@ -311,6 +340,15 @@ for (const rt of RUNTIMES) {
     });
   }
 }
+
+test("removeOnExit must be a boolean", () => {
+  const before = sysvOwnedBy(process.pid);
+  assert.throws(
+    () => SystemVSegment.create(4096, { removeOnExit: "yes" as never }),
+    TypeError,
+  );
+  assert.equal(sysvOwnedBy(process.pid), before, "nothing was created");
+});
 
 test("the suite leaves /dev/shm and System V as it found them", () => {
   for (const id of [...segments]) removeSegment(id);
