@@ -9,11 +9,14 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import type { Buffer } from "node:buffer";
 import { Mutex, SharedMemory, SystemVSegment } from "../mod.ts";
 import {
   type Child,
   installed,
+  repoPath,
   type RuntimeCommand,
   RUNTIMES,
   startFixture,
@@ -158,6 +161,48 @@ for (const rt of RUNTIMES) {
       },
     );
   }
+
+  test(
+    `${rt.name} Ctrl-C to the whole process group: the child dies, its cleaner survives and removes`,
+    {
+      skip,
+    },
+    async () => {
+      const name = uniqueName("ctrl-c");
+      // A group of its own, as a shell job is: SIGINT to the group is what Ctrl-C sends.
+      const group = spawn(child.program, [
+        ...child.prefix,
+        repoPath("tests/fixtures/cleanup_child.ts"),
+        "hold",
+        name,
+      ], { detached: true, stdio: ["ignore", "pipe", "inherit"] });
+      const exited = new Promise<string | null>((resolve) => {
+        group.once("exit", (_code: number | null, signal: string | null) => resolve(signal));
+      });
+      let info: Ready | undefined;
+      try {
+        const line = await new Promise<string>((resolve, reject) => {
+          let text = "";
+          group.stdout!.on("data", (chunk: Buffer) => {
+            text += String(chunk);
+            if (text.includes("\n")) resolve(text.slice(0, text.indexOf("\n")));
+          });
+          group.once("exit", () => reject(new Error(`ended before ready: ${text}`)));
+        });
+        info = parseReady(line);
+        process.kill(-group.pid!, "SIGINT");
+        assert.equal(await exited, "SIGINT");
+        await until(() => !shmExists(name), "the object is removed");
+        await until(() => !sysvExists(info!.sysv!), "the removeOnExit segment is removed");
+        await until(() => processGone(info!.pid), "the cleaner has exited");
+      } finally {
+        if (group.exitCode === null && group.signalCode === null) group.kill("SIGKILL");
+        if (shmExists(name)) SharedMemory.unlink(name);
+        removeSegment(info?.sysv);
+        removeSegment(info?.kept);
+      }
+    },
+  );
 
   for (const mode of ["lock", "wait"] as const) {
     for (const signal of ["SIGINT", "SIGTERM"] as const) {
