@@ -7,19 +7,36 @@
  * @module
  */
 import { ErrnoError } from "../core/errors.ts";
-import { shmctlRemove, shmctlStat } from "../sysv/raw.ts";
+import { unsafeLibc } from "../ffi/libc.ts";
+import { readSegments, shmctlRemove, shmctlStat } from "../sysv/raw.ts";
 import { registerRemoval, unregisterCleanup } from "./cleanup.ts";
 
 function cleanupKey(id: number): string {
   return `sysv:${id}`;
 }
 
-function removeIfSame(id: number, key: number, cpid: number): void {
+/** Key (signed) and creator pid of segment `id`, or undefined when it is gone. */
+function identityOf(id: number): { key: number; cpid: number } | undefined {
   try {
     const status = shmctlStat(id);
-    if ((status.key | 0) === key && status.cpid === cpid) shmctlRemove(id);
+    return { key: status.key | 0, cpid: status.cpid };
   } catch (error) {
-    // Gone already (removed by someone, or detached after IPC_RMID): nothing to do.
+    if (!(error instanceof ErrnoError)) throw error;
+    if (error.code === "EINVAL" || error.code === "EIDRM") return undefined;
+    if (error.code !== "EACCES") throw error;
+  }
+  // A mode without read permission for us: /proc/sysvipc/shm shows every segment.
+  const entry = readSegments().find((segment) => segment.id === id);
+  return entry === undefined ? undefined : { key: entry.key | 0, cpid: entry.cpid };
+}
+
+function removeIfSame(id: number, key: number, cpid: number): void {
+  const now = identityOf(id);
+  if (now === undefined || now.key !== key || now.cpid !== cpid) return;
+  try {
+    shmctlRemove(id);
+  } catch (error) {
+    // Removed meanwhile by someone else: nothing to do.
     if (!(error instanceof ErrnoError) || (error.code !== "EINVAL" && error.code !== "EIDRM")) {
       throw error;
     }
@@ -27,20 +44,17 @@ function removeIfSame(id: number, key: number, cpid: number): void {
 }
 
 /**
- * Internal: removes the segment `id`, which this process just created, when
- * the process ends (normally or not), unless {@linkcode keepSegment} is
- * called first.
- *
- * @throws {ErrnoError} `shmctl(IPC_STAT)` failing (the segment vanished already).
+ * Internal: removes the segment `id`, which this process just created with
+ * `key`, when the process ends (normally or not), unless
+ * {@linkcode keepSegment} is called first. Its creator pid is this process's.
  */
-export function removeSegmentOnExit(id: number): void {
-  const status = shmctlStat(id);
-  const key = status.key | 0; // as /proc/sysvipc/shm prints it
-  const cpid = status.cpid;
-  registerRemoval(cleanupKey(id), () => removeIfSame(id, key, cpid), {
+export function removeSegmentOnExit(id: number, key: number): void {
+  const signedKey = key | 0; // as /proc/sysvipc/shm prints it
+  const cpid = unsafeLibc.getpid();
+  registerRemoval(cleanupKey(id), () => removeIfSame(id, signedKey, cpid), {
     kind: "sysv",
     id,
-    key,
+    key: signedKey,
     cpid,
   });
 }

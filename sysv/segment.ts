@@ -385,7 +385,7 @@ export class SystemVSegment {
       false,
     );
     const segment = SystemVSegment.#create(size, options);
-    if (removeOnExit && segment.created) removeSegmentOnExit(segment.id);
+    if (removeOnExit && segment.created) removeSegmentOnExit(segment.id, segment.key);
     return segment;
   }
 
