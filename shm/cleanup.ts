@@ -1,27 +1,26 @@
 /**
- * Removal of what a process leaves in the system (named shared memory,
- * System V segments) when it exits: normally, on an uncaught error, or on
- * SIGINT / SIGTERM. A SIGKILL can't be caught: after one, find leftovers
- * with `SharedMemory.list()`.
+ * Removal of what a process leaves in the system (named shared memory, and
+ * System V segments created with `removeOnExit`) when it ends, in two layers:
+ *
+ * - In process, at a normal end: registered tasks run once, newest first, on
+ *   a normal exit, `Deno.exit()`/`process.exit()` and an uncaught error.
+ * - Out of process (Linux): a small cleaner process (shm/_cleaner.ts) learns
+ *   of this process's death from a pipe's EOF and removes what is still
+ *   registered: after SIGKILL, the OOM killer, SIGHUP, SIGABRT, SIGINT or
+ *   SIGTERM too, whatever the process was blocked in.
+ *
+ * So shmkit installs no SIGINT/SIGTERM listener by default: Ctrl-C and
+ * `kill` end the process at once, as if shmkit weren't there (a listener
+ * can't run while the thread is blocked in a synchronous wait).
+ * {@linkcode setSignalCleanup}(true) brings the listeners back, for a
+ * platform without the cleaner.
  *
  * Any module registers a task under a key and unregisters it when the thing
- * is gone; the tasks still registered run once, newest first, when the
- * process ends.
- *
- * Hooks are installed only while a task is registered, and removed once
- * none is (at the end of the current job, so that a loop creating and
- * removing objects doesn't add and remove them every time):
- * - Deno: the `unload` event (normal end and `Deno.exit()`), the `error` and
- *   `unhandledrejection` events (uncaught errors; nothing runs when a
- *   listener called `preventDefault()` and the program goes on), and
- *   `Deno.addSignalListener` for SIGINT and SIGTERM.
- * - Bun: `process.on("exit")` (which also fires after an uncaught error),
- *   and `process.on("SIGINT" / "SIGTERM")`.
- *
- * On SIGINT or SIGTERM the tasks run and the process exits with 130 or 143,
- * as a shell reports a death by that signal. A program with its own signal
- * handling calls {@linkcode setSignalCleanup}(false) and
- * {@linkcode runCleanups} itself.
+ * is gone. Exit hooks are installed only while a task is registered:
+ * - Deno: the `unload` event, and the `error` and `unhandledrejection`
+ *   events (nothing runs when a listener called `preventDefault()` and the
+ *   program goes on).
+ * - Bun: `process.on("exit")` (which also fires after an uncaught error).
  *
  * @example Remove a temporary file at exit unless it is removed sooner
  * ```ts
@@ -36,33 +35,27 @@
  * @module
  */
 import { platform } from "../platform/mod.ts";
+import { deno, nodeProcess } from "../core/_runtime.ts";
+import { cleanerClose, cleanerForget, type CleanerRecord, cleanerWatch } from "./_cleaner.ts";
 
 /** What a cleanup task is registered under: any value, compared with `===`. */
 export type CleanupKey = string | number | symbol | object;
 
 const tasks = new Map<CleanupKey, () => void>();
-let signalCleanup = true;
-
-interface DenoLike {
-  addSignalListener(signal: string, handler: () => void): void;
-  removeSignalListener(signal: string, handler: () => void): void;
-  exit(code: number): never;
-}
-
-interface ProcessLike {
-  on(event: string, handler: (...args: unknown[]) => void): unknown;
-  off(event: string, handler: (...args: unknown[]) => void): unknown;
-  exit(code: number): never;
-}
+let signalCleanup = false;
 
 interface EventTargetLike {
   addEventListener(type: string, listener: (event: Event) => void): void;
   removeEventListener(type: string, listener: (event: Event) => void): void;
 }
 
-const g = globalThis as unknown as { Deno?: DenoLike; process?: ProcessLike } & EventTargetLike;
-const deno = typeof g.Deno?.addSignalListener === "function" ? g.Deno : undefined;
-const proc = deno === undefined && typeof g.process?.on === "function" ? g.process : undefined;
+const g = globalThis as unknown as EventTargetLike;
+const proc = nodeProcess;
+
+function off(event: string, listener: (...args: unknown[]) => void): void {
+  if (proc?.off !== undefined) proc.off(event, listener);
+  else proc?.removeListener?.(event, listener);
+}
 
 const SIGNALS = ["SIGINT", "SIGTERM"] as const;
 
@@ -80,6 +73,7 @@ const onSignal = { SIGINT: signalHandler("SIGINT"), SIGTERM: signalHandler("SIGT
 
 function onExit(): void {
   runCleanups();
+  cleanerClose(); // e.g. a Bun Worker's end: its cleaner finishes now, not with the process
 }
 
 function onUncaught(event: Event): void {
@@ -100,7 +94,7 @@ function hookExit(on: boolean): void {
     g[method]("unhandledrejection", onUncaught);
   } else if (proc !== undefined) {
     if (on) proc.on("exit", onExit);
-    else proc.off("exit", onExit);
+    else off("exit", onExit);
   }
 }
 
@@ -113,7 +107,7 @@ function hookSignals(on: boolean): void {
         else deno.removeSignalListener(signal, onSignal[signal]);
       } else if (proc !== undefined) {
         if (on) proc.on(signal, onSignal[signal]);
-        else proc.off(signal, onSignal[signal]);
+        else off(signal, onSignal[signal]);
       }
     }
     signalsHooked = on;
@@ -147,9 +141,12 @@ function updateHooks(): void {
 }
 
 /**
- * Registers `task` to run when the process exits (normally, after an
- * uncaught error, or on SIGINT / SIGTERM), unless unregistered first. A task
- * already under `key` is replaced. Tasks run at most once, newest first.
+ * Registers `task` to run when the process exits (normally, or after an
+ * uncaught error; on SIGINT / SIGTERM only with {@linkcode setSignalCleanup}),
+ * unless unregistered first. A task already under `key` is replaced. Tasks
+ * run at most once, newest first. A task is JavaScript: it can't run after a
+ * SIGKILL or a crash (shmkit's own objects have the out-of-process cleaner
+ * for that).
  *
  * The task should not hold on to the object it cleans up (capture a name or
  * an id), so that object can still be garbage-collected.
@@ -173,7 +170,19 @@ export function registerCleanup(key: CleanupKey, task: () => void): void {
   }
   tasks.delete(key); // re-inserting moves it to the end (newest)
   tasks.set(key, task);
+  cleanerForget(key); // a plain task replaces any removal record under the key
   updateHooks();
+}
+
+/**
+ * Internal: registers `task` as {@linkcode registerCleanup} does, and
+ * `record` with the out-of-process cleaner, which removes the object after
+ * this process is gone if the task never ran (SIGKILL, OOM, SIGHUP, ...).
+ * {@linkcode unregisterCleanup} withdraws both.
+ */
+export function registerRemoval(key: CleanupKey, task: () => void, record: CleanerRecord): void {
+  registerCleanup(key, task);
+  cleanerWatch(key, record);
 }
 
 /**
@@ -189,6 +198,7 @@ export function registerCleanup(key: CleanupKey, task: () => void): void {
  */
 export function unregisterCleanup(key: CleanupKey): boolean {
   const had = tasks.delete(key);
+  cleanerForget(key);
   if (had) updateHooks();
   return had;
 }
@@ -210,8 +220,7 @@ export function pendingCleanups(): number {
  *
  * @example
  * ```ts
- * import { runCleanups, setSignalCleanup } from "@shmkit/shmkit";
- * setSignalCleanup(false);
+ * import { runCleanups } from "@shmkit/shmkit";
  * Deno.addSignalListener("SIGINT", () => {
  *   runCleanups();
  *   Deno.exit(130);
@@ -228,19 +237,27 @@ export function runCleanups(): number {
     } catch (error) {
       console.error(`shmkit: cleanup ${String(key)} failed:`, error);
     }
+    cleanerForget(key); // after the task: if it failed, the cleaner still may succeed
   }
   return list.length;
 }
 
 /**
- * Whether SIGINT and SIGTERM run the cleanup tasks and then exit with 130 /
- * 143 (default true). Turn it off when the program handles these signals
- * itself (e.g. a graceful shutdown); call {@linkcode runCleanups} there.
+ * Whether SIGINT and SIGTERM run the cleanup tasks in process and then exit
+ * with 130 / 143 (default false since the out-of-process cleaner exists).
+ *
+ * Off, a signal ends the process at once, as if shmkit weren't there, and
+ * the cleaner (Linux) removes the objects. On, shmkit listens for both
+ * signals while a task is registered; but a listener needs the event loop,
+ * so the signal is not handled at all while the thread is blocked in a
+ * synchronous wait (`Mutex.lock()`, `SharedEvent.wait()`, ...). Turn it on
+ * only where there is no cleaner (not Linux) and the program never blocks;
+ * a program with its own signal handling calls {@linkcode runCleanups} there.
  *
  * @example
  * ```ts
  * import { setSignalCleanup } from "@shmkit/shmkit";
- * setSignalCleanup(false);
+ * setSignalCleanup(true); // macOS: unlink at Ctrl-C, from the event loop
  * ```
  *
  * @throws {TypeError} When `enabled` is not a boolean.

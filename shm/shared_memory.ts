@@ -6,8 +6,9 @@
  * - Created exclusively (O_EXCL), mode 0o600, with an unguessable name when
  *   none is given; space reserved up front (`posix_fallocate`), so a full
  *   /dev/shm is an ENOSPC error at create, never a SIGBUS later.
- * - Objects this process created are unlinked when it exits (normally, on an
- *   uncaught error, on SIGINT/SIGTERM) unless created with `persist: true`;
+ * - Objects this process created are unlinked when it ends, however it ends
+ *   (in process at a normal exit, by shmkit's cleaner process after a signal
+ *   or crash; see shm/cleanup.ts), unless created with `persist: true`;
  *   objects it only opened are never unlinked by it.
  * - Names are checked before any call, against the platform's rules.
  *
@@ -21,7 +22,7 @@
  *
  * @module
  */
-import { registerCleanup, unregisterCleanup } from "./cleanup.ts";
+import { registerRemoval, unregisterCleanup } from "./cleanup.ts";
 import { check, ErrnoError } from "../core/errors.ts";
 import { errno, setErrno, unsafeLibc } from "../ffi/libc.ts";
 import { cString, unsafeReadCString } from "../ffi/pointer.ts";
@@ -447,9 +448,10 @@ function unlinkIfSame(name: ShmName, dev: number, ino: number): boolean {
  * - `unlink()` removes the name; mappings stay valid until closed.
  * - `[Symbol.dispose]` (`using`) closes, and unlinks if this process created
  *   the object without `persist: true`.
- * - At exit (normal, uncaught error, SIGINT, SIGTERM) objects this process
- *   created and didn't persist are unlinked; never ones it only opened.
- *   SIGKILL can't be caught: find leftovers with {@linkcode SharedMemory.list}.
+ * - When the process ends, however (normal exit, uncaught error, any
+ *   signal, SIGKILL: the last ones through shmkit's cleaner process, on
+ *   Linux), objects it created and didn't persist are unlinked; never ones
+ *   it only opened. Find other leftovers with {@linkcode SharedMemory.list}.
  *
  * @example Create, and attach from elsewhere
  * ```ts
@@ -580,9 +582,10 @@ export class SharedMemory extends FdMemory {
       const { dev, ino } = identity;
       // Captures the name and identity only, so the object stays collectable.
       const target = chosen;
-      registerCleanup(SharedMemory.#cleanupKey(target.name), () => {
+      // In process at a normal exit; by the out-of-process cleaner after any other death.
+      registerRemoval(SharedMemory.#cleanupKey(target.name), () => {
         unlinkIfSame(target, dev, ino);
-      });
+      }, { kind: "shm", name: target.name, dev, ino });
     }
     return shm;
   }

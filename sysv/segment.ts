@@ -58,6 +58,7 @@ import {
   unsafeShmat,
 } from "./raw.ts";
 import { checkBoolean, checkInteger, checkOptions, checkSize } from "../core/_validate.ts";
+import { keepSegment, removeSegmentOnExit } from "../shm/_cleaner_sysv.ts";
 
 export type { ShmctlSetOptions, SystemVLimits, SystemVSegmentEntry } from "./raw.ts";
 export { ftok } from "./raw.ts";
@@ -80,6 +81,13 @@ export interface SystemVCreateOptions {
    * (get-or-create); `created` then tells which happened.
    */
   readonly exclusive?: boolean;
+  /**
+   * Remove the segment (IPC_RMID) when this process ends, however it ends:
+   * in process at a normal exit, and by shmkit's cleaner process (Linux)
+   * after a signal, SIGKILL or a crash (default false). Only a segment this
+   * call created: an opened one (`created` false) is never removed.
+   */
+  readonly removeOnExit?: boolean;
 }
 
 /** Options of {@linkcode SystemVSegment.open}. */
@@ -371,6 +379,17 @@ export class SystemVSegment {
    * existing segment is smaller), ENOSPC (over kernel.shmall or kernel.shmmni), ENOMEM.
    */
   static create(size: number, options?: SystemVCreateOptions): SystemVSegment {
+    const removeOnExit = checkBoolean(
+      checkOptions(options, "options").removeOnExit,
+      "removeOnExit",
+      false,
+    );
+    const segment = SystemVSegment.#create(size, options);
+    if (removeOnExit && segment.created) removeSegmentOnExit(segment.id, segment.key);
+    return segment;
+  }
+
+  static #create(size: number, options?: SystemVCreateOptions): SystemVSegment {
     checkSize(size, "size");
     const o = checkOptions(options, "options");
     const mode = checkIpcMode(o.mode ?? 0o600);
@@ -607,6 +626,7 @@ export class SystemVSegment {
    * @throws {ErrnoError} `shmctl(IPC_RMID)` with EPERM unless owner, creator or CAP_SYS_ADMIN.
    */
   remove(): void {
+    keepSegment(this.id);
     if (this.#removed) return;
     try {
       shmctlRemove(this.id);

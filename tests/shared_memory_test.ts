@@ -495,10 +495,10 @@ test("cleanup registry: newest first, errors reported, hooks only while somethin
     throw new Error("deliberate failure in a cleanup task");
   });
   registerCleanup("c", () => order.push("c"));
+  assert.deepEqual(cleanupHooks(), { exit: true, signals: false }, "no signal listener by default");
+  setSignalCleanup(true);
   assert.deepEqual(cleanupHooks(), { exit: true, signals: true });
   setSignalCleanup(false);
-  assert.deepEqual(cleanupHooks(), { exit: true, signals: false });
-  setSignalCleanup(true);
   assert.equal(unregisterCleanup("c"), true);
   assert.equal(unregisterCleanup("c"), false);
   const error = console.error;
@@ -567,25 +567,7 @@ for (const rt of RUNTIMES) {
     });
   }
 
-  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
-    test(`${rt.name} child, ${signal}: object unlinked, exit code ${code}`, { skip }, async () => {
-      const name = testName(`child-${signal}`);
-      try {
-        const child = startFixture(rt, "shm_cleanup_child.ts", ["wait", name]);
-        const line = await child.ready;
-        assert.deepEqual(JSON.parse(line.slice("ready ".length)), { exit: true, signals: true });
-        assert.equal(shmExists(name), true);
-        // process.kill, not child.kill: after child.kill(sig) Deno's node:child_process
-        // reports death by sig even when the child handled it and exited with a code.
-        process.kill(child.process.pid!, signal);
-        const result = await child.exited;
-        assert.equal(result.code, code, result.stderr);
-        assert.equal(shmExists(name), false);
-      } finally {
-        if (shmExists(name)) SharedMemory.unlink(name);
-      }
-    });
-  }
+  // SIGINT, SIGTERM and SIGKILL: tests/cleanup_test.ts (the out-of-process cleaner).
 
   test(`${rt.name} child with nothing to clean keeps the default SIGINT (no listeners left)`, {
     skip,
@@ -606,23 +588,6 @@ for (const rt of RUNTIMES) {
     assert.equal(result.code, 0, result.stderr);
     assert.equal(shmExists(shm.name), true);
     assert.equal(shm.view()[1], 2, "the child wrote through its mapping");
-  });
-
-  test(`${rt.name} child killed with SIGKILL leaves its object; list() finds it`, {
-    skip,
-  }, async () => {
-    const name = testName("child-kill");
-    try {
-      const child = startFixture(rt, "shm_cleanup_child.ts", ["wait", name]);
-      await child.ready;
-      process.kill(child.process.pid!, "SIGKILL");
-      const result = await child.exited;
-      assert.equal(result.signal, "SIGKILL");
-      const leftovers = SharedMemory.list({ prefix: name });
-      assert.deepEqual(leftovers.map((i) => [i.name, i.size]), [[name, 4096]]);
-    } finally {
-      if (shmExists(name)) SharedMemory.unlink(name);
-    }
   });
 
   test(
