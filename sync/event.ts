@@ -24,15 +24,8 @@
  *
  * @module
  */
-import {
-  checkMagic,
-  checkTimeout,
-  DEFAULT_POLL_MS,
-  futexWake,
-  layoutWords,
-  waitUntil,
-  waitUntilAsync,
-} from "./wait.ts";
+import { checkTimeout, DEFAULT_POLL_MS, futexWake } from "./_futex.ts";
+import { checkMagic, layoutWords, waitUntil, waitUntilAsync } from "./_lock_word.ts";
 import { ClosedError } from "../core/errors.ts";
 import { checkChoice, checkOptions } from "../core/_validate.ts";
 

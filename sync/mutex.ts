@@ -41,15 +41,8 @@
  *
  * @module
  */
-import {
-  checkMagic,
-  checkTimeout,
-  DEFAULT_POLL_MS,
-  futexWait,
-  futexWaitAsync,
-  futexWake,
-  layoutWords,
-} from "./wait.ts";
+import { checkTimeout, DEFAULT_POLL_MS, futexWait, futexWaitAsync, futexWake } from "./_futex.ts";
+import { checkMagic, layoutWords } from "./_lock_word.ts";
 import { errno, unsafeLibc } from "../ffi/libc.ts";
 import { cString } from "../ffi/pointer.ts";
 import { ClosedError } from "../core/errors.ts";
