@@ -66,24 +66,25 @@ export type JsFunction<D extends SymbolDefinition> = D["nonblocking"] extends tr
   : (...args: JsArgs<D["args"]>) => JsResult<D["result"]>;
 
 /**
- * Whether a symbol may be missing from a bound table: `optional` symbols
- * when the libc lacks them, `nonblocking` ones on runtimes without
- * worker-thread calls (Bun), which leave them out.
- */
-export type MayBeAbsent<D extends SymbolDefinition> = D["optional"] extends true ? true
-  : D["nonblocking"] extends true ? true
-  : false;
-
-/**
- * The functions of a table: required symbols always; optional and
- * nonblocking ones maybe (check for undefined before calling).
+ * The functions of a table: required symbols always; maybe (check for
+ * undefined before calling) `optional` ones, which a libc may lack, and
+ * `nonblocking` ones, which runtimes without worker-thread calls (Bun) leave
+ * out.
  */
 export type JsFunctions<T extends SymbolTable> =
   & {
-    readonly [K in keyof T as MayBeAbsent<T[K]> extends true ? never : K]: JsFunction<T[K]>;
+    readonly [
+      K in keyof T as T[K]["optional"] extends true ? never
+        : T[K]["nonblocking"] extends true ? never
+        : K
+    ]: JsFunction<T[K]>;
   }
   & {
-    readonly [K in keyof T as MayBeAbsent<T[K]> extends true ? K : never]?: JsFunction<T[K]>;
+    readonly [
+      K in keyof T as T[K]["optional"] extends true ? K
+        : T[K]["nonblocking"] extends true ? K
+        : never
+    ]?: JsFunction<T[K]>;
   };
 
 /** What a runtime backend provides: binding symbols and raw memory access. */
