@@ -43,11 +43,12 @@
  */
 import { checkTimeout, DEFAULT_POLL_MS, futexWait, futexWaitAsync, futexWake } from "./_futex.ts";
 import { checkMagic, layoutWords } from "./_lock_word.ts";
-import { errno, unsafeLibc } from "../ffi/libc.ts";
-import { cString } from "../ffi/pointer.ts";
 import { ClosedError } from "../core/errors.ts";
-import { platform } from "../platform/mod.ts";
 import { checkOptions } from "../core/_validate.ts";
+import { corruptWord, LockError } from "./_lock_error.ts";
+import { ID_MASK, isOwnerGone, isPlausiblePid, ownerId, PID_MASK, TAG_SHIFT } from "./_owner.ts";
+
+export { LockError, type LockErrorCode } from "./_lock_error.ts";
 
 /** Bit 31 of the lock word: a waiter may be asleep in futex; unlock must wake one. */
 export const MUTEX_WAITERS = 0x80000000 | 0;
@@ -59,14 +60,12 @@ export const MUTEX_OWNER_DIED = 0x40000000;
 /** The whole lock word of a mutex made unrecoverable: bit 30 alone, no owner. */
 export const MUTEX_NOT_RECOVERABLE = 0x40000000;
 /** Bits 0-21 of an owner id: the pid. */
-export const MUTEX_PID_MASK = 0x003fffff;
+export const MUTEX_PID_MASK: number = PID_MASK;
 /** Bits 22-29 of an owner id: the start-time tag (0 = none, skip the pid-reuse check). */
-export const MUTEX_TAG_SHIFT = 22;
+export const MUTEX_TAG_SHIFT: number = TAG_SHIFT;
 /** The magic word (offset 4) of an initialised mutex, layout version 1 ("MTX1"). */
 export const MUTEX_MAGIC = 0x4d545831;
 
-// Bits 0-29: the owner id (pid and tag).
-const ID_MASK = 0x3fffffff;
 const LOCK = 0;
 const MAGIC = 1;
 const RESERVED = 2;
@@ -86,31 +85,6 @@ export interface LockResult {
 const LOCKED: LockResult = Object.freeze({ ownerDied: false });
 const RECOVERED: LockResult = Object.freeze({ ownerDied: true });
 
-/** The reason a {@linkcode LockError} was thrown, named after the pthread error. */
-export type LockErrorCode = "EPERM" | "EDEADLK" | "ENOTRECOVERABLE";
-
-/**
- * A lock was misused: unlocked by a process that does not hold it (EPERM),
- * locked again synchronously by its holder (EDEADLK), or its previous owner
- * died and the data was never marked consistent (ENOTRECOVERABLE).
- */
-export class LockError extends Error {
-  /** The pthread error this corresponds to. */
-  readonly code: LockErrorCode;
-
-  /**
-   * Builds the error.
-   *
-   * @param code The reason.
-   * @param message What happened, starting "Cannot ...".
-   */
-  constructor(code: LockErrorCode, message: string) {
-    super(message);
-    this.name = "LockError";
-    this.code = code;
-  }
-}
-
 /** Options of {@linkcode Mutex.from} and {@linkcode Mutex.init}. */
 export interface MutexOptions {
   /**
@@ -123,91 +97,6 @@ export interface MutexOptions {
   readonly pollMs?: number;
 }
 
-// --- owner ids and liveness
-
-const procBuffer = new Uint8Array(4096);
-const decoder = new TextDecoder();
-
-/** Reads /proc/<pid>/stat through libc; undefined when it can't be read, with the errno. */
-function readProcStat(pid: number): { text?: string; errno: number } {
-  const fd = unsafeLibc.open(
-    cString(`/proc/${pid}/stat`, "path"),
-    platform.constants.O_RDONLY | platform.constants.O_CLOEXEC,
-    0,
-  );
-  if (fd < 0) return { errno: errno() };
-  const n = unsafeLibc.read(fd, procBuffer, procBuffer.length);
-  const code = errno();
-  unsafeLibc.close(fd);
-  if (n < 0) return { errno: code };
-  return { text: decoder.decode(procBuffer.subarray(0, n)), errno: 0 };
-}
-
-/** The fields after the command name of /proc/<pid>/stat (field 3, the state, first). */
-function statFields(text: string): string[] {
-  // The command may hold spaces and parentheses: it ends at the last ")".
-  return text.slice(text.lastIndexOf(")") + 2).split(" ");
-}
-
-/**
- * The start-time tag (1-255) for a /proc/<pid>/stat text; 0 when unknown:
- * `floor(starttime / 64) % 255 + 1`, starttime (field 22) in clock ticks
- * after boot. Buckets of 64 ticks (0.64 s) absorb small disagreements
- * between a process's own view and others' (under qemu-user, the start
- * time a process reads for itself is a few ticks off the kernel's).
- */
-function tagOf(fields: string[]): number {
-  const start = Number(fields[22 - 3]);
-  return Number.isSafeInteger(start) ? (Math.floor(start / 64) % 255) + 1 : 0;
-}
-
-/** Whether two tags are further apart than one bucket, around the circle of 255. */
-function tagsDiffer(a: number, b: number): boolean {
-  const d = Math.abs(a - b);
-  return Math.min(d, 255 - d) > 1;
-}
-
-let ownId = 0;
-
-/**
- * This process's owner id: `pid | tag << 22`, the tag from its start time
- * in /proc/self/stat (0 where /proc is missing).
- */
-export function mutexOwnerId(): number {
-  if (ownId !== 0) return ownId;
-  const pid = unsafeLibc.getpid();
-  if (pid > MUTEX_PID_MASK) {
-    throw new RangeError(`Cannot use a Mutex: pid ${pid} needs more than 22 bits`);
-  }
-  const stat = readProcStat(pid);
-  const tag = stat.text === undefined ? 0 : tagOf(statFields(stat.text));
-  ownId = (pid | (tag << MUTEX_TAG_SHIFT)) | 0;
-  return ownId;
-}
-
-/**
- * Whether the process an owner id names is gone: `kill(pid, 0)` fails with
- * ESRCH; with `thorough`, also a zombie (dead, not yet reaped by its parent)
- * or a pid now used by a process with another start-time tag.
- */
-export function isOwnerGone(id: number, thorough: boolean): boolean {
-  const pid = id & MUTEX_PID_MASK;
-  if (pid === 0) return true;
-  if (pid === (mutexOwnerId() & MUTEX_PID_MASK)) return false;
-  if (unsafeLibc.kill(pid, 0) === -1 && errno() === platform.errno.ESRCH) return true;
-  if (!thorough) return false;
-  const stat = readProcStat(pid);
-  if (stat.text === undefined) return stat.errno === platform.errno.ENOENT;
-  const fields = statFields(stat.text);
-  const state = fields[0];
-  if (state === "Z" || state === "X" || state === "x") return true;
-  const tag = (id >>> MUTEX_TAG_SHIFT) & 0xff;
-  const actual = tagOf(fields);
-  // Only a clear difference means another process: a wrong "dead" would
-  // break the lock, a wrong "alive" only delays recovery.
-  return tag !== 0 && actual !== 0 && tagsDiffer(tag, actual);
-}
-
 // --- the mutex
 
 interface WaitRequest {
@@ -218,6 +107,8 @@ interface WaitRequest {
 interface Attempt {
   readonly deadline: number;
   readonly sync: boolean;
+  /** Passes since the last wait: lost races are retried at once, but not past the deadline. */
+  passes: number;
   spins: number;
   waiters: number;
   thorough: boolean;
@@ -256,7 +147,7 @@ export class Mutex {
     this.#pollMs = checkTimeout(o.pollMs ?? DEFAULT_POLL_MS, "pollMs");
     this.#words = words;
     this.#word = words.subarray(LOCK, LOCK + 1);
-    this.#id = mutexOwnerId();
+    this.#id = ownerId();
   }
 
   /** Bytes the layout needs: 16. */
@@ -358,6 +249,7 @@ export class Mutex {
     const attempt: Attempt = {
       deadline: performance.now() + timeout,
       sync: true,
+      passes: 0,
       spins: SPINS,
       waiters: 0,
       thorough: false,
@@ -388,7 +280,14 @@ export class Mutex {
     // A thorough check reads /proc (~10 us): at most once per interval.
     const thorough = now - this.#lastThorough >= this.#checkIntervalMs;
     if (thorough) this.#lastThorough = now;
-    const attempt: Attempt = { deadline: now, sync: true, spins: 0, waiters: 0, thorough };
+    const attempt: Attempt = {
+      deadline: now,
+      sync: true,
+      passes: 0,
+      spins: 0,
+      waiters: 0,
+      thorough,
+    };
     for (;;) {
       const step = this.#step(attempt);
       if (!isWait(step)) return step;
@@ -438,6 +337,7 @@ export class Mutex {
     const attempt: Attempt = {
       deadline: performance.now() + timeout,
       sync: false,
+      passes: 0,
       spins: SPINS,
       waiters: 0,
       thorough: false,
@@ -457,7 +357,9 @@ export class Mutex {
    */
   #step(attempt: Attempt): LockResult | null | WaitRequest {
     const words = this.#live("lock the mutex");
-    const c = Atomics.load(words, LOCK);
+    const c = this.#load(words, "lock the mutex");
+    // A word changing under every compare-and-swap: contention, or a peer gone wrong.
+    if (++attempt.passes % 1024 === 0 && performance.now() >= attempt.deadline) return null;
     if (c === 0) {
       // Having slept, assume others sleep too: keep the waiters bit.
       if (Atomics.compareExchange(words, LOCK, 0, this.#id | attempt.waiters) === 0) {
@@ -495,7 +397,30 @@ export class Mutex {
       if (Atomics.compareExchange(words, LOCK, c, expected) !== c) return RETRY;
     }
     attempt.waiters = MUTEX_WAITERS;
+    attempt.passes = 0;
     return { expected, timeoutMs: Math.min(left, this.#checkIntervalMs) };
+  }
+
+  /**
+   * Reads the lock word and checks it and the magic word against the
+   * layout: free, unrecoverable, or a plausible owner pid.
+   *
+   * @throws {LockError} ECORRUPT naming the word.
+   */
+  #load(words: Int32Array, action: string): number {
+    const magic = Atomics.load(words, MAGIC);
+    if (magic !== MUTEX_MAGIC) {
+      throw corruptWord(action, "mutex", "magic", magic, "an initialised mutex has 0x4d545831");
+    }
+    const c = Atomics.load(words, LOCK);
+    if (c === 0 || c === MUTEX_NOT_RECOVERABLE || isPlausiblePid(c & PID_MASK)) return c;
+    throw corruptWord(
+      action,
+      "mutex",
+      "lock",
+      c,
+      `a held lock has its owner's pid in bits 0-21, and ${c & PID_MASK} is no pid here`,
+    );
   }
 
   /**
@@ -509,7 +434,7 @@ export class Mutex {
   markConsistent(): void {
     const words = this.#live("mark the mutex consistent");
     for (;;) {
-      const c = Atomics.load(words, LOCK);
+      const c = this.#load(words, "mark the mutex consistent");
       this.#checkOwner(c, "mark the mutex consistent");
       if ((c & MUTEX_OWNER_DIED) === 0) return;
       if (Atomics.compareExchange(words, LOCK, c, c & ~MUTEX_OWNER_DIED) === c) return;
@@ -544,7 +469,7 @@ export class Mutex {
       this.#held = false;
       return;
     }
-    const c = Atomics.load(words, LOCK);
+    const c = this.#load(words, "unlock the mutex");
     this.#checkOwner(c, "unlock the mutex");
     this.#held = false;
     if ((c & MUTEX_OWNER_DIED) !== 0) {

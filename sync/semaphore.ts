@@ -31,6 +31,7 @@
 import { checkTimeout, DEFAULT_POLL_MS, futexWake } from "./_futex.ts";
 import { checkMagic, layoutWords, waitUntil, waitUntilAsync } from "./_lock_word.ts";
 import { ClosedError } from "../core/errors.ts";
+import { corruptWord } from "./_lock_error.ts";
 import { checkInteger, checkOptions } from "../core/_validate.ts";
 
 /** The magic word (offset 4) of an initialised semaphore, layout version 1 ("SEM1"). */
@@ -115,26 +116,60 @@ export class Semaphore {
     return this.#words;
   }
 
-  /** Permits available now. */
+  /**
+   * Reads the count, checking every word of the layout first: the magic
+   * word, a maximum of 1 or more, a count from 0 to the maximum, a
+   * waiters count of 0 or more.
+   *
+   * @throws {LockError} ECORRUPT naming the word that breaks the rules.
+   */
+  #count(words: Int32Array, action: string): number {
+    const magic = Atomics.load(words, MAGIC);
+    if (magic !== SEMAPHORE_MAGIC) {
+      throw corruptWord(action, "semaphore", "magic", magic, "an initialised one has 0x53454d31");
+    }
+    const maximum = Atomics.load(words, MAXIMUM);
+    if (maximum < 1) {
+      throw corruptWord(action, "semaphore", "maximum", maximum, "it is 1 to 2^31 - 1");
+    }
+    const waiters = Atomics.load(words, WAITERS);
+    if (waiters < 0) {
+      throw corruptWord(action, "semaphore", "waiters", waiters, "it counts sleepers, 0 or more");
+    }
+    const count = Atomics.load(words, COUNT);
+    if (count < 0 || count > maximum) {
+      throw corruptWord(action, "semaphore", "count", count, `it is 0 to the maximum, ${maximum}`);
+    }
+    return count;
+  }
+
+  /**
+   * Permits available now.
+   *
+   * @throws {LockError} ECORRUPT when a word of the layout breaks its rules.
+   */
   get value(): number {
-    return Atomics.load(this.#live("read the semaphore"), COUNT);
+    return this.#count(this.#live("read the semaphore"), "read the semaphore");
   }
 
   /** The most permits there may be. */
   get maximum(): number {
-    return Atomics.load(this.#live("read the semaphore"), MAXIMUM);
+    const words = this.#live("read the semaphore");
+    this.#count(words, "read the semaphore");
+    return Atomics.load(words, MAXIMUM);
   }
 
   /**
    * Takes a permit if one is available, without waiting.
    *
    * @returns Whether a permit was taken.
+   * @throws {LockError} ECORRUPT when a word of the layout breaks its rules.
    */
   tryAcquire(): boolean {
     const words = this.#live("acquire a permit");
     for (;;) {
-      const c = Atomics.load(words, COUNT);
-      if (c <= 0) return false;
+      const c = this.#count(words, "acquire a permit");
+      if (c === 0) return false;
       if (Atomics.compareExchange(words, COUNT, c, c - 1) === c) return true;
     }
   }
@@ -180,9 +215,9 @@ export class Semaphore {
   release(count = 1): void {
     const words = this.#live("release a permit");
     const n = checkInteger(count, "count", 1, INT_MAX);
-    const maximum = Atomics.load(words, MAXIMUM);
     for (;;) {
-      const c = Atomics.load(words, COUNT);
+      const c = this.#count(words, "release a permit");
+      const maximum = Atomics.load(words, MAXIMUM);
       if (c + n > maximum) {
         throw new RangeError(
           `Cannot release ${n} permit(s): the semaphore holds ${c} of at most ${maximum}`,
