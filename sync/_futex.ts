@@ -11,6 +11,7 @@ import { typeName, unsafeAddressOf } from "../ffi/pointer.ts";
 import { platform } from "../platform/mod.ts";
 import { checkInteger } from "../core/_validate.ts";
 import { nextMacrotask } from "../core/_runtime.ts";
+import { beforeRelease } from "../core/_region.ts";
 import { blockInWorker } from "./_futex_worker.ts";
 
 const C = platform.constants;
@@ -179,17 +180,52 @@ function closed(): ClosedError {
   return new ClosedError("wait", "view's memory");
 }
 
+/** An option every asynchronous wait takes. */
+export interface AbortOptions {
+  /**
+   * Ends the wait when aborted: the promise rejects with the signal's
+   * `reason`, and the thread or Worker blocked for it is woken and freed.
+   */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Checks an optional AbortSignal.
+ *
+ * @throws {TypeError} When it is not an AbortSignal.
+ */
+export function checkSignal(value: unknown, what = "signal"): AbortSignal | undefined {
+  if (value === undefined) return undefined;
+  if (typeof AbortSignal === "undefined" || !(value instanceof AbortSignal)) {
+    throw new TypeError(`Cannot use ${what}: expected an AbortSignal, got ${typeName(value)}`);
+  }
+  return value;
+}
+
+/**
+ * The longest single blocking call: a wait without a deadline is re-armed
+ * this often, so that a thread whose wake was lost (the memory closed
+ * before it entered the kernel) is freed even then.
+ */
+const SLICE_MS = 1000;
+/** How often an aborted wait wakes its blocked thread again until the thread returns. */
+const REWAKE_MS = 5;
+
 /**
  * The core of `waitAsync` on a one-word view (checked by the caller): polls
- * for `pollMs`, then blocks on another thread.
+ * for `pollMs`, then blocks on another thread. Rejects with ClosedError when
+ * the memory is closed during the wait, and with the signal's reason when
+ * `signal` aborts; either way the blocked thread is woken and freed.
  */
 export async function futexWaitAsync(
   word: Int32Array,
   expected: number,
   timeoutMs: number,
   pollMs: number = DEFAULT_POLL_MS,
+  signal?: AbortSignal,
 ): Promise<WaitResult> {
   futexAvailable("wait");
+  signal?.throwIfAborted();
   const read = (): number | undefined => (word.length === 0 ? undefined : Atomics.load(word, 0));
   const start = performance.now();
   const deadline = start + timeoutMs;
@@ -201,24 +237,114 @@ export async function futexWaitAsync(
     const pollEnd = Math.min(deadline, start + pollMs);
     while (performance.now() < pollEnd) {
       await nextMacrotask();
+      signal?.throwIfAborted();
       const now = read();
       if (now === undefined) throw closed();
       if (now !== expected) return "ok";
     }
     if (performance.now() >= deadline) return "timed-out";
   }
+  return await blockCancellable(word, expected, deadline, read, signal);
+}
+
+/** Whether a blocking wait was given up (aborted or closed): its loop must not re-arm. */
+interface Cancel {
+  cancelled: boolean;
+}
+
+/**
+ * Blocks on another thread until woken, the deadline, an abort or a close.
+ * An abort or close settles the promise at once and wakes the thread
+ * (every sleeper on the word wakes; futex waiters re-check anyway).
+ */
+function blockCancellable(
+  word: Int32Array,
+  expected: number,
+  deadline: number,
+  read: () => number | undefined,
+  signal: AbortSignal | undefined,
+): Promise<WaitResult> {
+  return new Promise<WaitResult>((resolve, reject) => {
+    const cancel: Cancel = { cancelled: false };
+    let returned = false;
+    const wake = (): void => {
+      if (returned || word.length === 0) return;
+      try {
+        futexWake(word);
+      } catch {
+        // EFAULT: nothing mapped there any more; the slice ends the call.
+      }
+    };
+    // Wakes again until the thread returns: a wake can come before it sleeps.
+    const wakeUntilReturned = (): void => {
+      wake();
+      if (!returned && word.length !== 0) setTimeout(wakeUntilReturned, REWAKE_MS);
+    };
+    const giveUp = (error: unknown): void => {
+      if (cancel.cancelled) return;
+      cancel.cancelled = true;
+      cleanup();
+      reject(error);
+    };
+    const onAbort = (): void => {
+      giveUp(signal!.reason);
+      wakeUntilReturned();
+    };
+    // Runs while the memory is still mapped: the one moment a wake can reach the thread.
+    const onClose = (): void => {
+      giveUp(closed());
+      wake();
+    };
+    const removeCloseListener = beforeRelease(word.buffer, onClose);
+    const cleanup = (): void => {
+      signal?.removeEventListener("abort", onAbort);
+      removeCloseListener();
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    block(word, expected, deadline, read, cancel).then(
+      (result) => {
+        returned = true;
+        if (cancel.cancelled) return;
+        cancel.cancelled = true;
+        cleanup();
+        resolve(result);
+      },
+      (error: unknown) => {
+        returned = true;
+        giveUp(error);
+      },
+    );
+  });
+}
+
+/** The blocking phase in this runtime. */
+async function block(
+  word: Int32Array,
+  expected: number,
+  deadline: number,
+  read: () => number | undefined,
+  cancel: Cancel,
+): Promise<WaitResult> {
   const address = addressOfWord(word);
   const syscall = unsafeLibc.syscall_nonblocking;
   if (syscall !== undefined) {
-    return await blockOnWorkerThread(syscall, word, address, expected, deadline, read);
+    return await blockOnWorkerThread(syscall, word, address, expected, deadline, read, cancel);
   }
-  const outcome = await blockInWorker(address, expected, deadline);
-  if (read() === undefined) throw closed();
-  if (outcome === "busy") return await pollWithBackoff(expected, deadline, read);
-  if (typeof outcome === "number") {
-    throw new ErrnoError("futex", outcome, { hint: "FUTEX_WAIT failed" });
+  for (;;) {
+    const sliceEnd = Math.min(deadline, performance.now() + SLICE_MS);
+    const outcome = await blockInWorker(address, expected, sliceEnd);
+    if (cancel.cancelled) return "timed-out";
+    const now = read();
+    if (now === undefined) throw closed();
+    if (outcome === "busy") return await pollWithBackoff(expected, deadline, read, cancel);
+    if (typeof outcome === "number") {
+      throw new ErrnoError("futex", outcome, { hint: "FUTEX_WAIT failed" });
+    }
+    if (outcome !== "timed-out") return outcome;
+    if (performance.now() >= deadline) return "timed-out";
+    // The slice ended: wait again for the rest.
+    if (now !== expected) return "ok";
   }
-  return outcome;
 }
 
 /** Throws the error of a futex wait that failed for a lasting reason (EFAULT, EINVAL). */
@@ -251,27 +377,29 @@ async function blockOnWorkerThread(
   expected: number,
   deadline: number,
   read: () => number | undefined,
+  cancel: Cancel,
 ): Promise<WaitResult> {
   // Its own timespec: the call runs while other waits start.
-  const timespec = deadline === Infinity ? undefined : allocTimespec();
+  const timespec = allocTimespec();
   for (;;) {
-    if (timespec !== undefined) writeTimespec(timespec.view, deadline - performance.now());
+    writeTimespec(timespec.view, Math.min(deadline - performance.now(), SLICE_MS));
     const result = await syscall(
       C.SYS_futex,
       address,
       C.FUTEX_WAIT,
       expected,
-      timespec?.address ?? 0,
+      timespec.address,
       0,
       0,
     );
+    if (cancel.cancelled) return "timed-out";
     const now = read();
     if (now === undefined) throw closed();
     if (result === 0) return "ok";
     if (performance.now() >= deadline) return "timed-out";
     // EAGAIN: the word changed after the wait began (it was checked equal), as a wake does.
     if (now !== expected) return "ok";
-    // EINTR or a lasting error: a synchronous probe tells them apart.
+    // EINTR, the end of a slice, or a lasting error: a synchronous probe tells them apart.
     probe(word, expected);
   }
 }
@@ -281,12 +409,14 @@ async function pollWithBackoff(
   expected: number,
   deadline: number,
   read: () => number | undefined,
+  cancel: Cancel,
 ): Promise<WaitResult> {
   let delay = 1;
   for (;;) {
     const left = deadline - performance.now();
     if (left <= 0) return "timed-out";
     await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)));
+    if (cancel.cancelled) return "timed-out";
     const now = read();
     if (now === undefined) throw closed();
     if (now !== expected) return "ok";

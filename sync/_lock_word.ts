@@ -100,14 +100,16 @@ export async function waitUntilAsync(
   word: Int32Array,
   deadline: number,
   pollMs: number,
+  signal?: AbortSignal,
 ): Promise<boolean> {
+  signal?.throwIfAborted();
   for (;;) {
     if (attempt()) return true;
     const left = deadline - performance.now();
     if (left <= 0) return false;
     Atomics.add(words, waiters, 1);
     try {
-      await futexWaitAsync(word, 0, left, pollMs);
+      await futexWaitAsync(word, 0, left, pollMs, signal);
     } finally {
       // The memory may have been closed during the wait (words detached).
       if (words.length !== 0) Atomics.sub(words, waiters, 1);

@@ -24,7 +24,13 @@
  *
  * @module
  */
-import { checkTimeout, DEFAULT_POLL_MS, futexWake } from "./_futex.ts";
+import {
+  type AbortOptions,
+  checkSignal,
+  checkTimeout,
+  DEFAULT_POLL_MS,
+  futexWake,
+} from "./_futex.ts";
 import { checkMagic, layoutWords, waitUntil, waitUntilAsync } from "./_lock_word.ts";
 import { ClosedError } from "../core/errors.ts";
 import { corruptWord } from "./_lock_error.ts";
@@ -210,10 +216,16 @@ export class SharedEvent {
    *
    * @param timeoutMs Milliseconds to wait at most (default: forever).
    * @returns Whether the event was set (false: timed out).
+   * @param options `signal`: an AbortSignal that ends the wait.
    * @throws {RangeError} (synchronously) For a negative or NaN timeout.
+   * @throws {TypeError} (synchronously) When `options.signal` is not an AbortSignal.
+   * @throws {LockError} (as a rejection) ECORRUPT when a word of the layout breaks its rules.
+   * @throws {ClosedError} (as a rejection) When the memory is closed, before or during the wait.
+   * @throws {unknown} (as a rejection) The signal's reason when it aborts.
    */
-  waitAsync(timeoutMs?: number): Promise<boolean> {
+  waitAsync(timeoutMs?: number, options?: AbortOptions): Promise<boolean> {
     const deadline = performance.now() + checkTimeout(timeoutMs);
+    const signal = checkSignal(checkOptions(options, "options").signal);
     return waitUntilAsync(
       () => this.tryWait(),
       this.#words,
@@ -221,6 +233,7 @@ export class SharedEvent {
       this.#word,
       deadline,
       this.#pollMs,
+      signal,
     );
   }
 }

@@ -41,14 +41,24 @@
  *
  * @module
  */
-import { checkTimeout, DEFAULT_POLL_MS, futexWait, futexWaitAsync, futexWake } from "./_futex.ts";
+import {
+  type AbortOptions,
+  checkSignal,
+  checkTimeout,
+  DEFAULT_POLL_MS,
+  futexWait,
+  futexWaitAsync,
+  futexWake,
+} from "./_futex.ts";
 import { checkMagic, layoutWords } from "./_lock_word.ts";
 import { ClosedError } from "../core/errors.ts";
 import { checkOptions } from "../core/_validate.ts";
 import { corruptWord, LockError } from "./_lock_error.ts";
+import { Guard, type LockGuard } from "./_lock_guard.ts";
 import { ID_MASK, isOwnerGone, isPlausiblePid, ownerId, PID_MASK, TAG_SHIFT } from "./_owner.ts";
 
 export { LockError, type LockErrorCode } from "./_lock_error.ts";
+export type { LockGuard } from "./_lock_guard.ts";
 
 /** Bit 31 of the lock word: a waiter may be asleep in futex; unlock must wake one. */
 export const MUTEX_WAITERS = 0x80000000 | 0;
@@ -304,32 +314,40 @@ export class Mutex {
    * import { Mapping, Mutex } from "@shmkit/shmkit";
    * using mapping = Mapping.anonymous(4096);
    * const mutex = Mutex.init(mapping.view());
-   * await mutex.lockAsync();
+   * await mutex.lockAsync(undefined, { signal: AbortSignal.timeout(1000) });
    * mutex.unlock();
    * ```
    *
+   * @param timeoutMs undefined: no timeout.
+   * @param options `signal`: an AbortSignal that ends the wait.
    * @returns `{ ownerDied }`.
-   * @throws {LockError} ENOTRECOVERABLE.
+   * @throws {LockError} (as a rejection) ENOTRECOVERABLE; ECORRUPT.
+   * @throws {ClosedError} (as a rejection) When the memory is closed, before or during the wait.
+   * @throws {unknown} (as a rejection) The signal's reason when it aborts.
    */
-  lockAsync(): Promise<LockResult>;
+  lockAsync(timeoutMs?: undefined, options?: AbortOptions): Promise<LockResult>;
   /**
    * Takes the lock without blocking the event loop, giving up after
    * `timeoutMs` (see the overload above).
    *
    * @param timeoutMs Milliseconds to wait at most.
+   * @param options `signal`: an AbortSignal that ends the wait.
    * @returns `{ ownerDied }`, or null when the time ran out.
-   * @throws {LockError} ENOTRECOVERABLE.
+   * @throws {LockError} (as a rejection) ENOTRECOVERABLE; ECORRUPT.
+   * @throws {ClosedError} (as a rejection) When the memory is closed, before or during the wait.
    * @throws {RangeError} (synchronously) For a negative or NaN timeout.
+   * @throws {TypeError} (synchronously) When `options.signal` is not an AbortSignal.
    */
-  lockAsync(timeoutMs: number): Promise<LockResult | null>;
-  lockAsync(timeoutMs?: number): Promise<LockResult | null> {
-    this.#live("lock the mutex");
+  lockAsync(timeoutMs: number, options?: AbortOptions): Promise<LockResult | null>;
+  lockAsync(timeoutMs?: number, options?: AbortOptions): Promise<LockResult | null> {
     const timeout = checkTimeout(timeoutMs);
-    return this.#lockAsync(timeout);
+    const signal = checkSignal(checkOptions(options, "options").signal);
+    return this.#lockAsync(timeout, signal);
   }
 
-  async #lockAsync(timeout: number): Promise<LockResult | null> {
-    const words = this.#words;
+  async #lockAsync(timeout: number, signal: AbortSignal | undefined): Promise<LockResult | null> {
+    signal?.throwIfAborted();
+    const words = this.#live("lock the mutex");
     if (Atomics.compareExchange(words, LOCK, 0, this.#id) === 0) {
       this.#held = true;
       return LOCKED;
@@ -346,9 +364,77 @@ export class Mutex {
       const step = this.#step(attempt);
       if (!isWait(step)) return step;
       if (step === RETRY) continue;
-      const result = await futexWaitAsync(this.#word, step.expected, step.timeoutMs, this.#pollMs);
+      const result = await futexWaitAsync(
+        this.#word,
+        step.expected,
+        step.timeoutMs,
+        this.#pollMs,
+        signal,
+      );
       attempt.thorough = result === "timed-out";
     }
+  }
+
+  /**
+   * Takes the lock like {@linkcode Mutex.lock} and returns a guard that
+   * unlocks it when disposed: `using guard = mutex.acquire();`.
+   *
+   * @example
+   * ```ts
+   * import { Mapping, Mutex } from "@shmkit/shmkit";
+   * using mapping = Mapping.anonymous(4096);
+   * const mutex = Mutex.init(mapping.view());
+   * {
+   *   using guard = mutex.acquire();
+   *   if (guard.ownerDied) guard.markConsistent(); // after repairing the data
+   *   // ... the protected data ...
+   * } // unlocked here
+   * ```
+   *
+   * @returns The guard.
+   * @throws {LockError} EDEADLK when this object already holds the lock; ENOTRECOVERABLE; ECORRUPT.
+   */
+  acquire(): LockGuard;
+  /**
+   * Takes the lock, giving up after `timeoutMs` (see the overload above).
+   *
+   * @param timeoutMs Milliseconds to wait at most.
+   * @returns The guard, or null when the time ran out.
+   * @throws {LockError} EDEADLK; ENOTRECOVERABLE; ECORRUPT.
+   * @throws {RangeError} For a negative or NaN timeout.
+   */
+  acquire(timeoutMs: number): LockGuard | null;
+  acquire(timeoutMs?: number): LockGuard | null {
+    const result = timeoutMs === undefined ? this.lock() : this.lock(timeoutMs);
+    return result === null ? null : new Guard(this, result.ownerDied);
+  }
+
+  /**
+   * Takes the lock like {@linkcode Mutex.lockAsync} and returns a guard:
+   * `await using guard = await mutex.acquireAsync({ signal })`. For a
+   * timeout, pass `AbortSignal.timeout(ms)`: the promise then rejects with
+   * its "TimeoutError".
+   *
+   * @example
+   * ```ts
+   * import { Mapping, Mutex } from "@shmkit/shmkit";
+   * using mapping = Mapping.anonymous(4096);
+   * const mutex = Mutex.init(mapping.view());
+   * {
+   *   await using guard = await mutex.acquireAsync({ signal: AbortSignal.timeout(1000) });
+   *   console.log(guard.ownerDied); // false
+   * }
+   * ```
+   *
+   * @param options `signal`: an AbortSignal that ends the wait.
+   * @returns The guard.
+   * @throws {LockError} (as a rejection) ENOTRECOVERABLE; ECORRUPT.
+   * @throws {ClosedError} (as a rejection) When the memory is closed, before or during the wait.
+   * @throws {unknown} (as a rejection) The signal's reason when it aborts.
+   */
+  async acquireAsync(options?: AbortOptions): Promise<LockGuard> {
+    const result = await this.lockAsync(undefined, options);
+    return new Guard(this, result.ownerDied);
   }
 
   /**

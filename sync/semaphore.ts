@@ -28,7 +28,13 @@
  *
  * @module
  */
-import { checkTimeout, DEFAULT_POLL_MS, futexWake } from "./_futex.ts";
+import {
+  type AbortOptions,
+  checkSignal,
+  checkTimeout,
+  DEFAULT_POLL_MS,
+  futexWake,
+} from "./_futex.ts";
 import { checkMagic, layoutWords, waitUntil, waitUntilAsync } from "./_lock_word.ts";
 import { ClosedError } from "../core/errors.ts";
 import { corruptWord } from "./_lock_error.ts";
@@ -192,10 +198,16 @@ export class Semaphore {
    *
    * @param timeoutMs Milliseconds to wait at most (default: forever).
    * @returns Whether a permit was taken (false: timed out).
+   * @param options `signal`: an AbortSignal that ends the wait.
    * @throws {RangeError} (synchronously) For a negative or NaN timeout.
+   * @throws {TypeError} (synchronously) When `options.signal` is not an AbortSignal.
+   * @throws {LockError} (as a rejection) ECORRUPT when a word of the layout breaks its rules.
+   * @throws {ClosedError} (as a rejection) When the memory is closed, before or during the wait.
+   * @throws {unknown} (as a rejection) The signal's reason when it aborts.
    */
-  acquireAsync(timeoutMs?: number): Promise<boolean> {
+  acquireAsync(timeoutMs?: number, options?: AbortOptions): Promise<boolean> {
     const deadline = performance.now() + checkTimeout(timeoutMs);
+    const signal = checkSignal(checkOptions(options, "options").signal);
     return waitUntilAsync(
       () => this.tryAcquire(),
       this.#words,
@@ -203,6 +215,7 @@ export class Semaphore {
       this.#word,
       deadline,
       this.#pollMs,
+      signal,
     );
   }
 

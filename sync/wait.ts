@@ -47,8 +47,11 @@
  *
  * @module
  */
-import { checkInteger } from "../core/_validate.ts";
+import { ClosedError } from "../core/errors.ts";
+import { checkInteger, checkOptions } from "../core/_validate.ts";
 import {
+  type AbortOptions,
+  checkSignal,
   checkTimeout,
   checkWord,
   DEFAULT_POLL_MS,
@@ -60,10 +63,11 @@ import {
   wordOf,
 } from "./_futex.ts";
 
-export { DEFAULT_POLL_MS, type WaitResult } from "./_futex.ts";
+export { type AbortOptions, DEFAULT_POLL_MS, type WaitResult } from "./_futex.ts";
 // Internals sync/channel.ts imports from here.
 export {
   addressOfWord,
+  checkSignal,
   checkTimeout,
   checkWord,
   futexWait,
@@ -75,7 +79,7 @@ export { futexWorkerCounts } from "./_futex_worker.ts";
 export { checkMagic, layoutWords, waitUntil, waitUntilAsync } from "./_lock_word.ts";
 
 /** Options of {@linkcode waitAsync}. */
-export interface WaitAsyncOptions {
+export interface WaitAsyncOptions extends AbortOptions {
   /**
    * How long to poll the word from the event loop (with `setImmediate`,
    * a few microseconds apart) before handing the wait to a blocking
@@ -191,7 +195,9 @@ export function notify(view: Int32Array, index: number, count: number = Infinity
  * @returns "ok", "not-equal" or "timed-out".
  * @throws {TypeError} (synchronously) When `view` is not an Int32Array or an argument is not a number.
  * @throws {RangeError} (synchronously) For an index out of range or a negative or NaN timeout.
- * @throws {ClosedError} When the view's memory is closed, before or during the wait.
+ * @throws {ClosedError} (as a rejection) When the view's memory is closed, before or during the
+ * wait; a wait without a timeout ends then too.
+ * @throws {unknown} (as a rejection) `options.signal`'s reason when it aborts.
  */
 export function waitAsync(
   view: Int32Array,
@@ -200,9 +206,14 @@ export function waitAsync(
   timeoutMs?: number,
   options?: WaitAsyncOptions,
 ): Promise<WaitResult> {
+  if (view instanceof Int32Array && view.buffer.byteLength === 0) {
+    return Promise.reject(new ClosedError("wait", "view's memory"));
+  }
   const word = wordOf(view, index, "wait");
   const value = checkWord(expected, "expected");
   const timeout = checkTimeout(timeoutMs);
-  const pollMs = checkTimeout(options?.pollMs ?? DEFAULT_POLL_MS, "pollMs");
-  return futexWaitAsync(word, value, timeout, pollMs);
+  const o = checkOptions(options, "options");
+  const pollMs = checkTimeout(o.pollMs ?? DEFAULT_POLL_MS, "pollMs");
+  const signal = checkSignal(o.signal);
+  return futexWaitAsync(word, value, timeout, pollMs, signal);
 }

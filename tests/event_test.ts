@@ -133,3 +133,26 @@ test(
     }
   },
 );
+
+test("waitAsync without a timeout ends with ClosedError when the memory closes, and with the reason on abort", async () => {
+  const mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  const event = SharedEvent.init(mapping.view(), { pollMs: 0 });
+  const controller = new AbortController();
+  const aborted = event.waitAsync(undefined, { signal: controller.signal });
+  await until(() => Atomics.load(words, WAITERS) === 1, 30_000, "the waiter to wait");
+  const reason = new Error("stop");
+  controller.abort(reason);
+  await assert.rejects(aborted, (e: unknown) => e === reason);
+  assert.equal(Atomics.load(words, WAITERS), 0, "the waiter no longer counts itself");
+  await assert.rejects(event.waitAsync(undefined, { signal: AbortSignal.abort() }), {
+    name: "AbortError",
+  });
+  const closing = event.waitAsync();
+  await until(() => Atomics.load(words, WAITERS) === 1, 30_000, "the waiter to wait");
+  mapping.close();
+  await assert.rejects(closing, ClosedError);
+  const rejected = event.waitAsync();
+  assert.ok(rejected instanceof Promise, "closed memory is a rejection, not a synchronous throw");
+  await assert.rejects(rejected, ClosedError);
+});

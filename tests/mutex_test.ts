@@ -236,12 +236,108 @@ test("bad views and timeouts are refused with TypeError/RangeError before any us
   assert.equal(mutex.ownerPid, 0, "nothing was locked by the failed calls");
 });
 
-test("a closed mapping makes the mutex throw ClosedError, not crash", () => {
+test("a closed mapping makes the mutex throw ClosedError, not crash; lockAsync rejects", async () => {
   const mapping = Mapping.anonymous(4096);
   const mutex = Mutex.init(mapping.view());
   mapping.close();
   assert.throws(() => mutex.lock(), ClosedError);
   assert.throws(() => mutex.unlock(), ClosedError);
+  assert.throws(() => mutex.acquire(), ClosedError);
+  const pending = mutex.lockAsync();
+  assert.ok(pending instanceof Promise, "a rejection, not a synchronous throw");
+  await assert.rejects(pending, ClosedError);
+  await assert.rejects(mutex.acquireAsync(), ClosedError);
+});
+
+test("lockAsync without a timeout ends with ClosedError when the memory closes, and with the reason on abort", async () => {
+  const mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  const holder = Mutex.init(mapping.view());
+  const waiter = Mutex.from(mapping.view(), { pollMs: 0 });
+  holder.lock();
+  const controller = new AbortController();
+  const aborted = waiter.lockAsync(undefined, { signal: controller.signal });
+  await until(() => (Atomics.load(words, 0) & MUTEX_WAITERS) !== 0, 30_000, "the waiter to wait");
+  const reason = new Error("stop");
+  controller.abort(reason);
+  await assert.rejects(aborted, (e: unknown) => e === reason);
+  assert.equal(waiter.ownerPid, process.pid, "the holder still holds it");
+  const closing = waiter.lockAsync();
+  const timer = afterTicks(3, () => mapping.close());
+  try {
+    await assert.rejects(closing, ClosedError);
+  } finally {
+    timer.stop();
+  }
+  await assert.rejects(
+    Mutex.init(Mapping.anonymous(4096).view()).lockAsync(undefined, {
+      signal: AbortSignal.abort(),
+    }),
+    (e: unknown) => e instanceof Error && e.name === "AbortError",
+  );
+});
+
+test("using guard = mutex.acquire() holds the lock in its block and unlocks at its end", async () => {
+  using mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  const mutex = Mutex.init(mapping.view());
+  {
+    using guard = mutex.acquire();
+    assert.equal(guard.ownerDied, false);
+    assert.equal(guard.held, true);
+    assert.equal(words[0]! & MUTEX_PID_MASK, process.pid);
+    assert.equal(Mutex.from(mapping.view()).tryLock(), null, "held while in the block");
+  }
+  assert.equal(words[0], 0, "unlocked at the end of the block");
+  {
+    await using guard = await mutex.acquireAsync({ signal: AbortSignal.timeout(30_000) });
+    assert.equal(words[0]! & MUTEX_PID_MASK, process.pid);
+    guard.unlock();
+    assert.equal(guard.held, false);
+    assert.equal(words[0], 0);
+    guard.unlock(); // idempotent: the dispose at the end of the block does nothing either
+  }
+  assert.equal(words[0], 0);
+  mutex.lock();
+  assert.equal(
+    Mutex.from(mapping.view()).acquire(10),
+    null,
+    "a timeout gives null, as lock(timeout) does",
+  );
+  const controller = new AbortController();
+  const pending = Mutex.from(mapping.view(), { pollMs: 0 }).acquireAsync({
+    signal: controller.signal,
+  });
+  await until(() => (Atomics.load(words, 0) & MUTEX_WAITERS) !== 0, 30_000, "the waiter to wait");
+  controller.abort(new Error("enough"));
+  await assert.rejects(pending, /enough/);
+  mutex.unlock();
+});
+
+test("a guard reports ownerDied; markConsistent on it keeps the mutex usable, forgetting it does not", () => {
+  using mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  const mutex = Mutex.init(mapping.view());
+  Atomics.store(words, 0, deadPid());
+  {
+    using guard = mutex.acquire();
+    assert.equal(guard.ownerDied, true);
+    guard.markConsistent();
+  }
+  assert.equal(words[0], 0);
+  assert.equal(mutex.recoverable, true);
+  Atomics.store(words, 0, deadPid());
+  {
+    using guard = mutex.acquire();
+    assert.equal(guard.ownerDied, true);
+  }
+  assert.equal(mutex.recoverable, false, "released unrepaired: unrecoverable, as unlock() does");
+  const released = Mutex.init(mapping.view()).acquire();
+  released.unlock();
+  assert.throws(
+    () => released.markConsistent(),
+    (e: unknown) => e instanceof LockError && e.code === "EPERM",
+  );
 });
 
 test("lockAsync waits without blocking the event loop and gets the lock on unlock", async () => {

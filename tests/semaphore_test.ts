@@ -9,6 +9,7 @@ import {
   self,
   sharedFile,
   startPeer,
+  until,
 } from "./fixtures/lock_peers.ts";
 
 /** A predicate for assert.throws/rejects: LockError ECORRUPT about `word` holding `value`. */
@@ -128,3 +129,26 @@ test(
     }
   },
 );
+
+test("acquireAsync without a timeout ends with ClosedError when the memory closes, and with the reason on abort", async () => {
+  const mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  const semaphore = Semaphore.init(mapping.view(), { pollMs: 0 });
+  const controller = new AbortController();
+  const aborted = semaphore.acquireAsync(undefined, { signal: controller.signal });
+  await until(() => Atomics.load(words, WAITERS) === 1, 30_000, "the waiter to wait");
+  const reason = new Error("stop");
+  controller.abort(reason);
+  await assert.rejects(aborted, (e: unknown) => e === reason);
+  assert.equal(Atomics.load(words, WAITERS), 0, "the waiter no longer counts itself");
+  await assert.rejects(semaphore.acquireAsync(undefined, { signal: AbortSignal.abort() }), {
+    name: "AbortError",
+  });
+  const closing = semaphore.acquireAsync();
+  await until(() => Atomics.load(words, WAITERS) === 1, 30_000, "the waiter to wait");
+  mapping.close();
+  await assert.rejects(closing, ClosedError);
+  const rejected = semaphore.acquireAsync();
+  assert.ok(rejected instanceof Promise, "closed memory is a rejection, not a synchronous throw");
+  await assert.rejects(rejected, ClosedError);
+});
