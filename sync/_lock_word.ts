@@ -69,8 +69,9 @@ export function checkMagic(
 /**
  * Blocks until `attempt()` succeeds or `deadline` (a `performance.now()`
  * time) passes, sleeping on `word` while it holds 0 and counting this
- * sleeper in `words[waiters]` so that wakers know to call futex. Returns
- * whether `attempt()` succeeded.
+ * sleeper in `words[waiters]` so that wakers know to call futex. Sleeps at
+ * most `sliceMs` at a time, so that `attempt()` can look for dead holders
+ * nobody will hear from. Returns whether `attempt()` succeeded.
  */
 export function waitUntil(
   attempt: () => boolean,
@@ -78,6 +79,7 @@ export function waitUntil(
   waiters: number,
   word: Int32Array,
   deadline: number,
+  sliceMs: number = Infinity,
 ): boolean {
   for (;;) {
     if (attempt()) return true;
@@ -85,7 +87,7 @@ export function waitUntil(
     if (left <= 0) return false;
     Atomics.add(words, waiters, 1);
     try {
-      futexWait(word, 0, left);
+      futexWait(word, 0, Math.min(left, sliceMs));
     } finally {
       Atomics.sub(words, waiters, 1);
     }
@@ -101,6 +103,7 @@ export async function waitUntilAsync(
   deadline: number,
   pollMs: number,
   signal?: AbortSignal,
+  sliceMs: number = Infinity,
 ): Promise<boolean> {
   signal?.throwIfAborted();
   for (;;) {
@@ -109,7 +112,7 @@ export async function waitUntilAsync(
     if (left <= 0) return false;
     Atomics.add(words, waiters, 1);
     try {
-      await futexWaitAsync(word, 0, left, pollMs, signal);
+      await futexWaitAsync(word, 0, Math.min(left, sliceMs), pollMs, signal);
     } finally {
       // The memory may have been closed during the wait (words detached).
       if (words.length !== 0) Atomics.sub(words, waiters, 1);
