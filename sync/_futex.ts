@@ -217,12 +217,29 @@ const REWAKE_MS = 5;
  * the memory is closed during the wait, and with the signal's reason when
  * `signal` aborts; either way the blocked thread is woken and freed.
  */
-export async function futexWaitAsync(
+export function futexWaitAsync(
   word: Int32Array,
   expected: number,
   timeoutMs: number,
   pollMs: number = DEFAULT_POLL_MS,
   signal?: AbortSignal,
+): Promise<WaitResult> {
+  const waiting = pollThenBlock(word, expected, timeoutMs, pollMs, signal);
+  if (signal === undefined) return waiting;
+  // Settles in the abort event itself, also while polling.
+  return new Promise<WaitResult>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    waiting.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+async function pollThenBlock(
+  word: Int32Array,
+  expected: number,
+  timeoutMs: number,
+  pollMs: number,
+  signal: AbortSignal | undefined,
 ): Promise<WaitResult> {
   futexAvailable("wait");
   signal?.throwIfAborted();

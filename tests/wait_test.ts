@@ -143,7 +143,7 @@ test("waitAsync without a timeout rejects with ClosedError when the memory is cl
 test("waitAsync with an AbortSignal rejects with its reason as soon as it aborts, and frees the thread", async () => {
   using mapping = Mapping.anonymous(4096);
   const words = mapping.view(Int32Array);
-  for (const pollMs of [0, DEFAULT_POLL_MS]) {
+  for (const pollMs of [0, DEFAULT_POLL_MS, Infinity]) {
     const controller = new AbortController();
     let outcome: unknown;
     const pending = waitAsync(words, 0, 0, undefined, { pollMs, signal: controller.signal }).then(
