@@ -205,6 +205,7 @@ export class SharedEvent {
    * @param timeoutMs Milliseconds to wait at most (default: forever).
    * @returns Whether the event was set (false: timed out).
    * @throws {RangeError} For a negative or NaN timeout.
+   * @throws {LockError} ECORRUPT when a word of the layout breaks its rules.
    */
   wait(timeoutMs?: number): boolean {
     const deadline = performance.now() + checkTimeout(timeoutMs);

@@ -237,7 +237,7 @@ export class Mutex {
    * ```
    *
    * @returns `{ ownerDied }`.
-   * @throws {LockError} EDEADLK when this object already holds the lock; ENOTRECOVERABLE.
+   * @throws {LockError} EDEADLK when this object already holds the lock; ENOTRECOVERABLE; ECORRUPT.
    */
   lock(): LockResult;
   /**
@@ -245,7 +245,7 @@ export class Mutex {
    *
    * @param timeoutMs Milliseconds to wait at most.
    * @returns `{ ownerDied }`, or null when the time ran out.
-   * @throws {LockError} EDEADLK when this object already holds the lock; ENOTRECOVERABLE.
+   * @throws {LockError} EDEADLK when this object already holds the lock; ENOTRECOVERABLE; ECORRUPT.
    * @throws {RangeError} For a negative or NaN timeout.
    */
   lock(timeoutMs: number): LockResult | null;
@@ -278,7 +278,7 @@ export class Mutex {
    * Takes the lock if it is free (or its owner is dead), without waiting.
    *
    * @returns `{ ownerDied }`, or null when another process holds it.
-   * @throws {LockError} ENOTRECOVERABLE.
+   * @throws {LockError} ENOTRECOVERABLE; ECORRUPT.
    */
   tryLock(): LockResult | null {
     const words = this.#live("lock the mutex");
@@ -515,7 +515,7 @@ export class Mutex {
    * while holding the lock, once the data is repaired; does nothing when
    * nothing died.
    *
-   * @throws {LockError} EPERM when this process does not hold the lock.
+   * @throws {LockError} EPERM when this process does not hold the lock; ECORRUPT.
    */
   markConsistent(): void {
     const words = this.#live("mark the mutex consistent");
@@ -546,7 +546,7 @@ export class Mutex {
    * after `{ ownerDied: true }` without `markConsistent()` makes the mutex
    * unrecoverable: every later lock throws ENOTRECOVERABLE.
    *
-   * @throws {LockError} EPERM when this process does not hold the lock.
+   * @throws {LockError} EPERM when this process does not hold the lock; ECORRUPT.
    */
   unlock(): void {
     const words = this.#live("unlock the mutex");

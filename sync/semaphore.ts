@@ -326,6 +326,7 @@ export class Semaphore {
    * @param timeoutMs Milliseconds to wait at most (default: forever).
    * @returns Whether a permit was taken (false: timed out).
    * @throws {RangeError} For a negative or NaN timeout.
+   * @throws {LockError} ECORRUPT when a word of the layout breaks its rules.
    */
   acquire(timeoutMs?: number): boolean {
     const deadline = performance.now() + checkTimeout(timeoutMs);
@@ -371,6 +372,7 @@ export class Semaphore {
    *
    * @param count Permits to return, 1 or more (default 1).
    * @throws {RangeError} When the count would exceed the maximum (nothing is released then).
+   * @throws {LockError} ECORRUPT when a word of the layout breaks its rules.
    */
   release(count = 1): void {
     const words = this.#live("release a permit");
