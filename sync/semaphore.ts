@@ -111,7 +111,7 @@ export class Semaphore {
   }
 
   /** Bytes the layout needs: 256. */
-  static readonly byteLength = WORDS * 4;
+  static readonly byteLength: number = WORDS * 4;
 
   /**
    * Lays a new semaphore out in `view`'s first 256 bytes and attaches to it.
