@@ -248,7 +248,7 @@ export class Mutex {
    * @throws {LockError} EDEADLK when this object already holds the lock; ENOTRECOVERABLE; ECORRUPT.
    * @throws {RangeError} For a negative or NaN timeout.
    */
-  lock(timeoutMs: number): LockResult | null;
+  lock(timeoutMs: number | undefined): LockResult | null;
   lock(timeoutMs?: number): LockResult | null {
     const words = this.#live("lock the mutex");
     const timeout = timeoutMs === undefined ? Infinity : checkTimeout(timeoutMs);
@@ -338,7 +338,7 @@ export class Mutex {
    * @throws {RangeError} (synchronously) For a negative or NaN timeout.
    * @throws {TypeError} (synchronously) When `options.signal` is not an AbortSignal.
    */
-  lockAsync(timeoutMs: number, options?: AbortOptions): Promise<LockResult | null>;
+  lockAsync(timeoutMs: number | undefined, options?: AbortOptions): Promise<LockResult | null>;
   lockAsync(timeoutMs?: number, options?: AbortOptions): Promise<LockResult | null> {
     const timeout = checkTimeout(timeoutMs);
     const signal = checkSignal(checkOptions(options, "options").signal);
@@ -403,7 +403,7 @@ export class Mutex {
    * @throws {LockError} EDEADLK; ENOTRECOVERABLE; ECORRUPT.
    * @throws {RangeError} For a negative or NaN timeout.
    */
-  acquire(timeoutMs: number): LockGuard | null;
+  acquire(timeoutMs: number | undefined): LockGuard | null;
   acquire(timeoutMs?: number): LockGuard | null {
     const result = timeoutMs === undefined ? this.lock() : this.lock(timeoutMs);
     return result === null ? null : new Guard(this, result.ownerDied);
