@@ -74,10 +74,18 @@ export {
   type SystemVSegmentStatus,
 } from "./sysv/segment.ts";
 // Locks, wait/wake and the ring-buffer channel (sync/)
-export { notify, wait, waitAsync, type WaitAsyncOptions, type WaitResult } from "./sync/wait.ts";
+export {
+  type AbortOptions,
+  notify,
+  wait,
+  waitAsync,
+  type WaitAsyncOptions,
+  type WaitResult,
+} from "./sync/wait.ts";
 export {
   LockError,
   type LockErrorCode,
+  type LockGuard,
   type LockResult,
   Mutex,
   type MutexOptions,

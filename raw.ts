@@ -96,7 +96,7 @@ export {
   MUTEX_TAG_SHIFT,
   MUTEX_WAITERS,
 } from "./sync/mutex.ts";
-export { SEMAPHORE_MAGIC } from "./sync/semaphore.ts";
+export { SEMAPHORE_HOLDER_SLOTS, SEMAPHORE_MAGIC } from "./sync/semaphore.ts";
 export { EVENT_MAGIC } from "./sync/event.ts";
 export { CHANNEL_HEADER_BYTES, CHANNEL_MAGIC } from "./sync/channel.ts";
 // posix_spawn and friends (spawn/raw.ts)

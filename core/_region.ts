@@ -108,6 +108,22 @@ const TYPED_ARRAYS: ReadonlySet<unknown> = new Set<unknown>([
   BigUint64Array,
 ]);
 
+// Tracked buffer -> its region, for beforeRelease.
+const regionOfBuffer = new WeakMap<ArrayBufferLike, Region>();
+
+/**
+ * Internal: calls `listener` just before the memory under `buffer` is
+ * released, while it is still mapped (an async wait wakes its blocked
+ * thread then). Returns the function that removes it; does nothing for a
+ * buffer no region handed out.
+ */
+export function beforeRelease(buffer: ArrayBufferLike, listener: () => void): () => void {
+  const listeners = regionOfBuffer.get(buffer)?.releaseListeners;
+  if (listeners === undefined) return () => {};
+  listeners.add(listener);
+  return () => void listeners.delete(listener);
+}
+
 /** Internal: one mapped range, its tracked buffers and its release. */
 export class Region {
   readonly address: number;
@@ -117,6 +133,8 @@ export class Region {
   #buffers: ArrayBuffer[] = [];
   #escaped = false;
   #handedOut = false; // whether any buffer (and so a pointer for runtime I/O) went out
+  /** Called once, just before release (see beforeRelease). */
+  readonly releaseListeners: Set<() => void> = new Set();
 
   constructor(
     owner: object,
@@ -152,6 +170,7 @@ export class Region {
       this.#handedOut = true;
       Object.defineProperty(current, OWNER, { value: this.#owner });
       this.#buffers.push(current);
+      regionOfBuffer.set(current, this);
     }
     return current;
   }
@@ -172,6 +191,14 @@ export class Region {
   /** Detaches the views and gives the range back. Idempotent. */
   release(): void {
     if (this.#state.released) return;
+    for (const listener of [...this.releaseListeners]) {
+      try {
+        listener();
+      } catch {
+        // A listener's failure must not keep the memory mapped.
+      }
+    }
+    this.releaseListeners.clear();
     const clean = this.detachAll();
     this.#state.released = true;
     collected.unregister(this);

@@ -6,13 +6,13 @@
  *
  * @module
  */
-import type { Backend, NativeType, SymbolTable } from "./types.ts";
+import type { Backend, NativeType, SymbolDefinition, SymbolTable } from "./types.ts";
 
 /** The part of `bun:ffi` this backend uses. */
 interface BunFfi {
   dlopen(
     path: string,
-    defs: Record<string, { args: string[]; returns: string }>,
+    defs: Record<string, BunSignature>,
   ): { symbols: Record<string, (...args: never[]) => unknown> };
   toArrayBuffer(address: number, offset: number, length: number): ArrayBuffer;
   ptr(view: ArrayBufferView): number;
@@ -36,6 +36,19 @@ const BUN_TYPE: Readonly<Record<NativeType, string>> = {
   buffer: "ptr",
 };
 
+/** A symbol's definition as `bun:ffi`'s `dlopen` takes it. */
+export interface BunSignature {
+  readonly args: string[];
+  readonly returns: string;
+}
+
+/** Translates one symbol definition to `bun:ffi`'s names (also for Workers that bind their own). */
+export function bunSignature(def: SymbolDefinition): BunSignature {
+  // A pointer result as u64_fast gives 0 for NULL, as Deno does.
+  const returns = def.result === "pointer" ? "u64_fast" : BUN_TYPE[def.result];
+  return { args: def.args.map((a) => BUN_TYPE[a]), returns };
+}
+
 /** Creates the Bun backend; loads `bun:ffi`. */
 export async function createBunBackend(): Promise<Backend> {
   const specifier = "bun:ffi";
@@ -46,14 +59,12 @@ export async function createBunBackend(): Promise<Backend> {
     open(path, table: SymbolTable): Record<string, (...args: never[]) => unknown> {
       // Bun keys definitions by C name, so an alias (a second signature for
       // the same C function) gets a dlopen of its own.
-      const direct: Record<string, { args: string[]; returns: string }> = {};
-      const aliases: [string, string, { args: string[]; returns: string }][] = [];
+      const direct: Record<string, BunSignature> = {};
+      const aliases: [string, string, BunSignature][] = [];
       for (const [key, def] of Object.entries(table)) {
         if (def.nonblocking) continue;
         const name = def.name ?? key;
-        // A pointer result as u64_fast gives 0 for NULL, as Deno does.
-        const returns = def.result === "pointer" ? "u64_fast" : BUN_TYPE[def.result];
-        const bunDef = { args: def.args.map((a) => BUN_TYPE[a]), returns };
+        const bunDef = bunSignature(def);
         if (name === key) direct[name] = bunDef;
         else aliases.push([key, name, bunDef]);
       }

@@ -52,6 +52,7 @@ const DENO_TYPE: Readonly<Record<NativeType, string>> = {
 };
 
 const WIDE = new Set<NativeType>(["i64", "u64", "isize", "usize", "pointer"]);
+const NARROW = new Set<NativeType>(["i8", "u8", "i16", "u16", "i32", "u32"]);
 
 function toNumber(value: number | bigint): number {
   return typeof value === "bigint" ? Number(value) : value;
@@ -65,12 +66,14 @@ const same: Convert = (value) => value;
 // parameter gets a Number; BigInt() costs less than that.
 const big: Convert = (value) => typeof value === "number" ? BigInt(value) : value;
 const num: Convert = (value) => typeof value === "bigint" ? Number(value) : value;
+// Deno refuses -0 for 8- to 32-bit parameters ("Invalid FFI i32 type"), though it is 0.
+const int: Convert = (value) => value === 0 ? 0 : value;
 
 // One closure per arity: a rest-parameter wrapper costs more than the call.
 function adapt(fn: Fn, args: readonly NativeType[], out: Convert): Fn {
   const [c0 = same, c1 = same, c2 = same, c3 = same, c4 = same, c5 = same, c6 = same] = args.map((
     a,
-  ) => WIDE.has(a) ? big : same);
+  ) => WIDE.has(a) ? big : NARROW.has(a) ? int : same);
   switch (args.length) {
     case 0:
       return () => out(fn());
@@ -113,14 +116,14 @@ export function createDenoBackend(): Backend {
       const out: Record<string, (...args: never[]) => unknown> = {};
       for (const [key, def] of Object.entries(table)) {
         const fn = lib.symbols[key]!;
-        const wideArgs = def.args.some((a) => WIDE.has(a));
+        const convertArgs = def.args.some((a) => WIDE.has(a) || NARROW.has(a));
         const wideResult = WIDE.has(def.result);
         if (def.nonblocking) {
-          const call = wideArgs ? adapt(fn, def.args, same) : fn;
+          const call = convertArgs ? adapt(fn, def.args, same) : fn;
           out[key] = wideResult
             ? (...a: unknown[]) => (call(...a) as Promise<number | bigint>).then(toNumber)
             : call;
-        } else if (wideArgs || wideResult) {
+        } else if (convertArgs || wideResult) {
           out[key] = adapt(fn, def.args, wideResult ? num : same);
         } else {
           out[key] = fn;

@@ -65,13 +65,26 @@ export type JsFunction<D extends SymbolDefinition> = D["nonblocking"] extends tr
   ? (...args: JsArgs<D["args"]>) => Promise<JsResult<D["result"]>>
   : (...args: JsArgs<D["args"]>) => JsResult<D["result"]>;
 
-/** The functions of a table: required symbols always, optional ones maybe. */
+/**
+ * The functions of a table: required symbols always; maybe (check for
+ * undefined before calling) `optional` ones, which a libc may lack, and
+ * `nonblocking` ones, which runtimes without worker-thread calls (Bun) leave
+ * out.
+ */
 export type JsFunctions<T extends SymbolTable> =
   & {
-    readonly [K in keyof T as T[K]["optional"] extends true ? never : K]: JsFunction<T[K]>;
+    readonly [
+      K in keyof T as T[K]["optional"] extends true ? never
+        : T[K]["nonblocking"] extends true ? never
+        : K
+    ]: JsFunction<T[K]>;
   }
   & {
-    readonly [K in keyof T as T[K]["optional"] extends true ? K : never]?: JsFunction<T[K]>;
+    readonly [
+      K in keyof T as T[K]["optional"] extends true ? K
+        : T[K]["nonblocking"] extends true ? K
+        : never
+    ]?: JsFunction<T[K]>;
   };
 
 /** What a runtime backend provides: binding symbols and raw memory access. */

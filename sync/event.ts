@@ -25,15 +25,15 @@
  * @module
  */
 import {
-  checkMagic,
+  type AbortOptions,
+  checkSignal,
   checkTimeout,
   DEFAULT_POLL_MS,
   futexWake,
-  layoutWords,
-  waitUntil,
-  waitUntilAsync,
-} from "./wait.ts";
+} from "./_futex.ts";
+import { checkMagic, layoutWords, waitUntil, waitUntilAsync } from "./_lock_word.ts";
 import { ClosedError } from "../core/errors.ts";
+import { corruptWord } from "./_lock_error.ts";
 import { checkChoice, checkOptions } from "../core/_validate.ts";
 
 /** The magic word (offset 4) of an initialised event, layout version 1 ("EVT1"). */
@@ -114,12 +114,39 @@ export class SharedEvent {
     const o = checkOptions(options, "options");
     const words = layoutWords(view, 4, "event");
     checkMagic(words, MAGIC, EVENT_MAGIC, "an event", "SharedEvent.init");
+    const mode = Atomics.load(words, MODE);
+    if (mode !== 0 && mode !== 1) {
+      throw corruptWord("attach to the event", "event", "mode", mode, "it is 0 or 1");
+    }
     return new SharedEvent(words, o.pollMs);
   }
 
   #live(action: string): Int32Array {
     if (this.#words.length === 0) throw new ClosedError(action, "event's memory");
     return this.#words;
+  }
+
+  /**
+   * Reads the state, checking the words it depends on first: the magic
+   * word, the mode it was attached with, a state of 0 or 1. (Magic and mode
+   * are written once, at init: plain reads.)
+   *
+   * @throws {LockError} ECORRUPT naming the word that breaks the rules.
+   */
+  #state(words: Int32Array, action: string): number {
+    const magic = words[MAGIC]!;
+    if (magic !== EVENT_MAGIC) {
+      throw corruptWord(action, "event", "magic", magic, "an initialised one has 0x45565431");
+    }
+    const mode = words[MODE]!;
+    if (mode !== (this.#auto ? 1 : 0)) {
+      throw corruptWord(action, "event", "mode", mode, `it was ${this.#auto ? 1 : 0} at attach`);
+    }
+    const state = Atomics.load(words, STATE);
+    if (state !== 0 && state !== 1) {
+      throw corruptWord(action, "event", "state", state, "it is 0 (reset) or 1 (set)");
+    }
+    return state;
   }
 
   /** "manual" or "auto". */
@@ -129,27 +156,53 @@ export class SharedEvent {
 
   /** Whether the event is set now. */
   get isSet(): boolean {
-    return Atomics.load(this.#live("read the event"), STATE) !== 0;
+    return this.#state(this.#live("read the event"), "read the event") !== 0;
   }
 
-  /** Sets the event: wakes every waiter (manual) or one (auto). */
+  /**
+   * Sets the event: wakes every waiter (manual) or one (auto).
+   *
+   * @throws {LockError} ECORRUPT when a word of the layout breaks its rules.
+   */
   set(): void {
     const words = this.#live("set the event");
+    this.#state(words, "set the event");
     // Already set: whoever sleeps now went to sleep on 0 and was woken then.
     if (Atomics.exchange(words, STATE, 1) !== 0) return;
-    if (Atomics.load(words, WAITERS) > 0) futexWake(this.#word, this.#auto ? 1 : undefined);
+    const waiters = Atomics.load(words, WAITERS);
+    if (waiters < 0) {
+      throw corruptWord(
+        "set the event",
+        "event",
+        "waiters",
+        waiters,
+        "it counts sleepers, 0 or more",
+      );
+    }
+    if (waiters > 0) futexWake(this.#word, this.#auto ? 1 : undefined);
   }
 
-  /** Resets the event. */
+  /**
+   * Resets the event.
+   *
+   * @throws {LockError} ECORRUPT when a word of the layout breaks its rules.
+   */
   reset(): void {
-    Atomics.store(this.#live("reset the event"), STATE, 0);
+    const words = this.#live("reset the event");
+    this.#state(words, "reset the event");
+    Atomics.store(words, STATE, 0);
   }
 
-  /** Passes if set (resetting an auto-reset event), without waiting. */
+  /**
+   * Passes if set (resetting an auto-reset event), without waiting.
+   *
+   * @throws {LockError} ECORRUPT when a word of the layout breaks its rules.
+   */
   tryWait(): boolean {
     const words = this.#live("wait for the event");
-    if (this.#auto) return Atomics.compareExchange(words, STATE, 1, 0) === 1;
-    return Atomics.load(words, STATE) !== 0;
+    const state = this.#state(words, "wait for the event");
+    if (this.#auto) return state === 1 && Atomics.compareExchange(words, STATE, 1, 0) === 1;
+    return state !== 0;
   }
 
   /**
@@ -158,6 +211,7 @@ export class SharedEvent {
    * @param timeoutMs Milliseconds to wait at most (default: forever).
    * @returns Whether the event was set (false: timed out).
    * @throws {RangeError} For a negative or NaN timeout.
+   * @throws {LockError} ECORRUPT when a word of the layout breaks its rules.
    */
   wait(timeoutMs?: number): boolean {
     const deadline = performance.now() + checkTimeout(timeoutMs);
@@ -169,10 +223,16 @@ export class SharedEvent {
    *
    * @param timeoutMs Milliseconds to wait at most (default: forever).
    * @returns Whether the event was set (false: timed out).
+   * @param options `signal`: an AbortSignal that ends the wait.
    * @throws {RangeError} (synchronously) For a negative or NaN timeout.
+   * @throws {TypeError} (synchronously) When `options.signal` is not an AbortSignal.
+   * @throws {LockError} (as a rejection) ECORRUPT when a word of the layout breaks its rules.
+   * @throws {ClosedError} (as a rejection) When the memory is closed, before or during the wait.
+   * @throws {unknown} (as a rejection) The signal's reason when it aborts.
    */
-  waitAsync(timeoutMs?: number): Promise<boolean> {
+  waitAsync(timeoutMs?: number, options?: AbortOptions): Promise<boolean> {
     const deadline = performance.now() + checkTimeout(timeoutMs);
+    const signal = checkSignal(checkOptions(options, "options").signal);
     return waitUntilAsync(
       () => this.tryWait(),
       this.#words,
@@ -180,6 +240,7 @@ export class SharedEvent {
       this.#word,
       deadline,
       this.#pollMs,
+      signal,
     );
   }
 }

@@ -42,19 +42,23 @@
  * @module
  */
 import {
-  checkMagic,
+  type AbortOptions,
+  checkSignal,
   checkTimeout,
   DEFAULT_POLL_MS,
   futexWait,
   futexWaitAsync,
   futexWake,
-  layoutWords,
-} from "./wait.ts";
-import { errno, unsafeLibc } from "../ffi/libc.ts";
-import { cString } from "../ffi/pointer.ts";
+} from "./_futex.ts";
+import { checkMagic, layoutWords } from "./_lock_word.ts";
 import { ClosedError } from "../core/errors.ts";
-import { platform } from "../platform/mod.ts";
 import { checkOptions } from "../core/_validate.ts";
+import { corruptWord, LockError } from "./_lock_error.ts";
+import { Guard, type LockGuard } from "./_lock_guard.ts";
+import { ID_MASK, isOwnerGone, isPlausiblePid, ownerId, PID_MASK, TAG_SHIFT } from "./_owner.ts";
+
+export { LockError, type LockErrorCode } from "./_lock_error.ts";
+export type { LockGuard } from "./_lock_guard.ts";
 
 /** Bit 31 of the lock word: a waiter may be asleep in futex; unlock must wake one. */
 export const MUTEX_WAITERS = 0x80000000 | 0;
@@ -66,14 +70,12 @@ export const MUTEX_OWNER_DIED = 0x40000000;
 /** The whole lock word of a mutex made unrecoverable: bit 30 alone, no owner. */
 export const MUTEX_NOT_RECOVERABLE = 0x40000000;
 /** Bits 0-21 of an owner id: the pid. */
-export const MUTEX_PID_MASK = 0x003fffff;
+export const MUTEX_PID_MASK: number = PID_MASK;
 /** Bits 22-29 of an owner id: the start-time tag (0 = none, skip the pid-reuse check). */
-export const MUTEX_TAG_SHIFT = 22;
+export const MUTEX_TAG_SHIFT: number = TAG_SHIFT;
 /** The magic word (offset 4) of an initialised mutex, layout version 1 ("MTX1"). */
 export const MUTEX_MAGIC = 0x4d545831;
 
-// Bits 0-29: the owner id (pid and tag).
-const ID_MASK = 0x3fffffff;
 const LOCK = 0;
 const MAGIC = 1;
 const RESERVED = 2;
@@ -93,31 +95,6 @@ export interface LockResult {
 const LOCKED: LockResult = Object.freeze({ ownerDied: false });
 const RECOVERED: LockResult = Object.freeze({ ownerDied: true });
 
-/** The reason a {@linkcode LockError} was thrown, named after the pthread error. */
-export type LockErrorCode = "EPERM" | "EDEADLK" | "ENOTRECOVERABLE";
-
-/**
- * A lock was misused: unlocked by a process that does not hold it (EPERM),
- * locked again synchronously by its holder (EDEADLK), or its previous owner
- * died and the data was never marked consistent (ENOTRECOVERABLE).
- */
-export class LockError extends Error {
-  /** The pthread error this corresponds to. */
-  readonly code: LockErrorCode;
-
-  /**
-   * Builds the error.
-   *
-   * @param code The reason.
-   * @param message What happened, starting "Cannot ...".
-   */
-  constructor(code: LockErrorCode, message: string) {
-    super(message);
-    this.name = "LockError";
-    this.code = code;
-  }
-}
-
 /** Options of {@linkcode Mutex.from} and {@linkcode Mutex.init}. */
 export interface MutexOptions {
   /**
@@ -130,91 +107,6 @@ export interface MutexOptions {
   readonly pollMs?: number;
 }
 
-// --- owner ids and liveness
-
-const procBuffer = new Uint8Array(4096);
-const decoder = new TextDecoder();
-
-/** Reads /proc/<pid>/stat through libc; undefined when it can't be read, with the errno. */
-function readProcStat(pid: number): { text?: string; errno: number } {
-  const fd = unsafeLibc.open(
-    cString(`/proc/${pid}/stat`, "path"),
-    platform.constants.O_RDONLY | platform.constants.O_CLOEXEC,
-    0,
-  );
-  if (fd < 0) return { errno: errno() };
-  const n = unsafeLibc.read(fd, procBuffer, procBuffer.length);
-  const code = errno();
-  unsafeLibc.close(fd);
-  if (n < 0) return { errno: code };
-  return { text: decoder.decode(procBuffer.subarray(0, n)), errno: 0 };
-}
-
-/** The fields after the command name of /proc/<pid>/stat (field 3, the state, first). */
-function statFields(text: string): string[] {
-  // The command may hold spaces and parentheses: it ends at the last ")".
-  return text.slice(text.lastIndexOf(")") + 2).split(" ");
-}
-
-/**
- * The start-time tag (1-255) for a /proc/<pid>/stat text; 0 when unknown:
- * `floor(starttime / 64) % 255 + 1`, starttime (field 22) in clock ticks
- * after boot. Buckets of 64 ticks (0.64 s) absorb small disagreements
- * between a process's own view and others' (under qemu-user, the start
- * time a process reads for itself is a few ticks off the kernel's).
- */
-function tagOf(fields: string[]): number {
-  const start = Number(fields[22 - 3]);
-  return Number.isSafeInteger(start) ? (Math.floor(start / 64) % 255) + 1 : 0;
-}
-
-/** Whether two tags are further apart than one bucket, around the circle of 255. */
-function tagsDiffer(a: number, b: number): boolean {
-  const d = Math.abs(a - b);
-  return Math.min(d, 255 - d) > 1;
-}
-
-let ownId = 0;
-
-/**
- * This process's owner id: `pid | tag << 22`, the tag from its start time
- * in /proc/self/stat (0 where /proc is missing).
- */
-export function mutexOwnerId(): number {
-  if (ownId !== 0) return ownId;
-  const pid = unsafeLibc.getpid();
-  if (pid > MUTEX_PID_MASK) {
-    throw new RangeError(`Cannot use a Mutex: pid ${pid} needs more than 22 bits`);
-  }
-  const stat = readProcStat(pid);
-  const tag = stat.text === undefined ? 0 : tagOf(statFields(stat.text));
-  ownId = (pid | (tag << MUTEX_TAG_SHIFT)) | 0;
-  return ownId;
-}
-
-/**
- * Whether the process an owner id names is gone: `kill(pid, 0)` fails with
- * ESRCH; with `thorough`, also a zombie (dead, not yet reaped by its parent)
- * or a pid now used by a process with another start-time tag.
- */
-export function isOwnerGone(id: number, thorough: boolean): boolean {
-  const pid = id & MUTEX_PID_MASK;
-  if (pid === 0) return true;
-  if (pid === (mutexOwnerId() & MUTEX_PID_MASK)) return false;
-  if (unsafeLibc.kill(pid, 0) === -1 && errno() === platform.errno.ESRCH) return true;
-  if (!thorough) return false;
-  const stat = readProcStat(pid);
-  if (stat.text === undefined) return stat.errno === platform.errno.ENOENT;
-  const fields = statFields(stat.text);
-  const state = fields[0];
-  if (state === "Z" || state === "X" || state === "x") return true;
-  const tag = (id >>> MUTEX_TAG_SHIFT) & 0xff;
-  const actual = tagOf(fields);
-  // Only a clear difference means another process: a wrong "dead" would
-  // break the lock, a wrong "alive" only delays recovery.
-  return tag !== 0 && actual !== 0 && tagsDiffer(tag, actual);
-}
-
 // --- the mutex
 
 interface WaitRequest {
@@ -225,6 +117,8 @@ interface WaitRequest {
 interface Attempt {
   readonly deadline: number;
   readonly sync: boolean;
+  /** Passes since the last wait: lost races are retried at once, but not past the deadline. */
+  passes: number;
   spins: number;
   waiters: number;
   thorough: boolean;
@@ -263,7 +157,7 @@ export class Mutex {
     this.#pollMs = checkTimeout(o.pollMs ?? DEFAULT_POLL_MS, "pollMs");
     this.#words = words;
     this.#word = words.subarray(LOCK, LOCK + 1);
-    this.#id = mutexOwnerId();
+    this.#id = ownerId();
   }
 
   /** Bytes the layout needs: 16. */
@@ -343,7 +237,7 @@ export class Mutex {
    * ```
    *
    * @returns `{ ownerDied }`.
-   * @throws {LockError} EDEADLK when this object already holds the lock; ENOTRECOVERABLE.
+   * @throws {LockError} EDEADLK when this object already holds the lock; ENOTRECOVERABLE; ECORRUPT.
    */
   lock(): LockResult;
   /**
@@ -351,10 +245,10 @@ export class Mutex {
    *
    * @param timeoutMs Milliseconds to wait at most.
    * @returns `{ ownerDied }`, or null when the time ran out.
-   * @throws {LockError} EDEADLK when this object already holds the lock; ENOTRECOVERABLE.
+   * @throws {LockError} EDEADLK when this object already holds the lock; ENOTRECOVERABLE; ECORRUPT.
    * @throws {RangeError} For a negative or NaN timeout.
    */
-  lock(timeoutMs: number): LockResult | null;
+  lock(timeoutMs: number | undefined): LockResult | null;
   lock(timeoutMs?: number): LockResult | null {
     const words = this.#live("lock the mutex");
     const timeout = timeoutMs === undefined ? Infinity : checkTimeout(timeoutMs);
@@ -365,6 +259,7 @@ export class Mutex {
     const attempt: Attempt = {
       deadline: performance.now() + timeout,
       sync: true,
+      passes: 0,
       spins: SPINS,
       waiters: 0,
       thorough: false,
@@ -383,7 +278,7 @@ export class Mutex {
    * Takes the lock if it is free (or its owner is dead), without waiting.
    *
    * @returns `{ ownerDied }`, or null when another process holds it.
-   * @throws {LockError} ENOTRECOVERABLE.
+   * @throws {LockError} ENOTRECOVERABLE; ECORRUPT.
    */
   tryLock(): LockResult | null {
     const words = this.#live("lock the mutex");
@@ -395,7 +290,14 @@ export class Mutex {
     // A thorough check reads /proc (~10 us): at most once per interval.
     const thorough = now - this.#lastThorough >= this.#checkIntervalMs;
     if (thorough) this.#lastThorough = now;
-    const attempt: Attempt = { deadline: now, sync: true, spins: 0, waiters: 0, thorough };
+    const attempt: Attempt = {
+      deadline: now,
+      sync: true,
+      passes: 0,
+      spins: 0,
+      waiters: 0,
+      thorough,
+    };
     for (;;) {
       const step = this.#step(attempt);
       if (!isWait(step)) return step;
@@ -412,32 +314,40 @@ export class Mutex {
    * import { Mapping, Mutex } from "@shmkit/shmkit";
    * using mapping = Mapping.anonymous(4096);
    * const mutex = Mutex.init(mapping.view());
-   * await mutex.lockAsync();
+   * await mutex.lockAsync(undefined, { signal: AbortSignal.timeout(1000) });
    * mutex.unlock();
    * ```
    *
+   * @param timeoutMs undefined: no timeout.
+   * @param options `signal`: an AbortSignal that ends the wait.
    * @returns `{ ownerDied }`.
-   * @throws {LockError} ENOTRECOVERABLE.
+   * @throws {LockError} (as a rejection) ENOTRECOVERABLE; ECORRUPT.
+   * @throws {ClosedError} (as a rejection) When the memory is closed, before or during the wait.
+   * @throws {unknown} (as a rejection) The signal's reason when it aborts.
    */
-  lockAsync(): Promise<LockResult>;
+  lockAsync(timeoutMs?: undefined, options?: AbortOptions): Promise<LockResult>;
   /**
    * Takes the lock without blocking the event loop, giving up after
    * `timeoutMs` (see the overload above).
    *
    * @param timeoutMs Milliseconds to wait at most.
+   * @param options `signal`: an AbortSignal that ends the wait.
    * @returns `{ ownerDied }`, or null when the time ran out.
-   * @throws {LockError} ENOTRECOVERABLE.
+   * @throws {LockError} (as a rejection) ENOTRECOVERABLE; ECORRUPT.
+   * @throws {ClosedError} (as a rejection) When the memory is closed, before or during the wait.
    * @throws {RangeError} (synchronously) For a negative or NaN timeout.
+   * @throws {TypeError} (synchronously) When `options.signal` is not an AbortSignal.
    */
-  lockAsync(timeoutMs: number): Promise<LockResult | null>;
-  lockAsync(timeoutMs?: number): Promise<LockResult | null> {
-    this.#live("lock the mutex");
+  lockAsync(timeoutMs: number | undefined, options?: AbortOptions): Promise<LockResult | null>;
+  lockAsync(timeoutMs?: number, options?: AbortOptions): Promise<LockResult | null> {
     const timeout = checkTimeout(timeoutMs);
-    return this.#lockAsync(timeout);
+    const signal = checkSignal(checkOptions(options, "options").signal);
+    return this.#lockAsync(timeout, signal);
   }
 
-  async #lockAsync(timeout: number): Promise<LockResult | null> {
-    const words = this.#words;
+  async #lockAsync(timeout: number, signal: AbortSignal | undefined): Promise<LockResult | null> {
+    signal?.throwIfAborted();
+    const words = this.#live("lock the mutex");
     if (Atomics.compareExchange(words, LOCK, 0, this.#id) === 0) {
       this.#held = true;
       return LOCKED;
@@ -445,6 +355,7 @@ export class Mutex {
     const attempt: Attempt = {
       deadline: performance.now() + timeout,
       sync: false,
+      passes: 0,
       spins: SPINS,
       waiters: 0,
       thorough: false,
@@ -453,9 +364,77 @@ export class Mutex {
       const step = this.#step(attempt);
       if (!isWait(step)) return step;
       if (step === RETRY) continue;
-      const result = await futexWaitAsync(this.#word, step.expected, step.timeoutMs, this.#pollMs);
+      const result = await futexWaitAsync(
+        this.#word,
+        step.expected,
+        step.timeoutMs,
+        this.#pollMs,
+        signal,
+      );
       attempt.thorough = result === "timed-out";
     }
+  }
+
+  /**
+   * Takes the lock like {@linkcode Mutex.lock} and returns a guard that
+   * unlocks it when disposed: `using guard = mutex.acquire();`.
+   *
+   * @example
+   * ```ts
+   * import { Mapping, Mutex } from "@shmkit/shmkit";
+   * using mapping = Mapping.anonymous(4096);
+   * const mutex = Mutex.init(mapping.view());
+   * {
+   *   using guard = mutex.acquire();
+   *   if (guard.ownerDied) guard.markConsistent(); // after repairing the data
+   *   // ... the protected data ...
+   * } // unlocked here
+   * ```
+   *
+   * @returns The guard.
+   * @throws {LockError} EDEADLK when this object already holds the lock; ENOTRECOVERABLE; ECORRUPT.
+   */
+  acquire(): LockGuard;
+  /**
+   * Takes the lock, giving up after `timeoutMs` (see the overload above).
+   *
+   * @param timeoutMs Milliseconds to wait at most.
+   * @returns The guard, or null when the time ran out.
+   * @throws {LockError} EDEADLK; ENOTRECOVERABLE; ECORRUPT.
+   * @throws {RangeError} For a negative or NaN timeout.
+   */
+  acquire(timeoutMs: number | undefined): LockGuard | null;
+  acquire(timeoutMs?: number): LockGuard | null {
+    const result = timeoutMs === undefined ? this.lock() : this.lock(timeoutMs);
+    return result === null ? null : new Guard(this, result.ownerDied);
+  }
+
+  /**
+   * Takes the lock like {@linkcode Mutex.lockAsync} and returns a guard:
+   * `await using guard = await mutex.acquireAsync({ signal })`. For a
+   * timeout, pass `AbortSignal.timeout(ms)`: the promise then rejects with
+   * its "TimeoutError".
+   *
+   * @example
+   * ```ts
+   * import { Mapping, Mutex } from "@shmkit/shmkit";
+   * using mapping = Mapping.anonymous(4096);
+   * const mutex = Mutex.init(mapping.view());
+   * {
+   *   await using guard = await mutex.acquireAsync({ signal: AbortSignal.timeout(1000) });
+   *   console.log(guard.ownerDied); // false
+   * }
+   * ```
+   *
+   * @param options `signal`: an AbortSignal that ends the wait.
+   * @returns The guard.
+   * @throws {LockError} (as a rejection) ENOTRECOVERABLE; ECORRUPT.
+   * @throws {ClosedError} (as a rejection) When the memory is closed, before or during the wait.
+   * @throws {unknown} (as a rejection) The signal's reason when it aborts.
+   */
+  async acquireAsync(options?: AbortOptions): Promise<LockGuard> {
+    const result = await this.lockAsync(undefined, options);
+    return new Guard(this, result.ownerDied);
   }
 
   /**
@@ -464,7 +443,9 @@ export class Mutex {
    */
   #step(attempt: Attempt): LockResult | null | WaitRequest {
     const words = this.#live("lock the mutex");
-    const c = Atomics.load(words, LOCK);
+    const c = this.#load(words, "lock the mutex");
+    // A word changing under every compare-and-swap: contention, or a peer gone wrong.
+    if (++attempt.passes % 1024 === 0 && performance.now() >= attempt.deadline) return null;
     if (c === 0) {
       // Having slept, assume others sleep too: keep the waiters bit.
       if (Atomics.compareExchange(words, LOCK, 0, this.#id | attempt.waiters) === 0) {
@@ -502,7 +483,31 @@ export class Mutex {
       if (Atomics.compareExchange(words, LOCK, c, expected) !== c) return RETRY;
     }
     attempt.waiters = MUTEX_WAITERS;
+    attempt.passes = 0;
     return { expected, timeoutMs: Math.min(left, this.#checkIntervalMs) };
+  }
+
+  /**
+   * Reads the lock word and checks it and the magic word against the
+   * layout: free, unrecoverable, or a plausible owner pid.
+   *
+   * @throws {LockError} ECORRUPT naming the word.
+   */
+  #load(words: Int32Array, action: string): number {
+    // Written once, at init: a plain read.
+    const magic = words[MAGIC]!;
+    if (magic !== MUTEX_MAGIC) {
+      throw corruptWord(action, "mutex", "magic", magic, "an initialised mutex has 0x4d545831");
+    }
+    const c = Atomics.load(words, LOCK);
+    if (c === 0 || c === MUTEX_NOT_RECOVERABLE || isPlausiblePid(c & PID_MASK)) return c;
+    throw corruptWord(
+      action,
+      "mutex",
+      "lock",
+      c,
+      `a held lock has its owner's pid in bits 0-21, and ${c & PID_MASK} is no pid here`,
+    );
   }
 
   /**
@@ -511,12 +516,12 @@ export class Mutex {
    * while holding the lock, once the data is repaired; does nothing when
    * nothing died.
    *
-   * @throws {LockError} EPERM when this process does not hold the lock.
+   * @throws {LockError} EPERM when this process does not hold the lock; ECORRUPT.
    */
   markConsistent(): void {
     const words = this.#live("mark the mutex consistent");
     for (;;) {
-      const c = Atomics.load(words, LOCK);
+      const c = this.#load(words, "mark the mutex consistent");
       this.#checkOwner(c, "mark the mutex consistent");
       if ((c & MUTEX_OWNER_DIED) === 0) return;
       if (Atomics.compareExchange(words, LOCK, c, c & ~MUTEX_OWNER_DIED) === c) return;
@@ -542,7 +547,7 @@ export class Mutex {
    * after `{ ownerDied: true }` without `markConsistent()` makes the mutex
    * unrecoverable: every later lock throws ENOTRECOVERABLE.
    *
-   * @throws {LockError} EPERM when this process does not hold the lock.
+   * @throws {LockError} EPERM when this process does not hold the lock; ECORRUPT.
    */
   unlock(): void {
     const words = this.#live("unlock the mutex");
@@ -551,7 +556,7 @@ export class Mutex {
       this.#held = false;
       return;
     }
-    const c = Atomics.load(words, LOCK);
+    const c = this.#load(words, "unlock the mutex");
     this.#checkOwner(c, "unlock the mutex");
     this.#held = false;
     if ((c & MUTEX_OWNER_DIED) !== 0) {

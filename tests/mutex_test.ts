@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import process from "node:process";
-import { ClosedError, LockError, Mapping, Mutex, notify, Semaphore, SharedEvent } from "../mod.ts";
+import { ClosedError, LockError, Mapping, Mutex, notify } from "../mod.ts";
 import {
   MUTEX_MAGIC,
   MUTEX_NOT_RECOVERABLE,
@@ -145,8 +145,9 @@ test("a waiter sees ENOTRECOVERABLE when the holder unlocks a recovered mutex un
   const waiter = Mutex.from(mapping.view());
   Atomics.store(words, 0, deadPid());
   assert.deepEqual(holder.lock(), { ownerDied: true });
-  const pending = waiter.lockAsync(5000);
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  const pending = waiter.lockAsync(30_000);
+  // The waiter sets the waiters bit before it sleeps.
+  await until(() => (Atomics.load(words, 0) & MUTEX_WAITERS) !== 0, 30_000, "the waiter to wait");
   holder.unlock();
   await assert.rejects(
     pending,
@@ -173,6 +174,52 @@ test("a reused pid (same pid, other start-time tag) counts as a dead owner; the 
   reused.unlock();
 });
 
+/** A predicate for assert.throws/rejects: LockError ECORRUPT about `word` holding `value`. */
+function corrupt(word: string, value: number): (e: unknown) => boolean {
+  return (e) =>
+    e instanceof LockError && e.code === "ECORRUPT" && e.word === word && e.value === value;
+}
+
+test("this process's own pid under another start-time tag is a dead owner (its pid reused by us)", () => {
+  using mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  const mutex = Mutex.init(mapping.view());
+  const tag = tagOfPid(process.pid);
+  for (const otherTag of [((tag + 1) % 255) + 1, 0]) {
+    Mutex.init(mapping.view());
+    Atomics.store(words, 0, process.pid | (otherTag << MUTEX_TAG_SHIFT));
+    assert.deepEqual(mutex.lock(400), { ownerDied: true }, `tag ${otherTag}`);
+    assert.equal(mutex.recoveries, 1);
+    mutex.markConsistent();
+    mutex.unlock();
+    assert.equal(words[0], 0);
+  }
+});
+
+test("lock words no peer writes throw ECORRUPT naming the word, in every call that reads them", () => {
+  using mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  const mutex = Mutex.init(mapping.view());
+  const pidMax = Number(readFileSync("/proc/sys/kernel/pid_max", "utf8"));
+  const cases: [number, number, string][] = [
+    [0, MUTEX_WAITERS, "lock"], // waiters without an owner
+    [0, MUTEX_WAITERS | MUTEX_OWNER_DIED, "lock"],
+    [0, 5 << MUTEX_TAG_SHIFT, "lock"], // a tag, pid 0
+    [1, 0x1234, "magic"],
+  ];
+  if (pidMax <= MUTEX_PID_MASK) cases.push([0, pidMax, "lock"]);
+  for (const [index, value, word] of cases) {
+    Mutex.init(mapping.view());
+    Atomics.store(words, 0, 1 | (tagOfPid(1) << MUTEX_TAG_SHIFT));
+    Atomics.store(words, index, value);
+    const seen = Atomics.load(words, index);
+    assert.throws(() => mutex.lock(1000), corrupt(word, seen), `${word} = ${value}`);
+    assert.throws(() => mutex.tryLock(), corrupt(word, seen));
+    assert.throws(() => mutex.unlock(), corrupt(word, seen));
+    assert.throws(() => mutex.markConsistent(), corrupt(word, seen));
+  }
+});
+
 test("bad views and timeouts are refused with TypeError/RangeError before any use", () => {
   using mapping = Mapping.anonymous(4096);
   assert.throws(() => Mutex.init(mapping.view(Uint8Array, 0, 12)), RangeError);
@@ -180,8 +227,6 @@ test("bad views and timeouts are refused with TypeError/RangeError before any us
   assert.throws(() => Mutex.init({} as never), TypeError);
   assert.throws(() => Mutex.init(new ArrayBuffer(16) as never), TypeError);
   assert.throws(() => Mutex.from(mapping.view(Uint8Array, 64, 16)), /Mutex\.init/);
-  assert.throws(() => Semaphore.init(mapping.view(Uint8Array, 6, 16)), RangeError);
-  assert.throws(() => SharedEvent.init(mapping.view(Uint8Array, 0, 8)), RangeError);
   const mutex = Mutex.init(mapping.view());
   assert.throws(() => mutex.lock(-1), RangeError);
   assert.throws(() => mutex.lock(NaN), RangeError);
@@ -191,12 +236,108 @@ test("bad views and timeouts are refused with TypeError/RangeError before any us
   assert.equal(mutex.ownerPid, 0, "nothing was locked by the failed calls");
 });
 
-test("a closed mapping makes the mutex throw ClosedError, not crash", () => {
+test("a closed mapping makes the mutex throw ClosedError, not crash; lockAsync rejects", async () => {
   const mapping = Mapping.anonymous(4096);
   const mutex = Mutex.init(mapping.view());
   mapping.close();
   assert.throws(() => mutex.lock(), ClosedError);
   assert.throws(() => mutex.unlock(), ClosedError);
+  assert.throws(() => mutex.acquire(), ClosedError);
+  const pending = mutex.lockAsync();
+  assert.ok(pending instanceof Promise, "a rejection, not a synchronous throw");
+  await assert.rejects(pending, ClosedError);
+  await assert.rejects(mutex.acquireAsync(), ClosedError);
+});
+
+test("lockAsync without a timeout ends with ClosedError when the memory closes, and with the reason on abort", async () => {
+  const mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  const holder = Mutex.init(mapping.view());
+  const waiter = Mutex.from(mapping.view(), { pollMs: 0 });
+  holder.lock();
+  const controller = new AbortController();
+  const aborted = waiter.lockAsync(undefined, { signal: controller.signal });
+  await until(() => (Atomics.load(words, 0) & MUTEX_WAITERS) !== 0, 30_000, "the waiter to wait");
+  const reason = new Error("stop");
+  controller.abort(reason);
+  await assert.rejects(aborted, (e: unknown) => e === reason);
+  assert.equal(waiter.ownerPid, process.pid, "the holder still holds it");
+  const closing = waiter.lockAsync();
+  const timer = afterTicks(3, () => mapping.close());
+  try {
+    await assert.rejects(closing, ClosedError);
+  } finally {
+    timer.stop();
+  }
+  await assert.rejects(
+    Mutex.init(Mapping.anonymous(4096).view()).lockAsync(undefined, {
+      signal: AbortSignal.abort(),
+    }),
+    (e: unknown) => e instanceof Error && e.name === "AbortError",
+  );
+});
+
+test("using guard = mutex.acquire() holds the lock in its block and unlocks at its end", async () => {
+  using mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  const mutex = Mutex.init(mapping.view());
+  {
+    using guard = mutex.acquire();
+    assert.equal(guard.ownerDied, false);
+    assert.equal(guard.held, true);
+    assert.equal(words[0]! & MUTEX_PID_MASK, process.pid);
+    assert.equal(Mutex.from(mapping.view()).tryLock(), null, "held while in the block");
+  }
+  assert.equal(words[0], 0, "unlocked at the end of the block");
+  {
+    await using guard = await mutex.acquireAsync({ signal: AbortSignal.timeout(30_000) });
+    assert.equal(words[0]! & MUTEX_PID_MASK, process.pid);
+    guard.unlock();
+    assert.equal(guard.held, false);
+    assert.equal(words[0], 0);
+    guard.unlock(); // idempotent: the dispose at the end of the block does nothing either
+  }
+  assert.equal(words[0], 0);
+  mutex.lock();
+  assert.equal(
+    Mutex.from(mapping.view()).acquire(10),
+    null,
+    "a timeout gives null, as lock(timeout) does",
+  );
+  const controller = new AbortController();
+  const pending = Mutex.from(mapping.view(), { pollMs: 0 }).acquireAsync({
+    signal: controller.signal,
+  });
+  await until(() => (Atomics.load(words, 0) & MUTEX_WAITERS) !== 0, 30_000, "the waiter to wait");
+  controller.abort(new Error("enough"));
+  await assert.rejects(pending, /enough/);
+  mutex.unlock();
+});
+
+test("a guard reports ownerDied; markConsistent on it keeps the mutex usable, forgetting it does not", () => {
+  using mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  const mutex = Mutex.init(mapping.view());
+  Atomics.store(words, 0, deadPid());
+  {
+    using guard = mutex.acquire();
+    assert.equal(guard.ownerDied, true);
+    guard.markConsistent();
+  }
+  assert.equal(words[0], 0);
+  assert.equal(mutex.recoverable, true);
+  Atomics.store(words, 0, deadPid());
+  {
+    using guard = mutex.acquire();
+    assert.equal(guard.ownerDied, true);
+  }
+  assert.equal(mutex.recoverable, false, "released unrepaired: unrecoverable, as unlock() does");
+  const released = Mutex.init(mapping.view()).acquire();
+  released.unlock();
+  assert.throws(
+    () => released.markConsistent(),
+    (e: unknown) => e instanceof LockError && e.code === "EPERM",
+  );
 });
 
 test("lockAsync waits without blocking the event loop and gets the lock on unlock", async () => {
@@ -219,66 +360,6 @@ test("lockAsync waits without blocking the event loop and gets the lock on unloc
   holder.lock();
   assert.equal(await waiter.lockAsync(20), null, "times out while held");
   holder.unlock();
-});
-
-test("Semaphore: permits, maximum, timeouts and async acquire", async () => {
-  using mapping = Mapping.anonymous(4096);
-  const sem = Semaphore.init(mapping.view(), { initial: 2, maximum: 3 });
-  const peer = Semaphore.from(mapping.view());
-  assert.equal(sem.value, 2);
-  assert.equal(peer.tryAcquire(), true);
-  assert.equal(peer.acquire(10), true);
-  assert.equal(peer.tryAcquire(), false);
-  assert.equal(peer.acquire(15), false);
-  sem.release(3);
-  assert.equal(sem.value, 3);
-  assert.throws(() => sem.release(), RangeError);
-  assert.equal(sem.value, 3);
-  assert.equal(peer.acquire(), true);
-  assert.equal(peer.acquire(), true);
-  assert.equal(peer.acquire(), true);
-  const pending = peer.acquireAsync(30_000);
-  const timer = afterTicks(2, () => sem.release());
-  try {
-    assert.equal(await pending, true);
-    assert.ok(timer.count >= 2);
-  } finally {
-    timer.stop();
-  }
-  assert.equal(sem.value, 0);
-  assert.throws(() => sem.acquire(NaN), RangeError);
-  assert.throws(() => Semaphore.init(mapping.view(), { initial: 5, maximum: 2 }), RangeError);
-});
-
-test("SharedEvent: manual reset releases every waiter, auto reset one per set", async () => {
-  using mapping = Mapping.anonymous(4096);
-  const manual = SharedEvent.init(mapping.view(Int32Array, 0, 4));
-  assert.equal(manual.mode, "manual");
-  assert.equal(manual.wait(5), false);
-  const waiters = [
-    manual.waitAsync(5000),
-    SharedEvent.from(mapping.view(Int32Array, 0, 4)).waitAsync(5000),
-  ];
-  await new Promise((resolve) => setTimeout(resolve, 10));
-  manual.set();
-  assert.deepEqual(await Promise.all(waiters), [true, true]);
-  assert.equal(manual.isSet, true);
-  assert.equal(manual.wait(), true, "stays set");
-  manual.reset();
-  assert.equal(manual.tryWait(), false);
-
-  const auto = SharedEvent.init(mapping.view(Int32Array, 16, 4), { mode: "auto" });
-  const peer = SharedEvent.from(mapping.view(Int32Array, 16, 4));
-  assert.equal(peer.mode, "auto");
-  // Whichever is woken passes; the other times out.
-  const first = peer.waitAsync(300);
-  const second = peer.waitAsync(300);
-  await new Promise((resolve) => setTimeout(resolve, 10));
-  auto.set();
-  const results = await Promise.all([first, second]);
-  assert.equal(results.filter((r) => r).length, 1, "one waiter passes per set");
-  assert.equal(auto.isSet, false, "and resets the event");
-  assert.throws(() => SharedEvent.init(mapping.view(), { mode: "sometimes" as never }), RangeError);
 });
 
 // --- across processes
@@ -433,6 +514,33 @@ test(
       mutex.unlock();
       await expectSuccess(killer, "killer");
       assert.equal((await holder.done).signal, "SIGKILL");
+    } finally {
+      file.remove();
+    }
+  },
+);
+
+test(
+  "a peer writing an ownerless lock word while this process sleeps in lock(): ECORRUPT, not a hang",
+  PEER_TEST,
+  async () => {
+    const file = sharedFile(4096);
+    try {
+      using mapping = Mapping.file(file.path);
+      const holder = Mutex.init(mapping.view(Int32Array, 0, 4));
+      const waiter = Mutex.from(mapping.view(Int32Array, 0, 4));
+      holder.lock();
+      // Once the waiter set the waiters bit, the peer writes "waiters, no owner" and wakes it.
+      const peer = startPeer(self, "lock_scribbler.ts", [
+        file.path,
+        0,
+        MUTEX_WAITERS,
+        0,
+        MUTEX_WAITERS,
+        0,
+      ]);
+      assert.throws(() => waiter.lock(60_000), corrupt("lock", MUTEX_WAITERS));
+      await expectSuccess(peer, "scribbler");
     } finally {
       file.remove();
     }

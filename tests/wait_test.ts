@@ -1,6 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import process from "node:process";
 import { ClosedError, Mapping, notify, wait, waitAsync } from "../mod.ts";
+import { DEFAULT_POLL_MS, unsafeLibc } from "../raw.ts";
+import { futexWorkerCounts } from "../sync/wait.ts";
+import { runtimeName } from "../core/_runtime.ts";
 import {
   afterTicks,
   expectSuccess,
@@ -46,14 +50,12 @@ test("Atomics.wait and Atomics.notify refuse mapping views (which is why wait/no
   assert.ok(notified === undefined || notified === 0);
 });
 
-test("wait: not-equal at once, timed-out after at least the timeout, 0 means do not sleep", () => {
+test("wait: not-equal at once, timed-out when nobody notifies, 0 means do not sleep", () => {
   using mapping = Mapping.anonymous(4096);
   const words = mapping.view(Int32Array);
   words[0] = 5;
   assert.equal(wait(words, 0, 4, 1000), "not-equal");
-  const start = performance.now();
   assert.equal(wait(words, 0, 5, 25), "timed-out");
-  assert.ok(performance.now() - start >= 24, "slept the timeout");
   assert.equal(wait(words, 0, 5, 0), "timed-out");
   // uint32 spellings of negative int32 values compare as the same word.
   words[1] = -1;
@@ -117,12 +119,71 @@ test("notify counts the waiters it woke, once they sleep in the kernel", async (
   assert.deepEqual(await Promise.all(pending), ["ok", "ok"]);
 });
 
-test("waitAsync rejects with ClosedError when the memory is closed during the wait", async () => {
+test("waitAsync without a timeout rejects with ClosedError when the memory is closed during the wait", async () => {
+  for (const pollMs of [0, DEFAULT_POLL_MS, Infinity]) {
+    const mapping = Mapping.anonymous(4096);
+    const words = mapping.view(Int32Array);
+    const pending = waitAsync(words, 0, 0, undefined, { pollMs });
+    // Closed on the timer's third tick, while the wait blocks (or polls).
+    const timer = afterTicks(3, () => mapping.close());
+    try {
+      await assert.rejects(pending, ClosedError, `pollMs ${pollMs}`);
+    } finally {
+      timer.stop();
+    }
+  }
   const mapping = Mapping.anonymous(4096);
   const words = mapping.view(Int32Array);
-  const pending = waitAsync(words, 0, 0, 100);
-  setTimeout(() => mapping.close(), 10);
-  await assert.rejects(pending, ClosedError);
+  mapping.close();
+  const rejected = waitAsync(words, 0, 0);
+  assert.ok(rejected instanceof Promise, "closed memory is a rejection, not a synchronous throw");
+  await assert.rejects(rejected, ClosedError);
+});
+
+test("waitAsync with an AbortSignal rejects with its reason as soon as it aborts, and frees the thread", async () => {
+  using mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  for (const pollMs of [0, DEFAULT_POLL_MS, Infinity]) {
+    const controller = new AbortController();
+    let outcome: unknown;
+    const pending = waitAsync(words, 0, 0, undefined, { pollMs, signal: controller.signal }).then(
+      (value) => (outcome = value),
+      (error: unknown) => (outcome = error),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const reason = new Error("stop");
+    controller.abort(reason);
+    // Settled in the abort event itself: by the next timer at the latest.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    assert.equal(outcome, reason, `pollMs ${pollMs}`);
+    await pending;
+  }
+  if (runtimeName === "bun") {
+    // The Worker that blocked for the wait was woken and went back to the pool.
+    await until(
+      () => {
+        const { live, idle } = futexWorkerCounts();
+        return live === idle;
+      },
+      30_000,
+      "the futex Worker to return",
+    );
+  }
+  const aborted = AbortSignal.abort(new Error("before"));
+  await assert.rejects(waitAsync(words, 0, 0, 1000, { signal: aborted }), /before/);
+  assert.throws(() => waitAsync(words, 0, 0, 10, { signal: {} as never }), TypeError);
+  assert.equal(words[0], 0, "the word was left alone");
+});
+
+test("-0 is 0 for every integer argument (Deno's FFI refuses -0 for 32-bit parameters)", async () => {
+  using mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  assert.equal(notify(words, -0, -0), 0);
+  assert.equal(wait(words, -0, -0, -0), "timed-out");
+  assert.equal(await waitAsync(words, 0, -0, 5, { pollMs: -0 }), "timed-out");
+  // Straight through the raw table: kill(pid, 0) only checks that the process exists.
+  assert.equal(unsafeLibc.kill(process.pid, -0), 0);
+  assert.equal(unsafeLibc.getpid(), process.pid);
 });
 
 test(
@@ -185,6 +246,23 @@ test(
         await expectSuccess(running, `${peer.runtime} peer`);
       } finally {
         file.remove();
+      }
+    }
+  },
+);
+
+test(
+  "a process whose async waits were aborted or closed exits by itself (no thread left blocked)",
+  PEER_TEST,
+  async () => {
+    for (const peer of peers) {
+      for (const mode of ["abort", "close"]) {
+        const running = startPeer(peer, "lock_abort.ts", [mode], 60_000);
+        const output = await expectSuccess(running, `${peer.runtime} ${mode}`);
+        const reason = mode === "abort" ? "Stopped" : "ClosedError";
+        for (const kind of ["wait", "mutex", "semaphore", "event"]) {
+          assert.match(output, new RegExp(`^${kind}: rejected ${reason}$`, "m"), output);
+        }
       }
     }
   },
