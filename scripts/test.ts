@@ -37,6 +37,8 @@ const AARCH64_SUBSET = [
   "tests/spawn_test.ts",
   "tests/wait_test.ts",
   "tests/mutex_test.ts",
+  "tests/semaphore_test.ts",
+  "tests/event_test.ts",
   "tests/channel_test.ts",
 ];
 
