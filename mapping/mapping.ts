@@ -13,9 +13,9 @@
  *
  * @module
  */
-import { check, ErrnoError } from "../core/errors.ts";
-import { errno, unsafeLibc } from "../ffi/libc.ts";
-import { fstatFd, openFile } from "../core/_io.ts";
+import { check } from "../core/errors.ts";
+import { unsafeLibc } from "../ffi/libc.ts";
+import { checkMapped, openFile, statFd } from "../core/_io.ts";
 import { MappedMemory, pageSize, roundUpToPage, setRegion } from "../core/memory.ts";
 import { ClosedError } from "../core/errors.ts";
 import { platform } from "../platform/mod.ts";
@@ -162,26 +162,13 @@ export class Mapping extends MappedMemory {
   }
 
   static #map(request: MapRequest): Mapping {
-    const address = unsafeLibc.mmap(
-      0,
+    const address = checkMapped(
+      unsafeLibc.mmap(0, request.length, request.prot, request.flags, request.fd, request.offset),
       request.length,
-      request.prot,
-      request.flags,
-      request.fd,
-      request.offset,
-    );
-    if (address === -1) {
-      const options = request.path === undefined
+      request.path === undefined
         ? (request.fd >= 0 ? { fd: request.fd } : {})
-        : { path: request.path, fd: request.fd };
-      const code = errno();
-      throw new ErrnoError("mmap", code, {
-        ...options,
-        ...(code === platform.errno.ENOMEM
-          ? { hint: `no room for ${request.length} bytes (address space or overcommit limit)` }
-          : {}),
-      });
-    }
+        : { path: request.path, fd: request.fd },
+    );
     return new Mapping(address, request);
   }
 
@@ -275,7 +262,7 @@ export class Mapping extends MappedMemory {
         `Cannot map at offset ${offset}: it must be a multiple of the page size (${pageSize()})`,
       );
     }
-    const status = fstatFd(fd, path);
+    const status = statFd(fd, path);
     const where = path === undefined ? `fd ${fd}` : JSON.stringify(path);
     let length: number;
     if (o.length === undefined) {

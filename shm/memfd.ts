@@ -21,7 +21,7 @@
  * @module
  */
 import { platform } from "../platform/mod.ts";
-import { FdMemory } from "./shared_memory.ts";
+import { FdMemory } from "./fd_memory.ts";
 import {
   addSeals,
   fdFlags,
@@ -141,7 +141,7 @@ export class Memfd extends FdMemory {
   readonly name: string;
 
   private constructor(fd: number, name: string, length: number, readOnly: boolean) {
-    super(fd, length, readOnly, true);
+    super({ fd, length, readOnly, reserve: true });
     this.name = name;
   }
 

@@ -25,294 +25,14 @@ import { registerCleanup, unregisterCleanup } from "./cleanup.ts";
 import { check, ErrnoError } from "../core/errors.ts";
 import { errno, setErrno, unsafeLibc } from "../ffi/libc.ts";
 import { cString, unsafeReadCString } from "../ffi/pointer.ts";
-import { MappedMemory, roundUpToPage, setRegion } from "../core/memory.ts";
-import { ClosedError } from "../core/errors.ts";
 import { platform } from "../platform/mod.ts";
-import { Region } from "../core/_region.ts";
-import {
-  encodeShmName,
-  fchmod,
-  fchown,
-  type FdStat,
-  fstat,
-  ftruncate,
-  posixFallocate,
-  shmOpenHints,
-  shmUnlink,
-  statPath,
-} from "./raw.ts";
+import { type FdStat, statFd, statPath } from "../core/_io.ts";
+import { fchmod, ftruncate, posixFallocate, shmOpenHints, shmUnlink } from "./raw.ts";
+import { FdMemory } from "./fd_memory.ts";
+import { randomName, SHM_DIR, type ShmName, shmName, unlinkIfSame } from "./_names.ts";
 import { checkBoolean, checkMode, checkOptions, checkSize } from "../core/_validate.ts";
 
 const C = platform.constants;
-
-/** Where glibc keeps POSIX shared memory objects (Linux). */
-const SHM_DIR = "/dev/shm";
-
-/** Owner, mode and size of a shared memory object or memfd. */
-export interface MemoryStat {
-  /** Size in bytes. */
-  readonly size: number;
-  /** Permission bits (`st_mode & 0o7777`). */
-  readonly mode: number;
-  /** Owner's user id. */
-  readonly uid: number;
-  /** Owner's group id. */
-  readonly gid: number;
-}
-
-interface FdState {
-  fd: number;
-  closed: boolean;
-}
-
-// An owner collected without close() gives its fd back (its Region tombstones the memory).
-const fds = new FinalizationRegistry<FdState>((state) => {
-  if (state.closed) return;
-  state.closed = true;
-  unsafeLibc.close(state.fd);
-});
-
-/**
- * Maps `length` bytes of `fd` from offset 0. Read-only is private
- * copy-on-write (PROT_READ|PROT_WRITE, MAP_PRIVATE): a write through a view
- * stays in this process and can't crash it.
- */
-function mapFd(
-  owner: object,
-  fd: number,
-  length: number,
-  readOnly: boolean,
-  path?: string,
-): Region {
-  const address = unsafeLibc.mmap(
-    0,
-    length,
-    C.PROT_READ | C.PROT_WRITE,
-    readOnly ? C.MAP_PRIVATE : C.MAP_SHARED,
-    fd,
-    0,
-  );
-  if (address === -1) {
-    const code = errno();
-    throw new ErrnoError("mmap", code, {
-      ...(path === undefined ? {} : { path }),
-      fd,
-      ...(code === platform.errno.ENOMEM
-        ? { hint: `no room for ${length} bytes (address space or overcommit limit)` }
-        : code === platform.errno.EPERM
-        ? { hint: 'the object is sealed against writable shared mappings (seal "write")' }
-        : code === platform.errno.EACCES
-        ? { hint: "the fd is not open for reading and writing; map it readOnly" }
-        : {}),
-    });
-  }
-  return new Region(owner, address, length, roundUpToPage(length), "munmap");
-}
-
-/**
- * Memory backed by a file descriptor (a POSIX shared memory object or a
- * memfd), mapped whole from offset 0. The base of {@linkcode SharedMemory}
- * and {@linkcode Memfd}: views, `fd`, `stat()`, `resize()`, `close()`.
- */
-export abstract class FdMemory extends MappedMemory {
-  #state: FdState;
-  #region: Region | undefined;
-  #readOnly: boolean;
-  #reserve: boolean;
-
-  /**
-   * Takes ownership of `fd` and maps `length` bytes of it.
-   *
-   * @param fd An open fd this object will own and close.
-   * @param length Bytes to map; the object must be at least this big.
-   * @param readOnly Map private copy-on-write instead of shared.
-   * @param reserve Whether `resize()` reserves space when growing.
-   * @param path The object's name, for error messages.
-   */
-  protected constructor(
-    fd: number,
-    length: number,
-    readOnly: boolean,
-    reserve: boolean,
-    path?: string,
-  ) {
-    super();
-    this.#state = { fd, closed: false };
-    this.#readOnly = readOnly;
-    this.#reserve = reserve;
-    this.#use(mapFd(this, fd, length, readOnly, path));
-    fds.register(this, this.#state, this.#state);
-  }
-
-  // Every change of region goes through here, so the base class's views follow it.
-  #use(region: Region | undefined): void {
-    this.#region = region;
-    setRegion(this, region);
-  }
-
-  /** The name for messages: the object's name or "memfd". */
-  protected abstract get label(): string;
-
-  /** The live region, or ClosedError. */
-  #live(action: string): Region {
-    const region = this.#region;
-    if (region === undefined || region.released || this.#state.closed) {
-      throw new ClosedError(action, this.kind);
-    }
-    return region;
-  }
-
-  /**
-   * The file descriptor (O_CLOEXEC), e.g. to hand to a child process. It
-   * stays owned by this object: don't close it yourself.
-   *
-   * @throws {ClosedError} When the object is closed.
-   */
-  get fd(): number {
-    if (this.#state.closed) throw new ClosedError("get the fd", this.kind);
-    return this.#state.fd;
-  }
-
-  /**
-   * Whether this process sees the memory read-only: a private copy-on-write
-   * mapping whose writes stay in this process.
-   */
-  get readOnly(): boolean {
-    return this.#readOnly;
-  }
-
-  /**
-   * The object's size, permission bits and owner: `fstat(fd)`.
-   *
-   * @throws {ClosedError} When the object is closed.
-   * @throws {ErrnoError} `fstat` failing.
-   */
-  stat(): MemoryStat {
-    this.#live("fstat");
-    const s = fstat(this.#state.fd);
-    return { size: s.size, mode: s.mode & 0o7777, uid: s.uid, gid: s.gid };
-  }
-
-  /**
-   * Changes the object's permission bits: `fchmod(fd, mode)` (not filtered
-   * by the umask).
-   *
-   * @throws {RangeError} For a mode outside 0o0 to 0o7777.
-   * @throws {ClosedError} When the object is closed.
-   * @throws {ErrnoError} `fchmod` with EPERM when this user is not the owner.
-   */
-  chmod(mode: number): void {
-    this.#live("fchmod");
-    fchmod(this.#state.fd, mode);
-  }
-
-  /**
-   * Changes the object's owner and group: `fchown(fd, uid, gid)`; -1 keeps one.
-   *
-   * @throws {RangeError} For a bad uid or gid.
-   * @throws {ClosedError} When the object is closed.
-   * @throws {ErrnoError} `fchown` with EPERM without the privilege.
-   */
-  chown(uid: number, gid: number): void {
-    this.#live("fchown");
-    fchown(this.#state.fd, uid, gid);
-  }
-
-  /**
-   * Sets the object's size and maps it anew; every view handed out before is
-   * detached (length 0), so take new ones. Growing reserves the new space
-   * (`posix_fallocate`, which also sets the size; `ftruncate` for objects
-   * created with `reserve: false`), so a full /dev/shm is ENOSPC here and
-   * the object keeps its old size. Shrinking is `ftruncate`.
-   *
-   * Shrinking an object that other processes have mapped makes their next
-   * touch past the new end a SIGBUS, which kills them: shrink only what no
-   * one else maps (or use a {@linkcode Memfd} sealed against "shrink").
-   *
-   * @param newSize The new size in bytes, 1 or more.
-   * @throws {RangeError} For a size that is not a positive integer.
-   * @throws {TypeError} When the object is read-only here.
-   * @throws {ClosedError} When the object is closed.
-   * @throws {ErrnoError} `ftruncate` / `posix_fallocate` failing: ENOSPC, EPERM (sealed).
-   */
-  resize(newSize: number): void {
-    const region = this.#live("resize");
-    checkSize(newSize, "newSize");
-    if (this.#readOnly) {
-      throw new TypeError(
-        `Cannot resize ${this.label}: it is mapped read-only in this process`,
-      );
-    }
-    const fd = this.#state.fd;
-    const oldSize = fstat(fd).size;
-    if (newSize > oldSize) {
-      // posix_fallocate grows the size as it reserves, and on failure leaves it as it was.
-      if (this.#reserve) posixFallocate(fd, oldSize, newSize - oldSize);
-      else ftruncate(fd, newSize);
-      region.release();
-      this.#use(undefined);
-      this.#mapOr(newSize, region.length);
-      return;
-    }
-    // Unmap before shrinking: no view of ours may ever reach past the end.
-    region.release();
-    this.#use(undefined);
-    try {
-      if (newSize < oldSize) ftruncate(fd, newSize);
-    } catch (error) {
-      this.#use(mapFd(this, fd, region.length, false));
-      throw error;
-    }
-    this.#mapOr(newSize, Math.min(region.length, newSize));
-  }
-
-  /** Maps `length` bytes, or (when that fails, e.g. ENOMEM) `fallback` bytes and rethrows. */
-  #mapOr(length: number, fallback: number): void {
-    try {
-      this.#use(mapFd(this, this.#state.fd, length, this.#readOnly));
-    } catch (error) {
-      this.#use(mapFd(this, this.#state.fd, fallback, this.#readOnly));
-      throw error;
-    }
-  }
-
-  /**
-   * Unmaps and remaps with another access (for sealing); views are detached.
-   * Restores the old mapping if `between` throws.
-   */
-  protected remap(readOnly: boolean, between: () => void): void {
-    const region = this.#live("remap");
-    region.release();
-    this.#use(undefined);
-    try {
-      between();
-    } catch (error) {
-      this.#use(mapFd(this, this.#state.fd, region.length, this.#readOnly));
-      throw error;
-    }
-    this.#readOnly = readOnly;
-    this.#use(mapFd(this, this.#state.fd, region.length, readOnly));
-  }
-
-  /**
-   * Unmaps (detaching every view) and closes the fd. The object itself stays
-   * (see the subclass for what happens to it). Idempotent.
-   *
-   * @throws {ErrnoError} `munmap` or `close` failing (not expected).
-   */
-  close(): void {
-    try {
-      this.#region?.release();
-    } finally {
-      const state = this.#state;
-      if (!state.closed) {
-        state.closed = true;
-        fds.unregister(state);
-        if (unsafeLibc.close(state.fd) === -1) check(-1, "close", { fd: state.fd });
-      }
-    }
-  }
-}
 
 /** Options of {@linkcode SharedMemory.create}. */
 export interface SharedMemoryCreateOptions {
@@ -373,68 +93,15 @@ export interface SharedMemoryListOptions {
   readonly prefix?: string;
 }
 
-function randomName(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(8));
-  let hex = "";
-  for (const byte of bytes) hex += byte.toString(16).padStart(2, "0");
-  return `/shmkit-${hex}`;
-}
-
-/** A checked name, encoded once for every call that needs it. */
-interface ShmName {
-  /** The name, "/x". */
-  readonly name: string;
-  /** The name as a C string. */
-  readonly c: Uint8Array<ArrayBuffer>;
-}
-
-const SHM_DIR_BYTES = new TextEncoder().encode(SHM_DIR);
-
-function shmName(name: string, c: Uint8Array<ArrayBuffer> = encodeShmName(name)): ShmName {
-  return { name, c };
-}
-
-// "/dev/shm" followed by room for the longest name; reused by every (synchronous) call.
-const pathScratch = new Uint8Array(SHM_DIR_BYTES.length + 1 + platform.constants.NAME_MAX + 1);
-pathScratch.set(SHM_DIR_BYTES);
-
-/** "/dev/shm/x" as a C string, in a buffer reused by the next call. */
-function shmPath(name: ShmName): Uint8Array {
-  pathScratch.set(name.c, SHM_DIR_BYTES.length);
-  return pathScratch;
-}
-
-function identityOf(name: ShmName): { dev: number; ino: number } | undefined {
-  if (platform.os === "linux") return statPath(shmPath(name));
-  // Elsewhere there is no path to stat: open the name read-only.
-  const fd = unsafeLibc.shm_open(name.c, C.O_RDONLY, 0);
-  if (fd === -1) return undefined;
-  try {
-    return fstat(fd);
-  } finally {
-    unsafeLibc.close(fd);
-  }
-}
-
-/**
- * Unlinks `name` if it still names the object (dev, ino): never an object
- * someone else made under the same name after ours was removed. Returns
- * whether it unlinked.
- */
-function unlinkIfSame(name: ShmName, dev: number, ino: number): boolean {
-  let current: { dev: number; ino: number } | undefined;
-  try {
-    current = identityOf(name);
-  } catch {
-    current = { dev, ino }; // can't tell (EACCES on the directory): trust the name
-  }
-  if (current === undefined || current.dev !== dev || current.ino !== ino) return false;
-  if (unsafeLibc.shm_unlink(name.c) === -1) {
-    const code = errno();
-    if (code === platform.errno.ENOENT) return false;
-    throw new ErrnoError("shm_unlink", code, { path: name.name });
-  }
-  return true;
+interface SharedMemoryInit {
+  readonly fd: number;
+  readonly name: ShmName;
+  readonly length: number;
+  readonly created: boolean;
+  readonly persist: boolean;
+  readonly readOnly: boolean;
+  readonly reserve: boolean;
+  readonly identity: FdStat;
 }
 
 /**
@@ -477,23 +144,14 @@ export class SharedMemory extends FdMemory {
   readonly #ino: number;
   #unlinked = false;
 
-  private constructor(
-    fd: number,
-    name: ShmName,
-    length: number,
-    created: boolean,
-    persist: boolean,
-    readOnly: boolean,
-    reserve: boolean,
-    identity: FdStat,
-  ) {
-    super(fd, length, readOnly, reserve, name.name);
-    this.#name = name;
-    this.name = name.name;
-    this.created = created;
-    this.persist = persist;
-    this.#dev = identity.dev;
-    this.#ino = identity.ino;
+  private constructor(init: SharedMemoryInit) {
+    super({ ...init, path: init.name.name });
+    this.#name = init.name;
+    this.name = init.name.name;
+    this.created = init.created;
+    this.persist = init.persist;
+    this.#dev = init.identity.dev;
+    this.#ino = init.identity.ino;
   }
 
   /** "shared memory object", for error messages. */
@@ -555,7 +213,7 @@ export class SharedMemory extends FdMemory {
       // posix_fallocate sets the size as it reserves; ftruncate only when not reserving.
       if (reserve) posixFallocate(fd, 0, size);
       else ftruncate(fd, size);
-      identity = fstat(fd);
+      identity = statFd(fd);
     } catch (error) {
       unsafeLibc.close(fd);
       unsafeLibc.shm_unlink(chosen.c);
@@ -570,7 +228,16 @@ export class SharedMemory extends FdMemory {
 
     let shm: SharedMemory;
     try {
-      shm = new SharedMemory(fd, chosen, size, true, persist, false, reserve, identity);
+      shm = new SharedMemory({
+        fd,
+        name: chosen,
+        length: size,
+        created: true,
+        persist,
+        readOnly: false,
+        reserve,
+        identity,
+      });
     } catch (error) {
       unsafeLibc.close(fd);
       unsafeLibc.shm_unlink(chosen.c);
@@ -615,7 +282,7 @@ export class SharedMemory extends FdMemory {
     const fd = unsafeLibc.shm_open(encoded.c, (readOnly ? C.O_RDONLY : C.O_RDWR) | C.O_CLOEXEC, 0);
     if (fd === -1) check(fd, "shm_open", { path: name }, shmOpenHints(name));
     try {
-      const status = fstat(fd);
+      const status = statFd(fd, name);
       if (!status.isFile) {
         throw new Error(
           `Cannot open ${
@@ -637,16 +304,16 @@ export class SharedMemory extends FdMemory {
           } with size ${wanted}: the object has ${status.size} bytes, and touching pages past its end is SIGBUS`,
         );
       }
-      return new SharedMemory(
+      return new SharedMemory({
         fd,
-        encoded,
-        wanted ?? status.size,
-        false,
-        true,
+        name: encoded,
+        length: wanted ?? status.size,
+        created: false,
+        persist: true,
         readOnly,
-        true,
-        status,
-      );
+        reserve: true,
+        identity: status,
+      });
     } catch (error) {
       unsafeLibc.close(fd);
       throw error;
