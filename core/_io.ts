@@ -21,6 +21,53 @@ export function openFile(path: string, flags: number, mode = 0o600): number {
   );
 }
 
+/** What a file's type bits (`st_mode & S_IFMT`) say it is, in words. */
+export function fileKind(mode: number): string {
+  switch (mode & C.S_IFMT) {
+    case C.S_IFREG:
+      return "a regular file";
+    case C.S_IFDIR:
+      return "a directory";
+    case C.S_IFIFO:
+      return "a FIFO (named pipe)";
+    case C.S_IFSOCK:
+      return "a socket";
+    case C.S_IFCHR:
+      return "a character device";
+    case C.S_IFBLK:
+      return "a block device";
+    case C.S_IFLNK:
+      return "a symbolic link";
+    default:
+      return `a file of unknown type 0o${(mode & C.S_IFMT).toString(8)}`;
+  }
+}
+
+/**
+ * Internal: `fd` (opened with O_NONBLOCK, so a FIFO planted under the name
+ * can't block the open) if it is a regular file, with O_NONBLOCK cleared
+ * again; otherwise closes it and throws. Returns its status.
+ */
+export function requireRegular(fd: number, what: string, path: string): FdStat {
+  let status: FdStat;
+  try {
+    status = statFd(fd, path);
+    if (!status.isFile) {
+      throw new Error(
+        `Cannot open ${JSON.stringify(path)}: it is ${
+          fileKind(status.mode)
+        }, not a ${what} (only regular files can be mapped safely)`,
+      );
+    }
+    const flags = check(unsafeLibc.fcntl(fd, C.F_GETFL, 0), "fcntl(F_GETFL)", { fd, path });
+    check(unsafeLibc.fcntl(fd, C.F_SETFL, flags & ~C.O_NONBLOCK), "fcntl(F_SETFL)", { fd, path });
+  } catch (error) {
+    unsafeLibc.close(fd);
+    throw error;
+  }
+  return status;
+}
+
 /**
  * Closes an fd: `close(fd)`. Close only fds you own: closing one the runtime
  * uses breaks the runtime.
@@ -144,15 +191,16 @@ export function statFd(fd: number, path?: string): FdStat {
 }
 
 /**
- * Internal: `stat(path)`; undefined when the path is missing. `path` may
- * come encoded already.
+ * Internal: `stat(path)` (or `lstat`, which never follows a symbolic link);
+ * undefined when the path is missing. `path` may come encoded already.
  */
-export function statPath(path: string | Uint8Array): FdStat | undefined {
+export function statPath(path: string | Uint8Array, follow = true): FdStat | undefined {
   const bytes = typeof path === "string" ? cString(path, "path") : path;
-  if (unsafeLibc.stat(bytes, statBuffer) === -1) {
+  const result = follow ? unsafeLibc.stat(bytes, statBuffer) : unsafeLibc.lstat(bytes, statBuffer);
+  if (result === -1) {
     const code = errno();
     if (code === platform.errno.ENOENT) return undefined;
-    throw new ErrnoError("stat", code, {
+    throw new ErrnoError(follow ? "stat" : "lstat", code, {
       path: typeof path === "string" ? path : new TextDecoder().decode(path.subarray(0, -1)),
     });
   }

@@ -15,7 +15,7 @@
  */
 import { check } from "../core/errors.ts";
 import { unsafeLibc } from "../ffi/libc.ts";
-import { checkMapped, openFile, statFd } from "../core/_io.ts";
+import { checkMapped, openFile, requireRegular, statFd } from "../core/_io.ts";
 import { MappedMemory, pageSize, roundUpToPage, setRegion } from "../core/memory.ts";
 import { ClosedError } from "../core/errors.ts";
 import { platform } from "../platform/mod.ts";
@@ -210,7 +210,8 @@ export class Mapping extends MappedMemory {
    * maps it and closes the fd, which the mapping does not need.
    *
    * A mapping past the end of the file is refused: touching those pages
-   * would be SIGBUS, which kills the runtime.
+   * would be SIGBUS, which kills the runtime. So is anything but a regular
+   * file (a FIFO, socket, device or directory), without blocking on a FIFO.
    *
    * @example
    * ```ts
@@ -225,7 +226,8 @@ export class Mapping extends MappedMemory {
    * @param path The file.
    * @throws {TypeError} When `path` is not a string or has a NUL.
    * @throws {RangeError} When the offset is not page-aligned or the range runs past the end of the file.
-   * @throws {ErrnoError} `open`, `fstat` or `mmap` failing (ENOENT, EACCES, ...).
+   * @throws {Error} When `path` is not a regular file.
+   * @throws {ErrnoError} `open`, `fstat` or `mmap` failing (ENOENT, EACCES, ENXIO for a socket, ...).
    */
   static file(path: string, options?: FileMappingOptions): Mapping {
     const o = checkOptions(options, "options");
@@ -233,7 +235,9 @@ export class Mapping extends MappedMemory {
     if (typeof path !== "string") {
       throw new TypeError(`Cannot map a file: expected a path string, got ${typeof path}`);
     }
-    const fd = openFile(path, readOnly ? C.O_RDONLY : C.O_RDWR);
+    // O_NONBLOCK so a FIFO can't block the open; requireRegular clears it again.
+    const fd = openFile(path, (readOnly ? C.O_RDONLY : C.O_RDWR) | C.O_NONBLOCK);
+    requireRegular(fd, "mappable file", path);
     try {
       return Mapping.#mapFd(fd, o, path);
     } finally {

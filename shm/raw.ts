@@ -143,6 +143,10 @@ export function shmOpenHints(name: string): Hints {
     EMFILE: "this process has too many open files (ulimit -n)",
     ENFILE: "the system has too many open files",
     ENAMETOOLONG: "the name is too long for this system",
+    ELOOP:
+      "the name is a symbolic link, which shm_open never follows (someone may have planted it)",
+    ENXIO: "the name is a socket or a device, not a shared memory object",
+    EISDIR: "the name is a directory, not a shared memory object",
   };
 }
 

@@ -26,7 +26,7 @@ import { check, ErrnoError } from "../core/errors.ts";
 import { errno, setErrno, unsafeLibc } from "../ffi/libc.ts";
 import { cString, unsafeReadCString } from "../ffi/pointer.ts";
 import { platform } from "../platform/mod.ts";
-import { type FdStat, statFd, statPath } from "../core/_io.ts";
+import { type FdStat, requireRegular, statFd, statPath } from "../core/_io.ts";
 import { fchmod, ftruncate, posixFallocate, shmOpenHints, shmUnlink } from "./raw.ts";
 import { FdMemory } from "./fd_memory.ts";
 import { randomName, SHM_DIR, type ShmName, shmName, unlinkIfSame } from "./_names.ts";
@@ -271,7 +271,8 @@ export class SharedMemory extends FdMemory {
    *
    * @throws {TypeError} For options of the wrong type, or a name with a NUL.
    * @throws {RangeError} For a bad name or size, an empty object, or an object smaller than `size`.
-   * @throws {Error} When the name is not a regular file (e.g. a directory someone made in /dev/shm).
+   * @throws {Error} When the name is not a regular file (a FIFO, socket, device or directory
+   * someone made in /dev/shm); the open never blocks on a FIFO.
    * @throws {ErrnoError} `shm_open` with ENOENT (no such name) or EACCES; `mmap` failing.
    */
   static open(name: string, options?: SharedMemoryOpenOptions): SharedMemory {
@@ -279,17 +280,12 @@ export class SharedMemory extends FdMemory {
     const o = checkOptions(options, "options");
     const readOnly = checkBoolean(o.readOnly, "readOnly", false);
     const wanted = o.size === undefined ? undefined : checkSize(o.size, "size");
-    const fd = unsafeLibc.shm_open(encoded.c, (readOnly ? C.O_RDONLY : C.O_RDWR) | C.O_CLOEXEC, 0);
+    // O_NONBLOCK: a FIFO planted under the name must not block the open.
+    const access = (readOnly ? C.O_RDONLY : C.O_RDWR) | C.O_CLOEXEC | C.O_NONBLOCK;
+    const fd = unsafeLibc.shm_open(encoded.c, access, 0);
     if (fd === -1) check(fd, "shm_open", { path: name }, shmOpenHints(name));
+    const status = requireRegular(fd, "shared memory object", name);
     try {
-      const status = statFd(fd, name);
-      if (!status.isFile) {
-        throw new Error(
-          `Cannot open ${
-            JSON.stringify(name)
-          }: it is not a shared memory object (not a regular file)`,
-        );
-      }
       if (status.size === 0) {
         throw new RangeError(
           `Cannot open ${
@@ -401,7 +397,8 @@ export class SharedMemory extends FdMemory {
     }
     const found: SharedMemoryInfo[] = [];
     for (const name of names.sort()) {
-      const status = statPath(SHM_DIR + name);
+      // lstat: a symbolic link planted in /dev/shm is not followed, and not listed.
+      const status = statPath(SHM_DIR + name, false);
       if (status === undefined || !status.isFile) continue; // gone meanwhile, or not an object
       found.push({
         name,
