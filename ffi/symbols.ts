@@ -85,6 +85,8 @@ export const SYMBOLS = {
   lstat: { args: ["buffer", "buffer"], result: "i32" },
   /** int statfs(const char *path, struct statfs *buf); */
   statfs: { args: ["buffer", "buffer"], result: "i32" },
+  /** int getrlimit(int resource, struct rlimit *rlim); */
+  getrlimit: { args: ["i32", "buffer"], result: "i32" },
   /** int fchmod(int fd, mode_t mode); */
   fchmod: { args: ["i32", "u32"], result: "i32" },
   /** int fchown(int fd, uid_t owner, gid_t group); */

@@ -112,6 +112,7 @@ export const LINUX_AARCH64: Platform = {
     PROT_WRITE: 2,
     PTHREAD_MUTEX_ROBUST: 1,
     PTHREAD_PROCESS_SHARED: 1,
+    RLIMIT_FSIZE: 1,
     RTLD_LAZY: 1,
     SHMLBA: 4096,
     SHM_DEST: 512,
@@ -372,6 +373,14 @@ export const LINUX_AARCH64: Platform = {
       size: 8,
       align: 4,
       fields: {},
+    },
+    rlimit: {
+      size: 16,
+      align: 8,
+      fields: {
+        rlim_cur: { offset: 0, size: 8, kind: "uint" },
+        rlim_max: { offset: 8, size: 8, kind: "uint" },
+      },
     },
     shmid_ds: {
       size: 112,

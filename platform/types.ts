@@ -83,6 +83,7 @@ export const CONSTANT_NAMES = [
   "S_IFCHR",
   "S_IFBLK",
   "S_IFLNK",
+  "RLIMIT_FSIZE",
   "NAME_MAX",
   "PATH_MAX",
   // System V IPC
@@ -157,6 +158,7 @@ export const STRUCT_NAMES = [
   "stat",
   "dirent",
   "statfs",
+  "rlimit",
   "ipc_perm",
   "shmid_ds",
   "shminfo",

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -217,6 +218,7 @@ static void constants(void) {
   CONST(S_IFCHR);
   CONST(S_IFBLK);
   CONST(S_IFLNK);
+  CONST(RLIMIT_FSIZE);
   CONST(NAME_MAX);
   CONST(PATH_MAX);
 
@@ -843,6 +845,11 @@ static void structs(void) {
   FIELD(struct statfs, f_blocks);
   FIELD(struct statfs, f_bfree);
   FIELD(struct statfs, f_bavail);
+  STRUCT_END();
+
+  STRUCT_BEGIN("rlimit", struct rlimit);
+  FIELD(struct rlimit, rlim_cur);
+  FIELD(struct rlimit, rlim_max);
   STRUCT_END();
 
   STRUCT_BEGIN("ipc_perm", struct ipc_perm);

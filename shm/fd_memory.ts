@@ -15,6 +15,7 @@ import { Region } from "../core/_region.ts";
 import { checkMapped, statFd } from "../core/_io.ts";
 import { fchmod, fchown, ftruncate, posixFallocate } from "./raw.ts";
 import { checkSize } from "../core/_validate.ts";
+import { checkBacking } from "./_backing.ts";
 
 const C = platform.constants;
 
@@ -87,6 +88,8 @@ export interface FdMemoryInit {
   readonly reserve: boolean;
   /** The object's name, for error messages. */
   readonly path?: string;
+  /** The filesystem it lives on, for the room check when growing (none for a memfd). */
+  readonly filesystem?: string;
 }
 
 /**
@@ -99,6 +102,8 @@ export abstract class FdMemory extends MappedMemory {
   #region: Region | undefined;
   #readOnly: boolean;
   #reserve: boolean;
+  #path: string | undefined;
+  #filesystem: string | undefined;
 
   /**
    * Takes ownership of `init.fd` and maps `init.length` bytes of it.
@@ -110,6 +115,8 @@ export abstract class FdMemory extends MappedMemory {
     this.#state = { fd: init.fd, closed: false };
     this.#readOnly = init.readOnly;
     this.#reserve = init.reserve;
+    this.#path = init.path;
+    this.#filesystem = init.filesystem;
     this.#use(mapFd(this, init.fd, init.length, init.readOnly, init.path));
     fds.register(this, this.#state, this.#state);
   }
@@ -203,7 +210,8 @@ export abstract class FdMemory extends MappedMemory {
    * @throws {RangeError} For a size that is not a positive integer.
    * @throws {TypeError} When the object is read-only here.
    * @throws {ClosedError} When the object is closed.
-   * @throws {ErrnoError} `ftruncate` / `posix_fallocate` failing: ENOSPC, EPERM (sealed).
+   * @throws {ErrnoError} `ftruncate` / `posix_fallocate` failing: ENOSPC, EPERM (sealed); growth
+   * that can't be backed (ENOMEM, ENOSPC, EFBIG for RLIMIT_FSIZE) is refused up front.
    */
   resize(newSize: number): void {
     const region = this.#live("resize");
@@ -216,6 +224,13 @@ export abstract class FdMemory extends MappedMemory {
     const fd = this.#state.fd;
     const oldSize = statFd(fd).size;
     if (newSize > oldSize) {
+      checkBacking({
+        syscall: this.#reserve ? "posix_fallocate" : "ftruncate",
+        ...(this.#path === undefined ? { fd } : { path: this.#path, fd }),
+        size: newSize,
+        allocate: this.#reserve ? newSize - oldSize : 0,
+        ...(this.#filesystem === undefined ? {} : { filesystem: this.#filesystem }),
+      });
       // posix_fallocate grows the size as it reserves, and on failure leaves it as it was.
       if (this.#reserve) posixFallocate(fd, oldSize, newSize - oldSize);
       else ftruncate(fd, newSize);

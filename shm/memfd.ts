@@ -33,6 +33,7 @@ import {
   posixFallocate,
 } from "./raw.ts";
 import { ErrnoError } from "../core/errors.ts";
+import { checkBacking } from "./_backing.ts";
 import { unsafeLibc } from "../ffi/libc.ts";
 import { typeName } from "../ffi/pointer.ts";
 import { checkBoolean, checkChoice, checkFd, checkOptions, checkSize } from "../core/_validate.ts";
@@ -176,7 +177,8 @@ export class Memfd extends FdMemory {
    * @throws {TypeError} For options of the wrong type.
    * @throws {RangeError} For a bad size, name or seal name.
    * @throws {ErrnoError} `memfd_create` (EMFILE), `posix_fallocate` (ENOSPC), `mmap` (ENOMEM),
-   * `fcntl(F_ADD_SEALS)`.
+   * `fcntl(F_ADD_SEALS)`. A size beyond the memory left (ENOMEM) or RLIMIT_FSIZE (EFBIG) is
+   * refused before anything is allocated: a memfd has no filesystem limit of its own.
    */
   static create(options: MemfdCreateOptions): Memfd {
     const reason = memfdUnsupportedReason();
@@ -189,6 +191,12 @@ export class Memfd extends FdMemory {
     const fd = memfdCreate(name, C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING);
     let memory: Memfd;
     try {
+      checkBacking({
+        syscall: reserve ? "posix_fallocate" : "ftruncate",
+        fd,
+        size,
+        allocate: reserve ? size : 0,
+      });
       if (reserve) posixFallocate(fd, 0, size); // sets the size too
       else ftruncate(fd, size);
       memory = new Memfd(fd, name, size, false);

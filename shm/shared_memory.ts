@@ -29,6 +29,7 @@ import { platform } from "../platform/mod.ts";
 import { type FdStat, requireRegular, statFd, statPath } from "../core/_io.ts";
 import { fchmod, ftruncate, posixFallocate, shmOpenHints, shmUnlink } from "./raw.ts";
 import { FdMemory } from "./fd_memory.ts";
+import { checkBacking } from "./_backing.ts";
 import { randomName, SHM_DIR, type ShmName, shmName, unlinkIfSame } from "./_names.ts";
 import { checkBoolean, checkMode, checkOptions, checkSize } from "../core/_validate.ts";
 
@@ -145,7 +146,7 @@ export class SharedMemory extends FdMemory {
   #unlinked = false;
 
   private constructor(init: SharedMemoryInit) {
-    super({ ...init, path: init.name.name });
+    super({ ...init, path: init.name.name, filesystem: SHM_DIR });
     this.#name = init.name;
     this.name = init.name.name;
     this.created = init.created;
@@ -187,6 +188,9 @@ export class SharedMemory extends FdMemory {
    * is not a positive integer, or a mode outside 0o0 to 0o7777.
    * @throws {ErrnoError} `shm_open` with EEXIST (the message says how to attach instead),
    * EACCES, EMFILE; `posix_fallocate` with ENOSPC when /dev/shm has no room; `mmap` with ENOMEM.
+   * Sizes that can't be backed are refused before shm_open, the hint naming the limit: ENOMEM
+   * (more than MemAvailable + SwapFree), ENOSPC (more than /dev/shm's room), EFBIG (over
+   * RLIMIT_FSIZE, where growing would end the process with SIGXFSZ).
    */
   static create(options: SharedMemoryCreateOptions): SharedMemory {
     const o = checkOptions(options, "options");
@@ -196,6 +200,14 @@ export class SharedMemory extends FdMemory {
     const persist = checkBoolean(o.persist, "persist", false);
     const reserve = checkBoolean(o.reserve, "reserve", true);
 
+    // Before shm_open: a size that can't be backed leaves nothing behind.
+    checkBacking({
+      syscall: reserve ? "posix_fallocate" : "ftruncate",
+      ...(name === undefined ? {} : { path: name.name }),
+      size,
+      allocate: reserve ? size : 0,
+      filesystem: SHM_DIR,
+    });
     const flags = C.O_CREAT | C.O_EXCL | C.O_RDWR | C.O_CLOEXEC;
     let chosen = name ?? shmName(randomName());
     let fd = unsafeLibc.shm_open(chosen.c, flags, mode ?? 0o600);

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import process from "node:process";
 import { Mapping, SharedMemory } from "../mod.ts";
 import { have, runtime, skipReason, tempDir } from "./helpers.ts";
 import { leftovers, runFixture, RUNTIMES, testName } from "./fixtures/runtimes.ts";
@@ -116,4 +117,75 @@ test("Mapping.file refuses a FIFO (without blocking), a device and a directory",
 
 test("the suite leaves /dev/shm as it found it", () => {
   assert.deepEqual(leftovers(), []);
+});
+
+type Outcome = { ok: true; size?: number } | { code: string; message: string };
+
+/** Runs shm_backing_child.ts under `wrapper` (prlimit, unshare) and returns what it printed. */
+function backing(wrapper: string[], scenario: string): Record<string, Outcome> {
+  const script = join(import.meta.dirname!, "fixtures", "shm_backing_child.ts");
+  const out = execFileSync(wrapper[0]!, [
+    ...wrapper.slice(1),
+    self.program,
+    ...self.prefix,
+    script,
+    scenario,
+  ], {
+    encoding: "utf8",
+    timeout: 120_000,
+  });
+  return JSON.parse(out.trim().split("\n").pop() ?? "{}");
+}
+
+function refused(outcome: Outcome | undefined, code: string, fragment: RegExp): void {
+  assert.ok(
+    outcome !== undefined && "code" in outcome,
+    `expected ${code}, got ${JSON.stringify(outcome)}`,
+  );
+  assert.equal(outcome.code, code, outcome.message);
+  assert.match(outcome.message, fragment);
+  assert.match(outcome.message, /refused before anything was allocated/);
+}
+
+// The child runs under a file size limit below 2^46 too: were the memory check
+// ever gone, the kernel would stop the allocation (EFBIG) instead of the OOM killer.
+test("sizes beyond memory + swap are ENOMEM before any allocation (memfd, shm, resize)", {
+  skip: have("prlimit") ? false : skipReason("prlimit (util-linux) is not installed"),
+}, () => {
+  const result = backing(["prlimit", `--fsize=${2 ** 45}`], "huge");
+  for (const key of ["memfd", "shm", "resize"]) {
+    refused(result[key], "ENOMEM", /MemAvailable \+ SwapFree/);
+  }
+});
+
+test("RLIMIT_FSIZE is EFBIG up front, never SIGXFSZ (prlimit --fsize on a child)", {
+  skip: have("prlimit") ? false : skipReason("prlimit (util-linux) is not installed"),
+}, () => {
+  const result = backing(["prlimit", `--fsize=${1 << 20}`], "fsize");
+  for (const key of ["shm", "shmSparse", "memfd", "memfdSparse", "resize"]) {
+    refused(result[key], "EFBIG", /RLIMIT_FSIZE of 1048576 bytes/);
+  }
+  assert.deepEqual(result.small, { ok: true, size: 1 << 19 });
+});
+
+test("a 1 MiB tmpfs on /dev/shm (mount namespace): ENOSPC up front naming its room", {
+  skip: have("unshare") && process.getuid?.() === 0
+    ? false
+    : skipReason("needs unshare (util-linux) and root to mount a tmpfs in a mount namespace"),
+}, () => {
+  const result = backing([
+    "unshare",
+    "--mount",
+    "--propagation",
+    "private",
+    "sh",
+    "-c",
+    'mount -t tmpfs -o size=1m tmpfs /dev/shm && exec "$@"',
+    "sh",
+  ], "tmpfs");
+  refused(result.reserved, "ENOSPC", /\/dev\/shm has room for \d+ more bytes/);
+  refused(result.sparse, "ENOSPC", /\/dev\/shm holds 1048576 bytes in all/);
+  refused(result.resize, "ENOSPC", /\/dev\/shm has room/);
+  assert.deepEqual(result.keptSize, { ok: true, size: 1 << 19 });
+  assert.deepEqual(result.left, { ok: true, size: 0 });
 });
