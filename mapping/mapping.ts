@@ -137,15 +137,19 @@ interface MapRequest {
 export class Mapping extends MappedMemory {
   #region: Region;
   #access: Access = "read-write";
-  /** Whether writes reach the file or object and other processes (MAP_SHARED). */
-  readonly shared: boolean;
-  /** Whether this mapping was made read-only (private copy-on-write). */
-  readonly readOnly: boolean;
+  readonly #shared: boolean;
+  readonly #readOnly: boolean;
+  readonly #source: string;
 
   private constructor(address: number, request: MapRequest) {
     super();
-    this.shared = request.shared && !request.readOnly;
-    this.readOnly = request.readOnly;
+    this.#shared = request.shared && !request.readOnly;
+    this.#readOnly = request.readOnly;
+    this.#source = request.path !== undefined
+      ? `file ${JSON.stringify(request.path)}`
+      : request.fd >= 0
+      ? `fd ${request.fd}`
+      : "anonymous";
     this.#region = new Region(
       this,
       address,
@@ -154,6 +158,23 @@ export class Mapping extends MappedMemory {
       "munmap",
     );
     setRegion(this, this.#region);
+  }
+
+  /** Whether writes reach the file or object and other processes (MAP_SHARED). */
+  get shared(): boolean {
+    return this.#shared;
+  }
+
+  /** Whether this mapping was made read-only (private copy-on-write). */
+  get readOnly(): boolean {
+    return this.#readOnly;
+  }
+
+  /** `Mapping(anonymous, 4096 bytes)`, `Mapping(file "/tmp/x", 8192 bytes, read-only)`. */
+  override toString(): string {
+    return `Mapping(${this.#source}, ${this.#region.length} bytes${
+      this.#readOnly ? ", read-only" : ""
+    }${this.closed ? ", closed" : ""})`;
   }
 
   /** "mapping", for error messages. */

@@ -127,6 +127,13 @@ export abstract class FdMemory extends MappedMemory {
     setRegion(this, region);
   }
 
+  /** `FdMemory(fd 5, 4096 bytes)`; subclasses name themselves better. */
+  override toString(): string {
+    return `FdMemory(fd ${this.#state.fd}, ${this.byteLength} bytes${
+      this.#state.closed ? ", closed" : ""
+    })`;
+  }
+
   /** The name for messages: the object's name or "memfd". */
   protected abstract get label(): string;
 

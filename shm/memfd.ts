@@ -138,12 +138,26 @@ export interface MemfdFromFdOptions {
  * ```
  */
 export class Memfd extends FdMemory {
-  /** The label given at creation ("" for one received with `fromFd`). */
-  readonly name: string;
+  readonly #name: string;
 
   private constructor(fd: number, name: string, length: number, readOnly: boolean) {
     super({ fd, length, readOnly, reserve: true });
-    this.name = name;
+    this.#name = name;
+  }
+
+  /** The label given at creation ("" for one received with `fromFd`). */
+  get name(): string {
+    return this.#name;
+  }
+
+  /** `Memfd("frames", 4096 bytes)`; the fd for one received with `fromFd`. */
+  override toString(): string {
+    const what = this.#name === ""
+      ? `fd ${this.closed ? "closed" : this.fd}`
+      : JSON.stringify(this.#name);
+    return `Memfd(${what}, ${this.byteLength} bytes${this.readOnly ? ", read-only" : ""}${
+      this.closed ? ", closed" : ""
+    })`;
   }
 
   /** "memfd", for error messages. */
@@ -153,7 +167,7 @@ export class Memfd extends FdMemory {
 
   /** How this object is named in error messages. */
   protected get label(): string {
-    return this.name === "" ? `memfd (fd ${this.fd})` : `memfd ${JSON.stringify(this.name)}`;
+    return this.#name === "" ? `memfd (fd ${this.fd})` : `memfd ${JSON.stringify(this.#name)}`;
   }
 
   /** Whether this platform has memfd (Linux 3.17+, glibc 2.27+). */

@@ -130,16 +130,10 @@ interface SharedMemoryInit {
  * ```
  */
 export class SharedMemory extends FdMemory {
-  /** The object's name, with its leading "/". */
-  readonly name: string;
-  /** Whether this process created the object (rather than opened it). */
-  readonly created: boolean;
-  /**
-   * Whether this process leaves the object in place at exit and on dispose:
-   * true when it was created with `persist: true`, and for every object this
-   * process only opened.
-   */
-  readonly persist: boolean;
+  // Identity is private, with getters only: an assigned name must not make
+  // unlink() remove another object.
+  readonly #created: boolean;
+  readonly #persist: boolean;
   readonly #name: ShmName;
   readonly #dev: number;
   readonly #ino: number;
@@ -148,11 +142,36 @@ export class SharedMemory extends FdMemory {
   private constructor(init: SharedMemoryInit) {
     super({ ...init, path: init.name.name, filesystem: SHM_DIR });
     this.#name = init.name;
-    this.name = init.name.name;
-    this.created = init.created;
-    this.persist = init.persist;
+    this.#created = init.created;
+    this.#persist = init.persist;
     this.#dev = init.identity.dev;
     this.#ino = init.identity.ino;
+  }
+
+  /** The object's name, with its leading "/". */
+  get name(): string {
+    return this.#name.name;
+  }
+
+  /** Whether this process created the object (rather than opened it). */
+  get created(): boolean {
+    return this.#created;
+  }
+
+  /**
+   * Whether this process leaves the object in place at exit and on dispose:
+   * true when it was created with `persist: true`, and for every object this
+   * process only opened.
+   */
+  get persist(): boolean {
+    return this.#persist;
+  }
+
+  /** `SharedMemory("/name", 4096 bytes)`. */
+  override toString(): string {
+    return `SharedMemory(${JSON.stringify(this.#name.name)}, ${this.byteLength} bytes${
+      this.readOnly ? ", read-only" : ""
+    }${this.closed ? ", closed" : ""})`;
   }
 
   /** "shared memory object", for error messages. */
@@ -162,7 +181,7 @@ export class SharedMemory extends FdMemory {
 
   /** How this object is named in error messages. */
   protected get label(): string {
-    return JSON.stringify(this.name);
+    return JSON.stringify(this.#name.name);
   }
 
   static #cleanupKey(name: string): string {
@@ -452,7 +471,7 @@ export class SharedMemory extends FdMemory {
   unlink(): boolean {
     if (this.#unlinked) return false;
     this.#unlinked = true;
-    unregisterCleanup(SharedMemory.#cleanupKey(this.name));
+    unregisterCleanup(SharedMemory.#cleanupKey(this.#name.name));
     return unlinkIfSame(this.#name, this.#dev, this.#ino);
   }
 
@@ -462,6 +481,6 @@ export class SharedMemory extends FdMemory {
    */
   override [Symbol.dispose](): void {
     this.close();
-    if (this.created && !this.persist) this.unlink();
+    if (this.#created && !this.#persist) this.unlink();
   }
 }

@@ -110,10 +110,10 @@ export function attachSegment(
  */
 export class SystemVAttachment extends MappedMemory {
   #shared: SharedMapping | undefined;
-  /** The segment this is an attachment of. */
-  readonly segment: SystemVSegment;
-  /** Whether this was attached with SHM_RDONLY (views then are ReadOnlyViews only). */
-  readonly readOnly: boolean;
+  readonly #segment: SystemVSegment;
+  // Private: were it assignable, `readOnly = false` would hand out a writable
+  // TypedArray over PROT_READ pages.
+  readonly #readOnly: boolean;
 
   static {
     makeAttachment = (segment, shared, readOnly) =>
@@ -122,10 +122,27 @@ export class SystemVAttachment extends MappedMemory {
 
   private constructor(segment: SystemVSegment, shared: SharedMapping, readOnly: boolean) {
     super();
-    this.segment = segment;
-    this.readOnly = readOnly;
+    this.#segment = segment;
+    this.#readOnly = readOnly;
     this.#shared = shared;
     setRegion(this, shared.region);
+  }
+
+  /** The segment this is an attachment of. */
+  get segment(): SystemVSegment {
+    return this.#segment;
+  }
+
+  /** Whether this was attached with SHM_RDONLY (views then are ReadOnlyViews only). */
+  get readOnly(): boolean {
+    return this.#readOnly;
+  }
+
+  /** `SystemVAttachment(segment id 5, 4096 bytes, read-only)`. */
+  override toString(): string {
+    return `SystemVAttachment(segment id ${this.#segment.id}, ${this.byteLength} bytes${
+      this.#readOnly ? ", read-only" : ""
+    }${this.closed ? ", detached" : ""})`;
   }
 
   /** "System V attachment", for error messages. */
@@ -135,9 +152,9 @@ export class SystemVAttachment extends MappedMemory {
 
   /** Refuses writable views of a read-only (PROT_READ) attachment. */
   protected override checkViewable(): void {
-    if (this.readOnly) {
+    if (this.#readOnly) {
       throw new TypeError(
-        `Cannot create a writable view of a read-only System V attachment (segment id ${this.segment.id}): its pages are mapped PROT_READ (SHM_RDONLY), and the first write through a TypedArray or DataView would kill the process with SIGSEGV; read it with readOnlyView(), or attach without readOnly to write`,
+        `Cannot create a writable view of a read-only System V attachment (segment id ${this.#segment.id}): its pages are mapped PROT_READ (SHM_RDONLY), and the first write through a TypedArray or DataView would kill the process with SIGSEGV; read it with readOnlyView(), or attach without readOnly to write`,
       );
     }
   }

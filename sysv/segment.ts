@@ -177,21 +177,39 @@ export interface SystemVSegmentStatus {
  * ```
  */
 export class SystemVSegment {
-  /** The segment id (`shmid`). */
-  readonly id: number;
-  /** The key it was created or opened with, unsigned (0 for IPC_PRIVATE). */
-  readonly key: number;
-  /** The real size in bytes (that of the existing segment when one was opened). */
-  readonly size: number;
-  /** Whether this call created the segment (false when an existing one was opened). */
-  readonly created: boolean;
+  // Private, with getters only: assigning another segment's id must not
+  // make remove() remove that segment.
+  readonly #id: number;
+  readonly #key: number;
+  readonly #size: number;
+  readonly #created: boolean;
   #removed = false;
 
   private constructor(id: number, key: number, size: number, created: boolean) {
-    this.id = id;
-    this.key = key >>> 0;
-    this.size = size;
-    this.created = created;
+    this.#id = id;
+    this.#key = key >>> 0;
+    this.#size = size;
+    this.#created = created;
+  }
+
+  /** The segment id (`shmid`). */
+  get id(): number {
+    return this.#id;
+  }
+
+  /** The key it was created or opened with, unsigned (0 for IPC_PRIVATE). */
+  get key(): number {
+    return this.#key;
+  }
+
+  /** The real size in bytes (that of the existing segment when one was opened). */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Whether this call created the segment (false when an existing one was opened). */
+  get created(): boolean {
+    return this.#created;
   }
 
   /**
@@ -372,9 +390,9 @@ export class SystemVSegment {
    * detached everywhere, e.g. by `ipcrm -m`), EACCES.
    */
   stat(): SystemVSegmentStatus {
-    const s = shmctlStat(this.id);
+    const s = shmctlStat(this.#id);
     return {
-      id: this.id,
+      id: this.#id,
       key: s.key,
       size: s.segsz,
       nattch: s.nattch,
@@ -408,7 +426,7 @@ export class SystemVSegment {
    * @throws {ErrnoError} `shmctl(IPC_SET)` with EPERM unless owner, creator or CAP_SYS_ADMIN.
    */
   setPermissions(permissions: SystemVPermissions): void {
-    shmctlSet(this.id, permissions);
+    shmctlSet(this.#id, permissions);
   }
 
   /**
@@ -418,7 +436,7 @@ export class SystemVSegment {
    * @throws {ErrnoError} `shmctl(SHM_LOCK)` with EPERM or ENOMEM (CAP_IPC_LOCK / RLIMIT_MEMLOCK).
    */
   lock(): void {
-    shmctlLock(this.id);
+    shmctlLock(this.#id);
   }
 
   /**
@@ -428,7 +446,7 @@ export class SystemVSegment {
    * @throws {ErrnoError} `shmctl(SHM_UNLOCK)` with EPERM.
    */
   unlock(): void {
-    shmctlUnlock(this.id);
+    shmctlUnlock(this.#id);
   }
 
   /**
@@ -447,7 +465,7 @@ export class SystemVSegment {
   remove(): void {
     if (this.#removed) return;
     try {
-      shmctlRemove(this.id);
+      shmctlRemove(this.#id);
     } catch (error) {
       if (!(error instanceof ErrnoError) || (error.code !== "EINVAL" && error.code !== "EIDRM")) {
         throw error;
@@ -475,7 +493,7 @@ export class SystemVSegment {
 
   /** `SystemVSegment(id 5, key 0x0000abcd, 4096 bytes)`. */
   toString(): string {
-    return `SystemVSegment(id ${this.id}, key ${formatKey(this.key)}, ${this.size} bytes)`;
+    return `SystemVSegment(id ${this.#id}, key ${formatKey(this.key)}, ${this.size} bytes)`;
   }
 }
 
