@@ -9,7 +9,10 @@ import { MappedMemory, regionOf, roundUpToPage, setRegion } from "../core/memory
 import { ClosedError } from "../core/errors.ts";
 import { ReadOnlyView } from "../mapping/readonly_view.ts";
 import { Region } from "../core/_region.ts";
-import { unsafeShmat } from "./raw.ts";
+import { shmctlStat, unsafeShmat } from "./raw.ts";
+import { ErrnoError } from "../core/errors.ts";
+import { platform } from "../platform/mod.ts";
+import { checkInteger } from "../core/_validate.ts";
 import type { SystemVSegment } from "./segment.ts";
 
 // One mapping of a segment in this process, shared by every attachment of
@@ -48,10 +51,62 @@ function pooled(
   return undefined;
 }
 
+// Every mapping not yet released, so that their number is bounded: a dropped
+// attachment holds its segment (and a slot of kernel.shmmni, even once the
+// segment is removed) until the garbage collector runs, which a tight loop
+// can outrun by thousands of segments.
+const live = new Set<WeakRef<SharedMapping>>();
+const collected = new FinalizationRegistry<WeakRef<SharedMapping>>((ref) => live.delete(ref));
+const refs = new WeakMap<SharedMapping, WeakRef<SharedMapping>>();
+let maxLive = 1024;
+
+function track(shared: SharedMapping): void {
+  const ref = new WeakRef(shared);
+  refs.set(shared, ref);
+  live.add(ref);
+  collected.register(shared, ref, ref);
+}
+
+function untrack(shared: SharedMapping): void {
+  const ref = refs.get(shared);
+  if (ref === undefined) return;
+  live.delete(ref);
+  collected.unregister(ref);
+}
+
+/** Refuses a new mapping past the bound, naming what holds the slots. */
+function checkRoom(id: number): void {
+  if (live.size < maxLive) return;
+  let removed = 0;
+  for (const ref of live) {
+    const shared = ref.deref();
+    if (shared === undefined || shared.region.released) {
+      live.delete(ref); // collected or released meanwhile: not a live one
+      continue;
+    }
+    if (segmentGone(shared.id)) removed++;
+  }
+  if (live.size < maxLive) return;
+  throw new ErrnoError("shmat", platform.errno.EMFILE ?? 24, {
+    id,
+    hint:
+      `this process has ${live.size} System V attachments that were never detached (limit ${maxLive}, SystemVAttachment.maxLive); ${removed} of them hold segments that were removed and live on only through them. Detach attachments when done (detach(), or \`using\`), or raise SystemVAttachment.maxLive`,
+  });
+}
+
+function segmentGone(id: number): boolean {
+  try {
+    return (shmctlStat(id).mode & platform.constants.SHM_DEST) !== 0;
+  } catch {
+    return true;
+  }
+}
+
 function detachOne(shared: SharedMapping): void {
   shared.attachments--;
   if (shared.attachments > 0) return;
   if (shared.pool?.get(shared.id)?.deref() === shared) shared.pool.delete(shared.id);
+  untrack(shared);
   shared.region.release();
 }
 
@@ -75,9 +130,11 @@ export function attachSegment(
   const pool = address !== 0 ? undefined : readOnly ? readOnlyPool : readWritePool;
   let shared = pool === undefined ? undefined : pooled(pool, segment.id);
   if (shared === undefined) {
+    checkRoom(segment.id);
     const at = unsafeShmat(segment.id, address, flags);
     shared = new SharedMapping(at, segment.size, segment.id, pool);
     pool?.set(segment.id, new WeakRef(shared));
+    track(shared);
   }
   shared.attachments++;
   return makeAttachment(segment, shared, readOnly);
@@ -173,6 +230,28 @@ export class SystemVAttachment extends MappedMemory {
     const region = regionOf(this);
     if (region === undefined) throw new ClosedError("create a view", this.kind);
     return new ReadOnlyView(region.buffer(), byteOffset, byteLength, this.kind);
+  }
+
+  /**
+   * How many System V mappings this process may hold at once (default
+   * 1024): attaching past it throws EMFILE instead of letting attachments
+   * dropped without `detach()` pin segments until the garbage collector
+   * runs (a removed segment lives on while attached, and each one takes a
+   * slot of kernel.shmmni). Attachments of one segment with the same access
+   * share a mapping and count once.
+   */
+  static get maxLive(): number {
+    return maxLive;
+  }
+
+  /** @throws {RangeError} For a value that is not an integer from 1 to 2^31 - 1. */
+  static set maxLive(value: number) {
+    maxLive = checkInteger(value, "maxLive", 1, 0x7fffffff);
+  }
+
+  /** Mappings this process holds now (attached and not detached, nor collected). */
+  static get liveCount(): number {
+    return live.size;
   }
 
   /** Whether `detach()` has been called. */

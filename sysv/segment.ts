@@ -16,6 +16,9 @@
  * - A read-only attachment hands out {@linkcode ReadOnlyView}s, never a
  *   writable TypedArray that would crash the process on a write.
  * - `detach()` and `remove()` are different verbs; nothing does both.
+ * - Attachments dropped without `detach()` can't pin segments without
+ *   bound: past `SystemVAttachment.maxLive` (1024) live mappings, attaching
+ *   is EMFILE with a message naming them, not kernel.shmmni running out.
  *
  * @example Two processes meet at a key made from a file
  * ```ts

@@ -255,6 +255,36 @@ test("shmkit creates from an ftok key and writes; C reads it and agrees on IPC_S
   }
 });
 
+test(
+  "attachments dropped without detach are bounded (maxLive, EMFILE) before kernel.shmmni runs out",
+  {
+    skip: NO_UNSHARE,
+  },
+  () => {
+    const [program, args] = runtimeCommand(join(FIXTURES, "sysv_attach_cycle_child.ts"));
+    const result = spawnTracked("unshare", ["--ipc", program, ...args], {
+      SHMKIT_PARENT_IPC_NS: readlinkSync("/proc/self/ns/ipc"),
+    });
+    assert.equal(result.status, 0, result.stdout + result.stderr);
+    const out = JSON.parse(result.stdout);
+    assert.notEqual(out.namespace, readlinkSync("/proc/self/ns/ipc"));
+    // Detached cycles: more than shmmni (32) of them, nothing left behind.
+    assert.equal(out.detachedCycles, 100);
+    assert.equal(out.segmentsAfterDetached, 0);
+    // Held attachments: the 9th is refused with a sentence naming the cause.
+    assert.equal(out.refusedAt, 8);
+    assert.equal(out.refusal.code, "EMFILE");
+    assert.match(out.refusal.message, /8 System V attachments that were never detached \(limit 8/);
+    assert.match(out.refusal.message, /8 of them hold segments that were removed/);
+    assert.equal(out.liveAtRefusal, 8);
+    assert.equal(out.segmentsAtRefusal, 8);
+    assert.equal(out.liveAfterDetach, 0);
+    // Dropped attachments never let shmget reach kernel.shmmni.
+    assert.equal(out.dropped.enospc, 0);
+    assert.ok(out.dropped.most <= 8, `up to ${out.dropped.most} segments lived at once`);
+  },
+);
+
 test("real limit errors, provoked in a new IPC namespace (unshare --ipc) by a child runtime", {
   skip: NO_UNSHARE,
 }, () => {
