@@ -50,6 +50,7 @@ export {
   type SharedMemoryInfo,
   type SharedMemoryListOptions,
   type SharedMemoryOpenOptions,
+  type SharedMemoryOpenOrCreateOptions,
 } from "./shm/shared_memory.ts";
 export { Memfd, type MemfdCreateOptions, type MemfdFromFdOptions, type Seal } from "./shm/memfd.ts";
 export {

@@ -29,11 +29,15 @@ import { platform } from "../platform/mod.ts";
 import { type FdStat, requireRegular, statFd, statPath } from "../core/_io.ts";
 import { fchmod, ftruncate, posixFallocate, shmOpenHints, shmUnlink } from "./raw.ts";
 import { FdMemory } from "./fd_memory.ts";
+import { roundUpToPage } from "../core/memory.ts";
+import { openOrCreate, type SharedMemoryOpenOrCreateOptions } from "./_open_or_create.ts";
 import { checkBacking } from "./_backing.ts";
 import { randomName, SHM_DIR, type ShmName, shmName, unlinkIfSame } from "./_names.ts";
 import { checkBoolean, checkMode, checkOptions, checkSize } from "../core/_validate.ts";
 
 const C = platform.constants;
+
+export type { SharedMemoryOpenOrCreateOptions } from "./_open_or_create.ts";
 
 /** Options of {@linkcode SharedMemory.create}. */
 export interface SharedMemoryCreateOptions {
@@ -212,6 +216,11 @@ export class SharedMemory extends FdMemory {
    * RLIMIT_FSIZE, where growing would end the process with SIGXFSZ).
    */
   static create(options: SharedMemoryCreateOptions): SharedMemory {
+    return SharedMemory.#create(options, 0);
+  }
+
+  /** create(), with `extra` bytes past the mapped ones (openOrCreate's ready page). */
+  static #create(options: SharedMemoryCreateOptions, extra: number): SharedMemory {
     const o = checkOptions(options, "options");
     const name = o.name === undefined ? undefined : shmName(o.name);
     const size = checkSize(o.size, "size");
@@ -219,12 +228,13 @@ export class SharedMemory extends FdMemory {
     const persist = checkBoolean(o.persist, "persist", false);
     const reserve = checkBoolean(o.reserve, "reserve", true);
 
+    const total = extra === 0 ? size : roundUpToPage(size) + extra;
     // Before shm_open: a size that can't be backed leaves nothing behind.
     checkBacking({
       syscall: reserve ? "posix_fallocate" : "ftruncate",
       ...(name === undefined ? {} : { path: name.name }),
-      size,
-      allocate: reserve ? size : 0,
+      size: total,
+      allocate: reserve ? total : 0,
       filesystem: SHM_DIR,
     });
     const flags = C.O_CREAT | C.O_EXCL | C.O_RDWR | C.O_CLOEXEC;
@@ -242,8 +252,8 @@ export class SharedMemory extends FdMemory {
     try {
       if (mode !== undefined) fchmod(fd, mode); // the umask must not narrow an explicit mode
       // posix_fallocate sets the size as it reserves; ftruncate only when not reserving.
-      if (reserve) posixFallocate(fd, 0, size);
-      else ftruncate(fd, size);
+      if (reserve) posixFallocate(fd, 0, total);
+      else ftruncate(fd, total);
       identity = statFd(fd);
     } catch (error) {
       unsafeLibc.close(fd);
@@ -251,7 +261,7 @@ export class SharedMemory extends FdMemory {
       if (error instanceof ErrnoError && error.code === "ENOSPC") {
         throw new ErrnoError(error.syscall, error.errno, {
           path: chosen.name,
-          hint: `/dev/shm has no room for ${size} bytes; the object was removed again`,
+          hint: `/dev/shm has no room for ${total} bytes; the object was removed again`,
         });
       }
       throw error;
@@ -345,6 +355,43 @@ export class SharedMemory extends FdMemory {
       unsafeLibc.close(fd);
       throw error;
     }
+  }
+
+  /**
+   * Opens the object named `name`, creating and initializing it if it does
+   * not exist, so that any number of processes can start at once: exactly
+   * one runs `init`, and every other waits until it has finished (a futex
+   * on a ready word in a page after the `size` bytes). If the initializer
+   * dies mid-init, the waiters find out (its pid is in the ready word) and
+   * reject instead of waiting on; a timeout and an AbortSignal end the wait
+   * too.
+   *
+   * All processes must pass the same `size`. The object has one page more
+   * than `size` rounded up to pages; views cover `size` bytes.
+   *
+   * @example
+   * ```ts
+   * import { SharedMemory } from "@shmkit/shmkit";
+   * using shm = await SharedMemory.openOrCreate({
+   *   name: "/my-app-table",
+   *   size: 4096,
+   *   init: (fresh) => void fresh.view(Uint32Array).fill(7),
+   * });
+   * console.log(shm.created, shm.view(Uint32Array)[0]); // true 7 (in the first process)
+   * ```
+   *
+   * @throws {TypeError} For options of the wrong type (`init` not a function).
+   * @throws {RangeError} For a bad name, size, mode or timeout; or an existing object smaller
+   * than `size` plus the ready page (not made by openOrCreate).
+   * @throws {Error} When the initializer died mid-init (the message names its pid; unlink the
+   * name and start over), or the timeout passed.
+   * @throws {ErrnoError} What `create` and `open` throw.
+   */
+  static openOrCreate(options: SharedMemoryOpenOrCreateOptions): Promise<SharedMemory> {
+    return openOrCreate(options, {
+      create: (o, extra) => SharedMemory.#create(o, extra),
+      open: (name, size) => SharedMemory.open(name, { size }),
+    });
   }
 
   /**
