@@ -26,7 +26,7 @@ import {
 import { cleanupHooks, hasCleanup } from "../shm/cleanup.ts";
 import { unsafeLibc } from "../ffi/libc.ts";
 import { checkShmName } from "../shm/raw.ts";
-import { collectGarbage, tick } from "./helpers.ts";
+import { collectGarbage, skipReason, tick } from "./helpers.ts";
 import {
   installed,
   leftovers,
@@ -325,14 +325,16 @@ test("create() larger than /dev/shm's free space is refused, and no object is le
 });
 
 test("unlink(): the name goes, the mapping stays; a second unlink() is a no-op returning false", () => {
+  const pending = pendingCleanups();
   const shm = create({ size: 4096 });
+  assert.equal(pendingCleanups(), pending + 1, "create() registers its exit cleanup");
   shm.view()[0] = 3;
   assert.equal(shm.unlink(), true);
   assert.equal(shm.unlinked, true);
   assert.equal(shmExists(shm.name), false);
   assert.equal(shm.view()[0], 3, "the mapping outlives the name");
   assert.equal(shm.unlink(), false);
-  assert.equal(pendingCleanups() >= 0, true);
+  assert.equal(pendingCleanups(), pending, "unlink() drops the exit cleanup");
   assert.equal(hasCleanup(`shm:${shm.name}`), false);
   shm.close();
   shm[Symbol.dispose](); // nothing left to do
@@ -555,7 +557,7 @@ const KINDS = [
 ] as const;
 
 for (const rt of RUNTIMES) {
-  const skip = installed(rt) ? false : `${rt.program} is not installed`;
+  const skip = installed(rt) ? false : skipReason(`${rt.program} is not installed`);
   for (const kind of KINDS) {
     test(`${rt.name} child, ${kind.mode}: ${kind.left ? "object kept" : "object unlinked"}`, {
       skip,

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { test } from "node:test";
+import { before as beforeAll, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { readlinkSync, writeFileSync } from "node:fs";
@@ -47,7 +47,7 @@ function hex(key: number): string {
   return `0x${key.toString(16).padStart(8, "0")}`;
 }
 
-test("snapshot of the segments before the suite", () => {
+beforeAll(() => {
   before = segmentSnapshot();
 });
 
@@ -91,13 +91,15 @@ test("list() agrees with ipcs -m on every segment", { skip: NO_IPCS }, () => {
   ];
   const attachment = segments[1]!.attach();
   try {
+    // Rows ipcs shows both before and after list() existed while list() read: all must be there.
+    const first = new Set(ipcsRows().map((r) => r.id));
     const listed = new Map(SystemVSegment.list().map((s) => [s.id, s]));
-    const rows = ipcsRows();
+    const rows = ipcsRows().filter((r) => first.has(r.id));
+    for (const segment of segments) assert.ok(listed.has(segment.id), `list() misses ${segment}`);
     assert.ok(rows.length >= 2);
     for (const row of rows) {
       const entry = listed.get(row.id);
-      // A segment made by another process between the two reads may be missing.
-      if (entry === undefined) continue;
+      assert.ok(entry !== undefined, `list() misses the segment ipcs -m shows: ${row.line}`);
       assert.equal(hex(entry.key), row.key, row.line);
       assert.equal(entry.owner, row.owner, row.line);
       assert.equal(entry.perms.toString(8), row.perms.replace(/^0+(?=.)/, ""), row.line);
