@@ -9,7 +9,7 @@
  * @module
  */
 import { ErrnoError } from "../core/errors.ts";
-import { errno, unsafeLibc } from "../ffi/libc.ts";
+import { unsafeLibc } from "../ffi/libc.ts";
 import { allocStruct, cString, readField } from "../ffi/pointer.ts";
 import { readTextFile } from "../core/_io.ts";
 import { platform } from "../platform/mod.ts";
@@ -66,10 +66,8 @@ export function filesystemRoom(path: string): { free: number; total: number } | 
   const layout = platform.structs.statfs;
   if (layout.size === 0) return undefined; // not known on this platform
   const buffer = allocStruct(layout);
-  if (unsafeLibc.statfs(cString(path, "path"), buffer) === -1) {
-    errno();
-    return undefined;
-  }
+  // Can't tell (no such path, no permission): leave it to the kernel.
+  if (unsafeLibc.statfs(cString(path, "path"), buffer) === -1) return undefined;
   const block = readField(buffer, layout, "f_bsize");
   return {
     free: readField(buffer, layout, "f_bavail") * block,

@@ -21,7 +21,7 @@
  * @module
  */
 import { platform } from "../platform/mod.ts";
-import { FdMemory } from "./fd_memory.ts";
+import { FdMemory, type FdMemoryInit } from "./fd_memory.ts";
 import {
   addSeals,
   fdFlags,
@@ -140,9 +140,9 @@ export interface MemfdFromFdOptions {
 export class Memfd extends FdMemory {
   readonly #name: string;
 
-  private constructor(fd: number, name: string, length: number, readOnly: boolean) {
-    super({ fd, length, readOnly, reserve: true });
-    this.#name = name;
+  private constructor(init: FdMemoryInit & { readonly name: string }) {
+    super(init);
+    this.#name = init.name;
   }
 
   /** The label given at creation ("" for one received with `fromFd`). */
@@ -213,7 +213,7 @@ export class Memfd extends FdMemory {
       });
       if (reserve) posixFallocate(fd, 0, size); // sets the size too
       else ftruncate(fd, size);
-      memory = new Memfd(fd, name, size, false);
+      memory = new Memfd({ fd, name, length: size, readOnly: false, reserve: true });
     } catch (error) {
       unsafeLibc.close(fd);
       throw error;
@@ -309,7 +309,13 @@ export class Memfd extends FdMemory {
         `Cannot map fd ${fd} writable: it is open read-only or sealed against writing; use readOnly: true`,
       );
     }
-    return new Memfd(fd, "", status.size, wantReadOnly ?? !writable);
+    return new Memfd({
+      fd,
+      name: "",
+      length: status.size,
+      readOnly: wantReadOnly ?? !writable,
+      reserve: true,
+    });
   }
 
   /**
