@@ -43,14 +43,14 @@ export {
 export { type ProcMapsEntry, readProcMaps } from "./mapping/proc_maps.ts";
 export { ReadOnlyView } from "./mapping/readonly_view.ts";
 // POSIX shared memory, memfd and exit cleanup (shm/)
+export { FdMemory, type MemoryStat } from "./shm/fd_memory.ts";
 export {
-  FdMemory,
-  type MemoryStat,
   SharedMemory,
   type SharedMemoryCreateOptions,
   type SharedMemoryInfo,
   type SharedMemoryListOptions,
   type SharedMemoryOpenOptions,
+  type SharedMemoryOpenOrCreateOptions,
 } from "./shm/shared_memory.ts";
 export { Memfd, type MemfdCreateOptions, type MemfdFromFdOptions, type Seal } from "./shm/memfd.ts";
 export {

@@ -81,6 +81,12 @@ export const SYMBOLS = {
   fstat: { args: ["i32", "buffer"], result: "i32" },
   /** int stat(const char *pathname, struct stat *statbuf); */
   stat: { args: ["buffer", "buffer"], result: "i32" },
+  /** int lstat(const char *pathname, struct stat *statbuf); */
+  lstat: { args: ["buffer", "buffer"], result: "i32" },
+  /** int statfs(const char *path, struct statfs *buf); */
+  statfs: { args: ["buffer", "buffer"], result: "i32" },
+  /** int getrlimit(int resource, struct rlimit *rlim); */
+  getrlimit: { args: ["i32", "buffer"], result: "i32" },
   /** int fchmod(int fd, mode_t mode); */
   fchmod: { args: ["i32", "u32"], result: "i32" },
   /** int fchown(int fd, uid_t owner, gid_t group); */

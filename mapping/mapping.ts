@@ -13,9 +13,9 @@
  *
  * @module
  */
-import { check, ErrnoError } from "../core/errors.ts";
-import { errno, unsafeLibc } from "../ffi/libc.ts";
-import { fstatFd, openFile } from "../core/_io.ts";
+import { check } from "../core/errors.ts";
+import { unsafeLibc } from "../ffi/libc.ts";
+import { checkMapped, openFile, requireRegular, statFd } from "../core/_io.ts";
 import { MappedMemory, pageSize, roundUpToPage, setRegion } from "../core/memory.ts";
 import { ClosedError } from "../core/errors.ts";
 import { platform } from "../platform/mod.ts";
@@ -137,15 +137,19 @@ interface MapRequest {
 export class Mapping extends MappedMemory {
   #region: Region;
   #access: Access = "read-write";
-  /** Whether writes reach the file or object and other processes (MAP_SHARED). */
-  readonly shared: boolean;
-  /** Whether this mapping was made read-only (private copy-on-write). */
-  readonly readOnly: boolean;
+  readonly #shared: boolean;
+  readonly #readOnly: boolean;
+  readonly #source: string;
 
   private constructor(address: number, request: MapRequest) {
     super();
-    this.shared = request.shared && !request.readOnly;
-    this.readOnly = request.readOnly;
+    this.#shared = request.shared && !request.readOnly;
+    this.#readOnly = request.readOnly;
+    this.#source = request.path !== undefined
+      ? `file ${JSON.stringify(request.path)}`
+      : request.fd >= 0
+      ? `fd ${request.fd}`
+      : "anonymous";
     this.#region = new Region(
       this,
       address,
@@ -156,32 +160,36 @@ export class Mapping extends MappedMemory {
     setRegion(this, this.#region);
   }
 
+  /** Whether writes reach the file or object and other processes (MAP_SHARED). */
+  get shared(): boolean {
+    return this.#shared;
+  }
+
+  /** Whether this mapping was made read-only (private copy-on-write). */
+  get readOnly(): boolean {
+    return this.#readOnly;
+  }
+
+  /** `Mapping(anonymous, 4096 bytes)`, `Mapping(file "/tmp/x", 8192 bytes, read-only)`. */
+  override toString(): string {
+    return `Mapping(${this.#source}, ${this.#region.length} bytes${
+      this.#readOnly ? ", read-only" : ""
+    }${this.closed ? ", closed" : ""})`;
+  }
+
   /** "mapping", for error messages. */
   protected get kind(): string {
     return "mapping";
   }
 
   static #map(request: MapRequest): Mapping {
-    const address = unsafeLibc.mmap(
-      0,
+    const address = checkMapped(
+      unsafeLibc.mmap(0, request.length, request.prot, request.flags, request.fd, request.offset),
       request.length,
-      request.prot,
-      request.flags,
-      request.fd,
-      request.offset,
-    );
-    if (address === -1) {
-      const options = request.path === undefined
+      request.path === undefined
         ? (request.fd >= 0 ? { fd: request.fd } : {})
-        : { path: request.path, fd: request.fd };
-      const code = errno();
-      throw new ErrnoError("mmap", code, {
-        ...options,
-        ...(code === platform.errno.ENOMEM
-          ? { hint: `no room for ${request.length} bytes (address space or overcommit limit)` }
-          : {}),
-      });
-    }
+        : { path: request.path, fd: request.fd },
+    );
     return new Mapping(address, request);
   }
 
@@ -223,7 +231,8 @@ export class Mapping extends MappedMemory {
    * maps it and closes the fd, which the mapping does not need.
    *
    * A mapping past the end of the file is refused: touching those pages
-   * would be SIGBUS, which kills the runtime.
+   * would be SIGBUS, which kills the runtime. So is anything but a regular
+   * file (a FIFO, socket, device or directory), without blocking on a FIFO.
    *
    * @example
    * ```ts
@@ -238,7 +247,8 @@ export class Mapping extends MappedMemory {
    * @param path The file.
    * @throws {TypeError} When `path` is not a string or has a NUL.
    * @throws {RangeError} When the offset is not page-aligned or the range runs past the end of the file.
-   * @throws {ErrnoError} `open`, `fstat` or `mmap` failing (ENOENT, EACCES, ...).
+   * @throws {Error} When `path` is not a regular file.
+   * @throws {ErrnoError} `open`, `fstat` or `mmap` failing (ENOENT, EACCES, ENXIO for a socket, ...).
    */
   static file(path: string, options?: FileMappingOptions): Mapping {
     const o = checkOptions(options, "options");
@@ -246,7 +256,9 @@ export class Mapping extends MappedMemory {
     if (typeof path !== "string") {
       throw new TypeError(`Cannot map a file: expected a path string, got ${typeof path}`);
     }
-    const fd = openFile(path, readOnly ? C.O_RDONLY : C.O_RDWR);
+    // O_NONBLOCK so a FIFO can't block the open; requireRegular clears it again.
+    const fd = openFile(path, (readOnly ? C.O_RDONLY : C.O_RDWR) | C.O_NONBLOCK);
+    requireRegular(fd, "mappable file", path);
     try {
       return Mapping.#mapFd(fd, o, path);
     } finally {
@@ -275,7 +287,7 @@ export class Mapping extends MappedMemory {
         `Cannot map at offset ${offset}: it must be a multiple of the page size (${pageSize()})`,
       );
     }
-    const status = fstatFd(fd, path);
+    const status = statFd(fd, path);
     const where = path === undefined ? `fd ${fd}` : JSON.stringify(path);
     let length: number;
     if (o.length === undefined) {

@@ -29,13 +29,90 @@ import { ClosedError } from "../core/errors.ts";
 import { typeName } from "../ffi/pointer.ts";
 import { checkInteger } from "../core/_validate.ts";
 
+// Everything a ReadOnlyView calls is captured here, at module load: a method
+// looked up at call time (Uint8Array.prototype.at, the buffer getter,
+// TextDecoder.prototype.decode...) could have been replaced by then with one
+// that writes through the view, and on PROT_READ memory that is a SIGSEGV.
+const { apply, getOwnPropertyDescriptor, getPrototypeOf } = Reflect;
+const freeze = Object.freeze;
+const isView = ArrayBuffer.isView;
+const U8 = Uint8Array;
+const DV = DataView;
+const TypedArrayPrototype = getPrototypeOf(U8.prototype) as object;
+
+type Method = (...args: never[]) => unknown;
+
+function method(prototype: object, name: PropertyKey): Method {
+  const fn = getOwnPropertyDescriptor(prototype, name)?.value;
+  if (typeof fn !== "function") throw new TypeError(`Cannot capture ${String(name)}`);
+  return fn as Method;
+}
+
+function getter(prototype: object, name: PropertyKey): Method {
+  const fn = getOwnPropertyDescriptor(prototype, name)?.get;
+  if (typeof fn !== "function") throw new TypeError(`Cannot capture the ${String(name)} getter`);
+  return fn as Method;
+}
+
+/** Calls a captured intrinsic on `self`; never looks anything up on the way. */
+function call<T>(fn: Method, self: unknown, ...args: unknown[]): T {
+  return apply(fn, self, args) as T;
+}
+
+const TA = {
+  at: method(TypedArrayPrototype, "at"),
+  indexOf: method(TypedArrayPrototype, "indexOf"),
+  slice: method(TypedArrayPrototype, "slice"),
+  set: method(TypedArrayPrototype, "set"),
+  buffer: getter(TypedArrayPrototype, "buffer"),
+  byteOffset: getter(TypedArrayPrototype, "byteOffset"),
+  byteLength: getter(TypedArrayPrototype, "byteLength"),
+};
+const AB = {
+  byteLength: getter(ArrayBuffer.prototype, "byteLength"),
+  detached: getter(ArrayBuffer.prototype, "detached"),
+};
+const DVP = DataView.prototype;
+const DVG = {
+  buffer: getter(DVP, "buffer"),
+  byteOffset: getter(DVP, "byteOffset"),
+  byteLength: getter(DVP, "byteLength"),
+};
+const GET = {
+  getInt8: method(DVP, "getInt8"),
+  getUint8: method(DVP, "getUint8"),
+  getInt16: method(DVP, "getInt16"),
+  getUint16: method(DVP, "getUint16"),
+  getInt32: method(DVP, "getInt32"),
+  getUint32: method(DVP, "getUint32"),
+  getBigInt64: method(DVP, "getBigInt64"),
+  getBigUint64: method(DVP, "getBigUint64"),
+  getFloat32: method(DVP, "getFloat32"),
+  getFloat64: method(DVP, "getFloat64"),
+};
 const decoder = new TextDecoder();
+const decode = method(TextDecoder.prototype, "decode");
+
+function decodeBytes(bytes: Uint8Array): string {
+  // A copy: decode() reading the live memory is fine, but a replaced
+  // subarray or a decoder hook must not get the mapped view itself.
+  return call<string>(decode, decoder, call<Uint8Array>(TA.slice, bytes));
+}
+
+function isArrayBuffer(value: unknown): value is ArrayBuffer {
+  try {
+    call(AB.byteLength, value); // throws for anything but an ArrayBuffer
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Resolves a relative index the way `Uint8Array.prototype.slice` does. */
 function relative(value: unknown, length: number, fallback: number, what: string): number {
   if (value === undefined) return fallback;
   const n = checkInteger(value, what, -Number.MAX_SAFE_INTEGER);
-  return n < 0 ? Math.max(length + n, 0) : Math.min(n, length);
+  return n < 0 ? (length + n > 0 ? length + n : 0) : (n < length ? n : length);
 }
 
 /**
@@ -75,28 +152,28 @@ export class ReadOnlyView implements Iterable<number> {
    * @throws {RangeError} When the range runs past the end of the buffer.
    */
   constructor(buffer: ArrayBuffer, byteOffset = 0, byteLength?: number, what = "memory") {
-    if (!(buffer instanceof ArrayBuffer)) {
+    if (!isArrayBuffer(buffer)) {
       throw new TypeError(
         `Cannot create a ReadOnlyView: expected an ArrayBuffer, got ${typeName(buffer)}`,
       );
     }
-    const total = buffer.byteLength;
+    const total = call<number>(AB.byteLength, buffer);
     const offset = checkInteger(byteOffset, "byteOffset", 0, total);
     const length = byteLength === undefined
       ? total - offset
       : checkInteger(byteLength, "byteLength", 0, total - offset);
-    this.#bytes = new Uint8Array(buffer, offset, length);
-    this.#data = new DataView(buffer, offset, length);
+    this.#bytes = new U8(buffer, offset, length);
+    this.#data = new DV(buffer, offset, length);
     this.#length = length;
     this.#what = what;
     // A write like `view[0] = 1` then throws TypeError instead of quietly
     // adding a property that looks like it worked.
-    Object.freeze(this);
+    freeze(this);
   }
 
   /** Throws once the underlying buffer was detached (memory released). */
   #live(action: string): Uint8Array<ArrayBuffer> {
-    if (this.#bytes.buffer.detached) throw new ClosedError(action, this.#what);
+    if (this.closed) throw new ClosedError(action, this.#what);
     return this.#bytes;
   }
 
@@ -112,7 +189,7 @@ export class ReadOnlyView implements Iterable<number> {
 
   /** Whether the memory was released (the attachment detached or the mapping closed). */
   get closed(): boolean {
-    return this.#bytes.buffer.detached;
+    return call<boolean>(AB.detached, call(TA.buffer, this.#bytes));
   }
 
   /** `"ReadOnlyView"`, for `Object.prototype.toString`. */
@@ -128,7 +205,7 @@ export class ReadOnlyView implements Iterable<number> {
    * @throws {ClosedError} When the memory was released.
    */
   at(index: number): number | undefined {
-    return this.#live("read").at(index);
+    return call<number | undefined>(TA.at, this.#live("read"), index);
   }
 
   /**
@@ -138,7 +215,7 @@ export class ReadOnlyView implements Iterable<number> {
    * @throws {ClosedError} When the memory was released.
    */
   indexOf(value: number, fromIndex = 0): number {
-    return this.#live("read").indexOf(value, fromIndex);
+    return call<number>(TA.indexOf, this.#live("read"), value, fromIndex);
   }
 
   /**
@@ -148,52 +225,52 @@ export class ReadOnlyView implements Iterable<number> {
    * @throws {ClosedError} When the memory was released.
    */
   getInt8(byteOffset: number): number {
-    return this.#dataView("read").getInt8(byteOffset);
+    return call<number>(GET.getInt8, this.#dataView("read"), byteOffset);
   }
 
   /** Reads an unsigned byte, as `DataView.prototype.getUint8`. */
   getUint8(byteOffset: number): number {
-    return this.#dataView("read").getUint8(byteOffset);
+    return call<number>(GET.getUint8, this.#dataView("read"), byteOffset);
   }
 
   /** Reads an int16, as `DataView.prototype.getInt16` (big-endian unless `littleEndian`). */
   getInt16(byteOffset: number, littleEndian?: boolean): number {
-    return this.#dataView("read").getInt16(byteOffset, littleEndian);
+    return call<number>(GET.getInt16, this.#dataView("read"), byteOffset, littleEndian);
   }
 
   /** Reads a uint16, as `DataView.prototype.getUint16` (big-endian unless `littleEndian`). */
   getUint16(byteOffset: number, littleEndian?: boolean): number {
-    return this.#dataView("read").getUint16(byteOffset, littleEndian);
+    return call<number>(GET.getUint16, this.#dataView("read"), byteOffset, littleEndian);
   }
 
   /** Reads an int32, as `DataView.prototype.getInt32` (big-endian unless `littleEndian`). */
   getInt32(byteOffset: number, littleEndian?: boolean): number {
-    return this.#dataView("read").getInt32(byteOffset, littleEndian);
+    return call<number>(GET.getInt32, this.#dataView("read"), byteOffset, littleEndian);
   }
 
   /** Reads a uint32, as `DataView.prototype.getUint32` (big-endian unless `littleEndian`). */
   getUint32(byteOffset: number, littleEndian?: boolean): number {
-    return this.#dataView("read").getUint32(byteOffset, littleEndian);
+    return call<number>(GET.getUint32, this.#dataView("read"), byteOffset, littleEndian);
   }
 
   /** Reads an int64, as `DataView.prototype.getBigInt64` (big-endian unless `littleEndian`). */
   getBigInt64(byteOffset: number, littleEndian?: boolean): bigint {
-    return this.#dataView("read").getBigInt64(byteOffset, littleEndian);
+    return call<bigint>(GET.getBigInt64, this.#dataView("read"), byteOffset, littleEndian);
   }
 
   /** Reads a uint64, as `DataView.prototype.getBigUint64` (big-endian unless `littleEndian`). */
   getBigUint64(byteOffset: number, littleEndian?: boolean): bigint {
-    return this.#dataView("read").getBigUint64(byteOffset, littleEndian);
+    return call<bigint>(GET.getBigUint64, this.#dataView("read"), byteOffset, littleEndian);
   }
 
   /** Reads a float32, as `DataView.prototype.getFloat32` (big-endian unless `littleEndian`). */
   getFloat32(byteOffset: number, littleEndian?: boolean): number {
-    return this.#dataView("read").getFloat32(byteOffset, littleEndian);
+    return call<number>(GET.getFloat32, this.#dataView("read"), byteOffset, littleEndian);
   }
 
   /** Reads a float64, as `DataView.prototype.getFloat64` (big-endian unless `littleEndian`). */
   getFloat64(byteOffset: number, littleEndian?: boolean): number {
-    return this.#dataView("read").getFloat64(byteOffset, littleEndian);
+    return call<number>(GET.getFloat64, this.#dataView("read"), byteOffset, littleEndian);
   }
 
   /**
@@ -206,7 +283,7 @@ export class ReadOnlyView implements Iterable<number> {
     const bytes = this.#live("read");
     const from = relative(start, this.#length, 0, "start");
     const to = relative(end, this.#length, this.#length, "end");
-    return bytes.slice(from, Math.max(from, to));
+    return call<Uint8Array<ArrayBuffer>>(TA.slice, bytes, from, from > to ? from : to);
   }
 
   /**
@@ -219,9 +296,9 @@ export class ReadOnlyView implements Iterable<number> {
     const from = relative(start, this.#length, 0, "start");
     const to = relative(end, this.#length, this.#length, "end");
     return new ReadOnlyView(
-      bytes.buffer,
-      bytes.byteOffset + from,
-      Math.max(0, to - from),
+      call<ArrayBuffer>(TA.buffer, bytes),
+      call<number>(TA.byteOffset, bytes) + from,
+      to > from ? to - from : 0,
       this.#what,
     );
   }
@@ -238,7 +315,7 @@ export class ReadOnlyView implements Iterable<number> {
    * @throws {ClosedError} When the memory was released.
    */
   copyTo(target: ArrayBufferView, targetOffset = 0): number {
-    if (!ArrayBuffer.isView(target)) {
+    if (!isView(target)) {
       throw new TypeError(
         `Cannot copy a ReadOnlyView: expected a TypedArray or DataView target, got ${
           typeName(target)
@@ -246,15 +323,23 @@ export class ReadOnlyView implements Iterable<number> {
       );
     }
     const bytes = this.#live("read");
-    const room = target.byteLength;
+    const length = this.#length;
+    // The target is the caller's; read its extent with captured getters all the same.
+    const of = target instanceof DV ? DVG : TA;
+    const targetBytes = new U8(
+      call<ArrayBuffer>(of.buffer, target),
+      call<number>(of.byteOffset, target),
+      call<number>(of.byteLength, target),
+    );
+    const room = call<number>(TA.byteLength, targetBytes);
     const offset = checkInteger(targetOffset, "targetOffset", 0, room);
-    if (room - offset < bytes.byteLength) {
+    if (room - offset < length) {
       throw new RangeError(
-        `Cannot copy ${bytes.byteLength} bytes to targetOffset ${offset}: the target has ${room} bytes`,
+        `Cannot copy ${length} bytes to targetOffset ${offset}: the target has ${room} bytes`,
       );
     }
-    new Uint8Array(target.buffer, target.byteOffset + offset, bytes.byteLength).set(bytes);
-    return bytes.byteLength;
+    call(TA.set, targetBytes, bytes, offset);
+    return length;
   }
 
   /**
@@ -263,7 +348,7 @@ export class ReadOnlyView implements Iterable<number> {
    * @throws {ClosedError} When the memory was released.
    */
   toString(): string {
-    return decoder.decode(this.#live("read"));
+    return decodeBytes(this.#live("read"));
   }
 
   /**
@@ -276,8 +361,12 @@ export class ReadOnlyView implements Iterable<number> {
   cString(byteOffset = 0): string {
     const bytes = this.#live("read");
     const from = checkInteger(byteOffset, "byteOffset", 0, this.#length);
-    const nul = bytes.indexOf(0, from);
-    return decoder.decode(bytes.subarray(from, nul === -1 ? this.#length : nul));
+    const nul = call<number>(TA.indexOf, bytes, 0, from);
+    return call<string>(
+      decode,
+      decoder,
+      call<Uint8Array>(TA.slice, bytes, from, nul === -1 ? this.#length : nul),
+    );
   }
 
   /** The bytes one by one, e.g. for `[...view]`. */
@@ -299,6 +388,10 @@ export class ReadOnlyView implements Iterable<number> {
    */
   unsafeUint8Array(): Uint8Array<ArrayBuffer> {
     const bytes = this.#live("create a view");
-    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return new U8(
+      call<ArrayBuffer>(TA.buffer, bytes),
+      call<number>(TA.byteOffset, bytes),
+      this.#length,
+    );
   }
 }

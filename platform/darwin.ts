@@ -149,9 +149,15 @@ export const DARWIN_AARCH64: Platform = {
     SYS_gettid: -1,
     SYS_memfd_create: -1,
     SYS_pidfd_open: -1,
+    RLIMIT_FSIZE: 1,
+    S_IFBLK: 24576,
+    S_IFCHR: 8192,
     S_IFDIR: 16384,
+    S_IFIFO: 4096,
+    S_IFLNK: 40960,
     S_IFMT: 61440,
     S_IFREG: 32768,
+    S_IFSOCK: 49152,
     WCONTINUED: 16,
     WNOHANG: 1,
     WUNTRACED: 2,
@@ -384,6 +390,21 @@ export const DARWIN_AARCH64: Platform = {
         shm_dtime: { offset: 52, size: 8, kind: "int" },
         shm_ctime: { offset: 60, size: 8, kind: "int" },
       },
+    },
+    // sys/resource.h: two rlim_t (__uint64_t)
+    rlimit: {
+      size: 16,
+      align: 8,
+      fields: {
+        rlim_cur: { offset: 0, size: 8, kind: "uint" },
+        rlim_max: { offset: 8, size: 8, kind: "uint" },
+      },
+    },
+    // not written up from the headers yet (Darwin's statfs64 layout differs): size 0 marks it absent
+    statfs: {
+      size: 0,
+      align: 0,
+      fields: {},
     },
     // not in the user headers (kernel-only; limits come from sysctl kern.sysv.*): size 0 marks it absent
     shminfo: {

@@ -30,8 +30,10 @@
 #include <stdio.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -211,6 +213,12 @@ static void constants(void) {
   CONST(S_IFMT);
   CONST(S_IFREG);
   CONST(S_IFDIR);
+  CONST(S_IFIFO);
+  CONST(S_IFSOCK);
+  CONST(S_IFCHR);
+  CONST(S_IFBLK);
+  CONST(S_IFLNK);
+  CONST(RLIMIT_FSIZE);
   CONST(NAME_MAX);
   CONST(PATH_MAX);
 
@@ -829,6 +837,19 @@ static void structs(void) {
   FIELD(struct dirent, d_reclen);
   FIELD(struct dirent, d_type);
   BYTES(struct dirent, d_name);
+  STRUCT_END();
+
+  /* What statfs(2) says of a filesystem; shmkit reads the room left in /dev/shm. */
+  STRUCT_BEGIN("statfs", struct statfs);
+  FIELD(struct statfs, f_bsize);
+  FIELD(struct statfs, f_blocks);
+  FIELD(struct statfs, f_bfree);
+  FIELD(struct statfs, f_bavail);
+  STRUCT_END();
+
+  STRUCT_BEGIN("rlimit", struct rlimit);
+  FIELD(struct rlimit, rlim_cur);
+  FIELD(struct rlimit, rlim_max);
   STRUCT_END();
 
   STRUCT_BEGIN("ipc_perm", struct ipc_perm);

@@ -21,7 +21,7 @@
  * @module
  */
 import { platform } from "../platform/mod.ts";
-import { FdMemory } from "./shared_memory.ts";
+import { FdMemory, type FdMemoryInit } from "./fd_memory.ts";
 import {
   addSeals,
   fdFlags,
@@ -33,6 +33,7 @@ import {
   posixFallocate,
 } from "./raw.ts";
 import { ErrnoError } from "../core/errors.ts";
+import { checkBacking } from "./_backing.ts";
 import { unsafeLibc } from "../ffi/libc.ts";
 import { typeName } from "../ffi/pointer.ts";
 import { checkBoolean, checkChoice, checkFd, checkOptions, checkSize } from "../core/_validate.ts";
@@ -137,12 +138,26 @@ export interface MemfdFromFdOptions {
  * ```
  */
 export class Memfd extends FdMemory {
-  /** The label given at creation ("" for one received with `fromFd`). */
-  readonly name: string;
+  readonly #name: string;
 
-  private constructor(fd: number, name: string, length: number, readOnly: boolean) {
-    super(fd, length, readOnly, true);
-    this.name = name;
+  private constructor(init: FdMemoryInit & { readonly name: string }) {
+    super(init);
+    this.#name = init.name;
+  }
+
+  /** The label given at creation ("" for one received with `fromFd`). */
+  get name(): string {
+    return this.#name;
+  }
+
+  /** `Memfd("frames", 4096 bytes)`; the fd for one received with `fromFd`. */
+  override toString(): string {
+    const what = this.#name === ""
+      ? `fd ${this.closed ? "closed" : this.fd}`
+      : JSON.stringify(this.#name);
+    return `Memfd(${what}, ${this.byteLength} bytes${this.readOnly ? ", read-only" : ""}${
+      this.closed ? ", closed" : ""
+    })`;
   }
 
   /** "memfd", for error messages. */
@@ -152,7 +167,7 @@ export class Memfd extends FdMemory {
 
   /** How this object is named in error messages. */
   protected get label(): string {
-    return this.name === "" ? `memfd (fd ${this.fd})` : `memfd ${JSON.stringify(this.name)}`;
+    return this.#name === "" ? `memfd (fd ${this.fd})` : `memfd ${JSON.stringify(this.#name)}`;
   }
 
   /** Whether this platform has memfd (Linux 3.17+, glibc 2.27+). */
@@ -176,7 +191,8 @@ export class Memfd extends FdMemory {
    * @throws {TypeError} For options of the wrong type.
    * @throws {RangeError} For a bad size, name or seal name.
    * @throws {ErrnoError} `memfd_create` (EMFILE), `posix_fallocate` (ENOSPC), `mmap` (ENOMEM),
-   * `fcntl(F_ADD_SEALS)`.
+   * `fcntl(F_ADD_SEALS)`. A size beyond the memory left (ENOMEM) or RLIMIT_FSIZE (EFBIG) is
+   * refused before anything is allocated: a memfd has no filesystem limit of its own.
    */
   static create(options: MemfdCreateOptions): Memfd {
     const reason = memfdUnsupportedReason();
@@ -189,9 +205,15 @@ export class Memfd extends FdMemory {
     const fd = memfdCreate(name, C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING);
     let memory: Memfd;
     try {
+      checkBacking({
+        syscall: reserve ? "posix_fallocate" : "ftruncate",
+        fd,
+        size,
+        allocate: reserve ? size : 0,
+      });
       if (reserve) posixFallocate(fd, 0, size); // sets the size too
       else ftruncate(fd, size);
-      memory = new Memfd(fd, name, size, false);
+      memory = new Memfd({ fd, name, length: size, readOnly: false, reserve: true });
     } catch (error) {
       unsafeLibc.close(fd);
       throw error;
@@ -287,7 +309,13 @@ export class Memfd extends FdMemory {
         `Cannot map fd ${fd} writable: it is open read-only or sealed against writing; use readOnly: true`,
       );
     }
-    return new Memfd(fd, "", status.size, wantReadOnly ?? !writable);
+    return new Memfd({
+      fd,
+      name: "",
+      length: status.size,
+      readOnly: wantReadOnly ?? !writable,
+      reserve: true,
+    });
   }
 
   /**

@@ -21,11 +21,14 @@
  *
  * @module
  */
-import { check, checkReturned, ErrnoError, type Hints } from "../core/errors.ts";
-import { availableSymbols, errno, unsafeLibc } from "../ffi/libc.ts";
-import { allocStruct, cString, typeName } from "../ffi/pointer.ts";
+import { check, checkReturned, type Hints } from "../core/errors.ts";
+import { availableSymbols, unsafeLibc } from "../ffi/libc.ts";
+import { cString, typeName } from "../ffi/pointer.ts";
 import { platform } from "../platform/mod.ts";
 import { checkFd, checkInteger, checkMode } from "../core/_validate.ts";
+import { type FdStat, statFd } from "../core/_io.ts";
+
+export { closeFd, type FdStat, statPath } from "../core/_io.ts";
 
 const C = platform.constants;
 const encoder = new TextEncoder();
@@ -140,6 +143,10 @@ export function shmOpenHints(name: string): Hints {
     EMFILE: "this process has too many open files (ulimit -n)",
     ENFILE: "the system has too many open files",
     ENAMETOOLONG: "the name is too long for this system",
+    ELOOP:
+      "the name is a symbolic link, which shm_open never follows (someone may have planted it)",
+    ENXIO: "the name is a socket or a device, not a shared memory object",
+    EISDIR: "the name is a directory, not a shared memory object",
   };
 }
 
@@ -257,72 +264,6 @@ export function posixFallocate(fd: number, offset: number, length: number): void
   }
 }
 
-/** What `fstat` says about an fd, all of it that shmkit reads. */
-export interface FdStat {
-  /** Size in bytes (st_size). */
-  readonly size: number;
-  /** File type and permission bits (st_mode); `mode & 0o7777` is the permissions. */
-  readonly mode: number;
-  /** Owner's user id (st_uid). */
-  readonly uid: number;
-  /** Owner's group id (st_gid). */
-  readonly gid: number;
-  /** Device (st_dev); with `ino`, identifies the object. */
-  readonly dev: number;
-  /** Inode number (st_ino). */
-  readonly ino: number;
-  /** Whether it is a regular file (shm objects and memfds are). */
-  readonly isFile: boolean;
-}
-
-type FieldReader = (view: DataView) => number;
-
-// Readers compiled once from the platform's layout: fstat sits on the create
-// and attach paths, where a generic field lookup per read costs microseconds.
-function fieldReader(name: string): FieldReader {
-  const field = platform.structs.stat.fields[name];
-  if (field === undefined) throw new Error(`Cannot find struct stat field ${name}`);
-  const { offset, size, kind } = field;
-  const signed = kind === "int";
-  switch (size) {
-    case 2:
-      return signed ? (v) => v.getInt16(offset, true) : (v) => v.getUint16(offset, true);
-    case 4:
-      return signed ? (v) => v.getInt32(offset, true) : (v) => v.getUint32(offset, true);
-    case 8:
-      return signed
-        ? (v) => Number(v.getBigInt64(offset, true))
-        : (v) => Number(v.getBigUint64(offset, true));
-    default:
-      throw new Error(`Cannot read struct stat field ${name}: size ${size}`);
-  }
-}
-
-const STAT = {
-  size: fieldReader("st_size"),
-  mode: fieldReader("st_mode"),
-  uid: fieldReader("st_uid"),
-  gid: fieldReader("st_gid"),
-  dev: fieldReader("st_dev"),
-  ino: fieldReader("st_ino"),
-};
-// One buffer for every call: the calls are synchronous and read it at once.
-const statBuffer = allocStruct(platform.structs.stat);
-const statView = new DataView(statBuffer.buffer);
-
-function readStat(): FdStat {
-  const mode = STAT.mode(statView);
-  return {
-    size: STAT.size(statView),
-    mode,
-    uid: STAT.uid(statView),
-    gid: STAT.gid(statView),
-    dev: STAT.dev(statView),
-    ino: STAT.ino(statView),
-    isFile: (mode & C.S_IFMT) === C.S_IFREG,
-  };
-}
-
 /**
  * `fstat(fd)`: size, mode, owner and identity of an open fd.
  *
@@ -339,26 +280,7 @@ function readStat(): FdStat {
  */
 export function fstat(fd: number): FdStat {
   checkFd(fd);
-  if (unsafeLibc.fstat(fd, statBuffer) === -1) {
-    check(-1, "fstat", { fd }, { EBADF: "the fd is not open in this process" });
-  }
-  return readStat();
-}
-
-/**
- * Internal: `stat(path)` for the shm layer's identity checks and listing;
- * undefined when the path is missing. `path` may come encoded already.
- */
-export function statPath(path: string | Uint8Array): FdStat | undefined {
-  const bytes = typeof path === "string" ? cString(path, "path") : path;
-  if (unsafeLibc.stat(bytes, statBuffer) === -1) {
-    const code = errno();
-    if (code === platform.errno.ENOENT) return undefined;
-    throw new ErrnoError("stat", code, {
-      path: typeof path === "string" ? path : new TextDecoder().decode(path.subarray(0, -1)),
-    });
-  }
-  return readStat();
+  return statFd(fd);
 }
 
 /**
@@ -412,27 +334,6 @@ export function fchown(fd: number, uid: number, gid: number): void {
   check(unsafeLibc.fchown(fd, u, g), "fchown", { fd }, {
     EPERM: "changing the owner needs CAP_CHOWN; the group, membership in it",
   });
-}
-
-/**
- * Closes an fd: `close(fd)`. Close only fds you own: closing one the runtime
- * uses breaks the runtime.
- *
- * @example
- * ```ts
- * import { closeFd, platform, shmOpen, shmUnlink } from "@shmkit/shmkit/raw";
- * const C = platform.constants;
- * const fd = shmOpen("/close-example", C.O_CREAT | C.O_RDWR);
- * closeFd(fd);
- * shmUnlink("/close-example");
- * ```
- *
- * @throws {RangeError} For a bad fd number.
- * @throws {ErrnoError} `close` with EBADF when it is not open.
- */
-export function closeFd(fd: number): void {
-  checkFd(fd);
-  check(unsafeLibc.close(fd), "close", { fd });
 }
 
 /**

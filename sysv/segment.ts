@@ -16,6 +16,9 @@
  * - A read-only attachment hands out {@linkcode ReadOnlyView}s, never a
  *   writable TypedArray that would crash the process on a write.
  * - `detach()` and `remove()` are different verbs; nothing does both.
+ * - Attachments dropped without `detach()` can't pin segments without
+ *   bound: past `SystemVAttachment.maxLive` (1024) live mappings, attaching
+ *   is EMFILE with a message naming them, not kernel.shmmni running out.
  *
  * @example Two processes meet at a key made from a file
  * ```ts
@@ -33,11 +36,8 @@
  * @module
  */
 import { ErrnoError } from "../core/errors.ts";
-import { MappedMemory, regionOf, roundUpToPage, setRegion } from "../core/memory.ts";
-import { ClosedError } from "../core/errors.ts";
 import { platform } from "../platform/mod.ts";
-import { ReadOnlyView } from "../mapping/readonly_view.ts";
-import { Region } from "../core/_region.ts";
+import { attachSegment, type SystemVAttachment } from "./attachment.ts";
 import {
   checkId,
   checkIpcMode,
@@ -55,13 +55,13 @@ import {
   shmget,
   type SystemVLimits,
   type SystemVSegmentEntry,
-  unsafeShmat,
 } from "./raw.ts";
 import { checkBoolean, checkInteger, checkOptions, checkSize } from "../core/_validate.ts";
 import { keepSegment, removeSegmentOnExit } from "../shm/_cleaner_sysv.ts";
 
 export type { ShmctlSetOptions, SystemVLimits, SystemVSegmentEntry } from "./raw.ts";
 export { ftok } from "./raw.ts";
+export { SystemVAttachment } from "./attachment.ts";
 
 const C = platform.constants;
 
@@ -160,157 +160,6 @@ export interface SystemVSegmentStatus {
   readonly locked: boolean;
 }
 
-// One mapping of a segment in this process, shared by every attachment of
-// the same segment and access; the Region owner, so views keep it alive.
-class SharedMapping {
-  readonly region: Region;
-  readonly id: number;
-  readonly pool: Map<number, WeakRef<SharedMapping>> | undefined;
-  attachments = 0;
-
-  constructor(
-    address: number,
-    size: number,
-    id: number,
-    pool: Map<number, WeakRef<SharedMapping>> | undefined,
-  ) {
-    this.id = id;
-    this.pool = pool;
-    this.region = new Region(this, address, size, roundUpToPage(size), "shmdt");
-  }
-}
-
-// The mappings in use, by segment id, read-write and read-only apart. Weak:
-// a mapping that no attachment and no view references can be collected,
-// and Region's finalizer then detaches it (replacing it with zero pages).
-const readWritePool = new Map<number, WeakRef<SharedMapping>>();
-const readOnlyPool = new Map<number, WeakRef<SharedMapping>>();
-
-function pooled(
-  pool: Map<number, WeakRef<SharedMapping>>,
-  id: number,
-): SharedMapping | undefined {
-  const shared = pool.get(id)?.deref();
-  if (shared !== undefined && !shared.region.released) return shared;
-  pool.delete(id);
-  return undefined;
-}
-
-function detachOne(shared: SharedMapping): void {
-  shared.attachments--;
-  if (shared.attachments > 0) return;
-  if (shared.pool?.get(shared.id)?.deref() === shared) shared.pool.delete(shared.id);
-  shared.region.release();
-}
-
-// The attachment constructor is private; SystemVSegment.attach() makes them.
-let makeAttachment: (
-  segment: SystemVSegment,
-  shared: SharedMapping,
-  readOnly: boolean,
-) => SystemVAttachment;
-
-/**
- * A System V segment attached to this process: `shmat`. Views
- * (`view()`, `dataView()`, `readOnlyView()`) are detached when the memory
- * is detached, so a stale view reads nothing instead of crashing.
- *
- * Attachments of the same segment (and the same access) in one process
- * share one mapping and count as one in `nattch`: attaching in a loop does
- * not use up address space. `detach()` ends this attachment; the real
- * `shmdt` happens when the last attachment of that mapping detaches, and
- * only then are the views (which belong to the shared mapping) detached.
- *
- * `detach()` never removes the segment; see {@linkcode SystemVSegment.remove}.
- *
- * @example
- * ```ts
- * import { SystemVSegment } from "@shmkit/shmkit";
- * const segment = SystemVSegment.create(4096);
- * try {
- *   using attachment = segment.attach();
- *   attachment.view()[0] = 1;
- * } finally {
- *   segment.remove();
- * }
- * ```
- */
-export class SystemVAttachment extends MappedMemory {
-  #shared: SharedMapping | undefined;
-  /** The segment this is an attachment of. */
-  readonly segment: SystemVSegment;
-  /** Whether this was attached with SHM_RDONLY (views then are ReadOnlyViews only). */
-  readonly readOnly: boolean;
-
-  static {
-    makeAttachment = (segment, shared, readOnly) =>
-      new SystemVAttachment(segment, shared, readOnly);
-  }
-
-  private constructor(segment: SystemVSegment, shared: SharedMapping, readOnly: boolean) {
-    super();
-    this.segment = segment;
-    this.readOnly = readOnly;
-    this.#shared = shared;
-    setRegion(this, shared.region);
-  }
-
-  /** "System V attachment", for error messages. */
-  protected get kind(): string {
-    return "System V attachment";
-  }
-
-  /** Refuses writable views of a read-only (PROT_READ) attachment. */
-  protected override checkViewable(): void {
-    if (this.readOnly) {
-      throw new TypeError(
-        `Cannot create a writable view of a read-only System V attachment (segment id ${this.segment.id}): its pages are mapped PROT_READ (SHM_RDONLY), and the first write through a TypedArray or DataView would kill the process with SIGSEGV; read it with readOnlyView(), or attach without readOnly to write`,
-      );
-    }
-  }
-
-  /**
-   * A {@linkcode ReadOnlyView} of the memory: reading methods only, so it
-   * is the way to read a read-only attachment (and works on read-write
-   * ones too). It is detached with the memory.
-   *
-   * @param byteOffset Where the view starts (default 0).
-   * @param byteLength How many bytes (default: to the end).
-   * @throws {RangeError} When the range runs past the end.
-   * @throws {ClosedError} When this attachment is detached.
-   */
-  readOnlyView(byteOffset = 0, byteLength?: number): ReadOnlyView {
-    const region = regionOf(this);
-    if (region === undefined) throw new ClosedError("create a view", this.kind);
-    return new ReadOnlyView(region.buffer(), byteOffset, byteLength, this.kind);
-  }
-
-  /** Whether `detach()` has been called. */
-  get detached(): boolean {
-    return this.closed;
-  }
-
-  /**
-   * Ends this attachment. When it is the last attachment of its mapping in
-   * this process, detaches the views and calls `shmdt` (`nattch` drops by
-   * one). Does NOT remove the segment. Idempotent.
-   *
-   * @throws {ErrnoError} `shmdt` failing (not expected).
-   */
-  detach(): void {
-    const shared = this.#shared;
-    if (shared === undefined) return;
-    this.#shared = undefined;
-    setRegion(this, undefined);
-    detachOne(shared);
-  }
-
-  /** Same as `detach()`, for `using` and the `MappedMemory` interface. */
-  close(): void {
-    this.detach();
-  }
-}
-
 /**
  * A System V shared memory segment: a key (or IPC_PRIVATE), an id, a size.
  *
@@ -339,21 +188,39 @@ export class SystemVAttachment extends MappedMemory {
  * ```
  */
 export class SystemVSegment {
-  /** The segment id (`shmid`). */
-  readonly id: number;
-  /** The key it was created or opened with, unsigned (0 for IPC_PRIVATE). */
-  readonly key: number;
-  /** The real size in bytes (that of the existing segment when one was opened). */
-  readonly size: number;
-  /** Whether this call created the segment (false when an existing one was opened). */
-  readonly created: boolean;
+  // Private, with getters only: assigning another segment's id must not
+  // make remove() remove that segment.
+  readonly #id: number;
+  readonly #key: number;
+  readonly #size: number;
+  readonly #created: boolean;
   #removed = false;
 
   private constructor(id: number, key: number, size: number, created: boolean) {
-    this.id = id;
-    this.key = key >>> 0;
-    this.size = size;
-    this.created = created;
+    this.#id = id;
+    this.#key = key >>> 0;
+    this.#size = size;
+    this.#created = created;
+  }
+
+  /** The segment id (`shmid`). */
+  get id(): number {
+    return this.#id;
+  }
+
+  /** The key it was created or opened with, unsigned (0 for IPC_PRIVATE). */
+  get key(): number {
+    return this.#key;
+  }
+
+  /** The real size in bytes (that of the existing segment when one was opened). */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Whether this call created the segment (false when an existing one was opened). */
+  get created(): boolean {
+    return this.#created;
   }
 
   /**
@@ -534,15 +401,7 @@ export class SystemVSegment {
       address = checkInteger(o.address, "address", 1);
       if (checkBoolean(o.roundAddress, "roundAddress", true)) flags |= C.SHM_RND;
     }
-    const pool = address !== 0 ? undefined : readOnly ? readOnlyPool : readWritePool;
-    let shared = pool === undefined ? undefined : pooled(pool, this.id);
-    if (shared === undefined) {
-      const at = unsafeShmat(this.id, address, flags);
-      shared = new SharedMapping(at, this.size, this.id, pool);
-      pool?.set(this.id, new WeakRef(shared));
-    }
-    shared.attachments++;
-    return makeAttachment(this, shared, readOnly);
+    return attachSegment(this, readOnly, address, flags);
   }
 
   /**
@@ -553,9 +412,9 @@ export class SystemVSegment {
    * detached everywhere, e.g. by `ipcrm -m`), EACCES.
    */
   stat(): SystemVSegmentStatus {
-    const s = shmctlStat(this.id);
+    const s = shmctlStat(this.#id);
     return {
-      id: this.id,
+      id: this.#id,
       key: s.key,
       size: s.segsz,
       nattch: s.nattch,
@@ -589,7 +448,7 @@ export class SystemVSegment {
    * @throws {ErrnoError} `shmctl(IPC_SET)` with EPERM unless owner, creator or CAP_SYS_ADMIN.
    */
   setPermissions(permissions: SystemVPermissions): void {
-    shmctlSet(this.id, permissions);
+    shmctlSet(this.#id, permissions);
   }
 
   /**
@@ -599,7 +458,7 @@ export class SystemVSegment {
    * @throws {ErrnoError} `shmctl(SHM_LOCK)` with EPERM or ENOMEM (CAP_IPC_LOCK / RLIMIT_MEMLOCK).
    */
   lock(): void {
-    shmctlLock(this.id);
+    shmctlLock(this.#id);
   }
 
   /**
@@ -609,7 +468,7 @@ export class SystemVSegment {
    * @throws {ErrnoError} `shmctl(SHM_UNLOCK)` with EPERM.
    */
   unlock(): void {
-    shmctlUnlock(this.id);
+    shmctlUnlock(this.#id);
   }
 
   /**
@@ -629,7 +488,7 @@ export class SystemVSegment {
     keepSegment(this.id);
     if (this.#removed) return;
     try {
-      shmctlRemove(this.id);
+      shmctlRemove(this.#id);
     } catch (error) {
       if (!(error instanceof ErrnoError) || (error.code !== "EINVAL" && error.code !== "EIDRM")) {
         throw error;
@@ -657,7 +516,7 @@ export class SystemVSegment {
 
   /** `SystemVSegment(id 5, key 0x0000abcd, 4096 bytes)`. */
   toString(): string {
-    return `SystemVSegment(id ${this.id}, key ${formatKey(this.key)}, ${this.size} bytes)`;
+    return `SystemVSegment(id ${this.#id}, key ${formatKey(this.key)}, ${this.size} bytes)`;
   }
 }
 

@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { execFileSync } from "node:child_process";
 import { ClosedError, ErrnoError, Mapping, pageSize, readProcMaps } from "../mod.ts";
 import { tombstones } from "../core/_region.ts";
 import { collectGarbage, tempDir, tick } from "./helpers.ts";
@@ -10,8 +11,10 @@ function mapsLine(address: number): string | undefined {
   return readProcMaps().find((entry) => entry.contains(address))?.line;
 }
 
-test("pageSize() matches sysconf and is a power of two", () => {
+test("pageSize() matches getconf PAGESIZE and is a power of two", () => {
   const size = pageSize();
+  // getconf asks sysconf(_SC_PAGESIZE) in a process of its own: an independent reading.
+  assert.equal(size, Number(execFileSync("getconf", ["PAGESIZE"], { encoding: "utf8" }).trim()));
   assert.ok(size >= 4096);
   assert.equal(size & (size - 1), 0);
 });

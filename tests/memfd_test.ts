@@ -7,6 +7,7 @@ import { ftruncate, getSeals, memfdCreate, platform } from "../raw.ts";
 import { unsafeLibc } from "../ffi/libc.ts";
 import { cString } from "../ffi/pointer.ts";
 import { memfdUnsupportedReason } from "../shm/raw.ts";
+import { skipReason } from "./helpers.ts";
 import {
   installed,
   leftovers,
@@ -294,7 +295,7 @@ test("fds of closed memfds are all given back", () => {
 });
 
 for (const rt of RUNTIMES) {
-  const skip = installed(rt) ? false : `${rt.program} is not installed`;
+  const skip = installed(rt) ? false : skipReason(`${rt.program} is not installed`);
   test(`a ${rt.name} process receiving a sealed memfd checks it, can't shrink it, writes to it`, {
     skip,
   }, async () => {

@@ -6,13 +6,17 @@
  *
  * @module
  */
-import { test } from "node:test";
+import { before as beforeAll, test } from "node:test";
+import { join } from "node:path";
 import assert from "node:assert/strict";
 import { ClosedError, ReadOnlyView, readProcMaps, SystemVSegment } from "../mod.ts";
 import {
   assertSegmentsRestored,
+  FIXTURES,
+  runtimeCommand,
   type SegmentSnapshot,
   segmentSnapshot,
+  spawnTracked,
 } from "./fixtures/sysv_support.ts";
 
 let before: SegmentSnapshot | undefined;
@@ -26,7 +30,7 @@ function sample(): ArrayBuffer {
   return bytes.buffer;
 }
 
-test("snapshot of the segments before the suite", () => {
+beforeAll(() => {
   before = segmentSnapshot();
 });
 
@@ -179,6 +183,17 @@ test("over a PROT_READ attachment: reads work, every write attempt fails harmles
   } finally {
     segment.remove();
   }
+});
+
+test("prototype tampering after load can't write through a read-only accessor (child process)", () => {
+  const [program, args] = runtimeCommand(join(FIXTURES, "readonly_tamper_child.ts"));
+  const result = spawnTracked(program, args);
+  // A write to the PROT_READ attachment would be SIGSEGV: a signal, or Bun's crash report.
+  assert.equal(result.signal, null, `killed by ${result.signal}: ${result.stderr}`);
+  assert.equal(result.status, 0, result.stderr);
+  const said = JSON.parse(result.stdout.trim().split("\n").pop() ?? "{}");
+  assert.deepEqual(said.reads, [0, 0, 0, 0, 0, 0, 0, 4, 0, 4096, 0, 4096, 4]);
+  assert.equal(said.tampered, 0, "a replaced intrinsic was called");
 });
 
 test("ipcs -m is as the suite found it", () => {

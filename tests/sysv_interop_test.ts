@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { test } from "node:test";
+import { before as beforeAll, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { readlinkSync, writeFileSync } from "node:fs";
@@ -47,7 +47,7 @@ function hex(key: number): string {
   return `0x${key.toString(16).padStart(8, "0")}`;
 }
 
-test("snapshot of the segments before the suite", () => {
+beforeAll(() => {
   before = segmentSnapshot();
 });
 
@@ -91,13 +91,15 @@ test("list() agrees with ipcs -m on every segment", { skip: NO_IPCS }, () => {
   ];
   const attachment = segments[1]!.attach();
   try {
+    // Rows ipcs shows both before and after list() existed while list() read: all must be there.
+    const first = new Set(ipcsRows().map((r) => r.id));
     const listed = new Map(SystemVSegment.list().map((s) => [s.id, s]));
-    const rows = ipcsRows();
+    const rows = ipcsRows().filter((r) => first.has(r.id));
+    for (const segment of segments) assert.ok(listed.has(segment.id), `list() misses ${segment}`);
     assert.ok(rows.length >= 2);
     for (const row of rows) {
       const entry = listed.get(row.id);
-      // A segment made by another process between the two reads may be missing.
-      if (entry === undefined) continue;
+      assert.ok(entry !== undefined, `list() misses the segment ipcs -m shows: ${row.line}`);
       assert.equal(hex(entry.key), row.key, row.line);
       assert.equal(entry.owner, row.owner, row.line);
       assert.equal(entry.perms.toString(8), row.perms.replace(/^0+(?=.)/, ""), row.line);
@@ -254,6 +256,36 @@ test("shmkit creates from an ftok key and writes; C reads it and agrees on IPC_S
     dir.remove();
   }
 });
+
+test(
+  "attachments dropped without detach are bounded (maxLive, EMFILE) before kernel.shmmni runs out",
+  {
+    skip: NO_UNSHARE,
+  },
+  () => {
+    const [program, args] = runtimeCommand(join(FIXTURES, "sysv_attach_cycle_child.ts"));
+    const result = spawnTracked("unshare", ["--ipc", program, ...args], {
+      SHMKIT_PARENT_IPC_NS: readlinkSync("/proc/self/ns/ipc"),
+    });
+    assert.equal(result.status, 0, result.stdout + result.stderr);
+    const out = JSON.parse(result.stdout);
+    assert.notEqual(out.namespace, readlinkSync("/proc/self/ns/ipc"));
+    // Detached cycles: more than shmmni (32) of them, nothing left behind.
+    assert.equal(out.detachedCycles, 100);
+    assert.equal(out.segmentsAfterDetached, 0);
+    // Held attachments: the 9th is refused with a sentence naming the cause.
+    assert.equal(out.refusedAt, 8);
+    assert.equal(out.refusal.code, "EMFILE");
+    assert.match(out.refusal.message, /8 System V attachments that were never detached \(limit 8/);
+    assert.match(out.refusal.message, /8 of them hold segments that were removed/);
+    assert.equal(out.liveAtRefusal, 8);
+    assert.equal(out.segmentsAtRefusal, 8);
+    assert.equal(out.liveAfterDetach, 0);
+    // Dropped attachments never let shmget reach kernel.shmmni.
+    assert.equal(out.dropped.enospc, 0);
+    assert.ok(out.dropped.most <= 8, `up to ${out.dropped.most} segments lived at once`);
+  },
+);
 
 test("real limit errors, provoked in a new IPC namespace (unshare --ipc) by a child runtime", {
   skip: NO_UNSHARE,

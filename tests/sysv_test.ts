@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { test } from "node:test";
+import { before as beforeAll, test } from "node:test";
+import { execFileSync } from "node:child_process";
 import assert from "node:assert/strict";
 import { readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -32,12 +33,12 @@ import {
   unsafeShmat,
   unsafeShmdt,
 } from "../raw.ts";
-import { allocStruct, readField, writeField } from "../ffi/pointer.ts";
+import { allocStruct, writeField } from "../ffi/pointer.ts";
 import { LINUX_AARCH64 } from "../platform/linux_aarch64.ts";
 import { LINUX_X86_64 } from "../platform/linux_x86_64.ts";
 import { DARWIN_AARCH64 } from "../platform/darwin.ts";
 import { tombstones } from "../core/_region.ts";
-import { collectGarbage, tempDir, tick } from "./helpers.ts";
+import { collectGarbage, have, skipReason, tempDir, tick } from "./helpers.ts";
 import {
   assertSegmentsRestored,
   procSegments,
@@ -79,13 +80,14 @@ function isErrno(code: string, pattern?: RegExp): (error: unknown) => boolean {
   };
 }
 
-test("snapshot of the segments before the suite", () => {
+beforeAll(() => {
   before = segmentSnapshot();
 });
 
 test("create() defaults: IPC_PRIVATE, mode 0o600, exclusive; stat() decodes shmid_ds", () => {
   withSegments((make) => {
-    const started = Date.now();
+    // shm_ctime is whole seconds of the same real-time clock as Date.now().
+    const started = Math.floor(Date.now() / 1000);
     const segment = make(10000);
     assert.equal(segment.key, 0);
     assert.equal(segment.size, 10000);
@@ -100,8 +102,10 @@ test("create() defaults: IPC_PRIVATE, mode 0o600, exclusive; stat() decodes shmi
     assert.equal(s.lpid, 0);
     assert.equal(s.atime, null);
     assert.equal(s.dtime, null);
+    const ended = Math.ceil(Date.now() / 1000);
     assert.ok(s.ctime instanceof Date);
-    assert.ok(Math.abs(s.ctime.getTime() - started) < 5000, `ctime ${s.ctime.toISOString()}`);
+    const ctime = s.ctime.getTime() / 1000;
+    assert.ok(started <= ctime && ctime <= ended, `ctime ${ctime} not in [${started}, ${ended}]`);
     assert.equal(s.uid, process.getuid!());
     assert.equal(s.cuid, process.getuid!());
     assert.equal(s.gid, process.getgid!());
@@ -569,7 +573,7 @@ test("setPermissions changes mode, uid and gid through IPC_SET", () => {
 
 test(
   "lock() and unlock() set and clear SHM_LOCKED (as root)",
-  { skip: process.getuid!() !== 0 },
+  { skip: process.getuid!() === 0 ? false : skipReason("SHM_LOCK needs root here") },
   () => {
     withSegments((make) => {
       const segment = make(4096);
@@ -645,17 +649,58 @@ test("shmid_ds is decoded with each platform's generated layout, not fixed offse
     DARWIN_AARCH64.structs.shmid_ds.fields.shm_segsz!.offset,
     LINUX_X86_64.structs.shmid_ds.fields.shm_segsz!.offset,
   );
-  // And the live struct: IPC_STAT through the raw wrapper agrees with readField.
-  withSegments((make) => {
-    const segment = make(4096, { mode: 0o640 });
-    const raw = shmctlStat(segment.id);
-    assert.equal(raw.segsz, 4096);
-    assert.equal(raw.mode & 0o777, 0o640);
-    const layout = platform.structs.shmid_ds;
-    const bytes = allocStruct(layout);
-    writeField(bytes, layout, "shm_segsz", 4096);
-    assert.equal(readField(bytes, layout, "shm_segsz"), raw.segsz);
-  });
+});
+
+// The C compiler fills a struct shmid_ds by field name and prints its bytes:
+// decoding them checks this machine's layout against an independent source.
+const SHMID_DS_C = `#include <stdio.h>
+#include <string.h>
+#include <sys/shm.h>
+int main(void) {
+  struct shmid_ds d;
+  memset(&d, 0, sizeof d);
+  d.shm_perm.__key = (key_t)0xdeadbeef;
+  d.shm_perm.uid = 1001; d.shm_perm.gid = 1002; d.shm_perm.cuid = 1003; d.shm_perm.cgid = 1004;
+  d.shm_perm.mode = 01640; d.shm_segsz = 123456789;
+  d.shm_atime = 1700000000; d.shm_dtime = 1700000001; d.shm_ctime = 1700000002;
+  d.shm_cpid = 4242; d.shm_lpid = 4343; d.shm_nattch = 3;
+  const unsigned char *p = (const unsigned char *)&d;
+  for (size_t i = 0; i < sizeof d; i++) printf("%02x", p[i]);
+  return 0;
+}
+`;
+
+test("shmid_ds bytes laid out by the C compiler decode to the values C put there", {
+  skip: platform.os === "linux" && have("cc")
+    ? false
+    : skipReason("needs Linux and a C compiler (cc)"),
+}, () => {
+  const dir = tempDir();
+  try {
+    writeFileSync(join(dir.path, "shmid_ds.c"), SHMID_DS_C);
+    const exe = join(dir.path, "shmid_ds");
+    execFileSync("cc", ["-o", exe, join(dir.path, "shmid_ds.c")]);
+    const hex = execFileSync(exe, { encoding: "utf8" }).trim();
+    assert.equal(hex.length / 2, platform.structs.shmid_ds.size, "sizeof(struct shmid_ds)");
+    const bytes = new Uint8Array(hex.match(/../g)!.map((h) => parseInt(h, 16)));
+    assert.deepEqual(decodeShmidDs(bytes), {
+      key: 0xdeadbeef,
+      uid: 1001,
+      gid: 1002,
+      cuid: 1003,
+      cgid: 1004,
+      mode: 0o1640,
+      segsz: 123456789,
+      atime: 1700000000,
+      dtime: 1700000001,
+      ctime: 1700000002,
+      cpid: 4242,
+      lpid: 4343,
+      nattch: 3,
+    });
+  } finally {
+    dir.remove();
+  }
 });
 
 test("thin wrappers: shmget, unsafeShmat, unsafeShmdt, shmctl IPC_STAT and IPC_RMID", () => {

@@ -1,0 +1,81 @@
+/**
+ * Names of POSIX shared memory objects: random names, the encoded form, the
+ * /dev/shm path, and unlinking only the object a name still names.
+ *
+ * @module
+ */
+import { ErrnoError } from "../core/errors.ts";
+import { errno, unsafeLibc } from "../ffi/libc.ts";
+import { platform } from "../platform/mod.ts";
+import { statFd, statPath } from "../core/_io.ts";
+import { encodeShmName } from "./raw.ts";
+
+const C = platform.constants;
+
+/** Where glibc keeps POSIX shared memory objects (Linux). */
+export const SHM_DIR = "/dev/shm";
+
+/** A random name: "/shmkit-" and 16 hex digits. */
+export function randomName(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  let hex = "";
+  for (const byte of bytes) hex += byte.toString(16).padStart(2, "0");
+  return `/shmkit-${hex}`;
+}
+
+/** A checked name, encoded once for every call that needs it. */
+export interface ShmName {
+  /** The name, "/x". */
+  readonly name: string;
+  /** The name as a C string. */
+  readonly c: Uint8Array<ArrayBuffer>;
+}
+
+const SHM_DIR_BYTES = new TextEncoder().encode(SHM_DIR);
+
+export function shmName(name: string, c: Uint8Array<ArrayBuffer> = encodeShmName(name)): ShmName {
+  return { name, c };
+}
+
+// "/dev/shm" followed by room for the longest name; reused by every (synchronous) call.
+const pathScratch = new Uint8Array(SHM_DIR_BYTES.length + 1 + platform.constants.NAME_MAX + 1);
+pathScratch.set(SHM_DIR_BYTES);
+
+/** "/dev/shm/x" as a C string, in a buffer reused by the next call. */
+export function shmPath(name: ShmName): Uint8Array {
+  pathScratch.set(name.c, SHM_DIR_BYTES.length);
+  return pathScratch;
+}
+
+function identityOf(name: ShmName): { dev: number; ino: number } | undefined {
+  if (platform.os === "linux") return statPath(shmPath(name));
+  // Elsewhere there is no path to stat: open the name read-only.
+  const fd = unsafeLibc.shm_open(name.c, C.O_RDONLY, 0);
+  if (fd === -1) return undefined;
+  try {
+    return statFd(fd);
+  } finally {
+    unsafeLibc.close(fd);
+  }
+}
+
+/**
+ * Unlinks `name` if it still names the object (dev, ino): never an object
+ * someone else made under the same name after ours was removed. Returns
+ * whether it unlinked.
+ */
+export function unlinkIfSame(name: ShmName, dev: number, ino: number): boolean {
+  let current: { dev: number; ino: number } | undefined;
+  try {
+    current = identityOf(name);
+  } catch {
+    current = { dev, ino }; // can't tell (EACCES on the directory): trust the name
+  }
+  if (current === undefined || current.dev !== dev || current.ino !== ino) return false;
+  if (unsafeLibc.shm_unlink(name.c) === -1) {
+    const code = errno();
+    if (code === platform.errno.ENOENT) return false;
+    throw new ErrnoError("shm_unlink", code, { path: name.name });
+  }
+  return true;
+}
