@@ -62,6 +62,8 @@ export { e, n, s, shared };
 
 test("the npm package builds, packs, installs and runs under Bun and Deno", {
   skip: have("npm") ? false : skipReason("npm is not on PATH"),
+  // Builds, packs, installs and type-checks: long under load, and Bun's default is 5 s.
+  timeout: 300_000,
 }, () => {
   const scratch = tempDir();
   try {
