@@ -23,6 +23,7 @@ import { backend } from "../ffi/libc.ts";
 import { typeName } from "../ffi/pointer.ts";
 import { platform } from "../platform/mod.ts";
 import { checkInteger } from "./_validate.ts";
+import { type GuardedRange, guardRange } from "./_sigbus_guard.ts";
 
 const C = platform.constants;
 
@@ -34,6 +35,8 @@ interface RegionState {
   readonly mappedLength: number;
   readonly kind: ReleaseKind;
   released: boolean;
+  /** The SIGBUS guard's entry for a range mapped from a file or fd. */
+  readonly guard: GuardedRange | undefined;
 }
 
 /** Ranges tombstoned so far (for diagnostics and tests). */
@@ -69,6 +72,7 @@ const collected = new FinalizationRegistry<RegionState>((state) => {
   if (state.released) return;
   state.released = true;
   try {
+    state.guard?.release();
     tombstone(state);
   } catch {
     // A finalizer has nobody to report to; the range stays mapped.
@@ -122,11 +126,16 @@ export class Region {
     length: number,
     mappedLength: number,
     kind: ReleaseKind,
+    fileBacked = false,
   ) {
     this.address = address;
     this.length = length;
     this.#owner = owner;
-    this.#state = { address, mappedLength, kind, released: false };
+    // A file, shm object or memfd can shrink under us: guard it against SIGBUS.
+    const guard = fileBacked
+      ? guardRange(address, mappedLength, C.PROT_READ | C.PROT_WRITE)
+      : undefined;
+    this.#state = { address, mappedLength, kind, released: false, guard };
     collected.register(owner, this.#state, this);
   }
 
@@ -136,6 +145,11 @@ export class Region {
 
   get mappedLength(): number {
     return this.#state.mappedLength;
+  }
+
+  /** Whether the SIGBUS guard absorbed a touch past the end of the object here. */
+  get truncated(): boolean {
+    return this.#state.guard?.hit ?? false;
   }
 
   /** The tracked buffer over the whole range, made anew if the last one escaped. */
@@ -172,6 +186,7 @@ export class Region {
     const clean = this.detachAll();
     this.#state.released = true;
     collected.unregister(this);
+    this.#state.guard?.release();
     if (clean) releaseForReal(this.#state);
     else tombstone(this.#state);
   }

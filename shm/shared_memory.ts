@@ -106,7 +106,7 @@ function mapFd(
         : {}),
     });
   }
-  return new Region(owner, address, length, roundUpToPage(length), "munmap");
+  return new Region(owner, address, length, roundUpToPage(length), "munmap", true);
 }
 
 /**
