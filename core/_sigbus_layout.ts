@@ -83,6 +83,7 @@ export function assemblerSymbols(p: Platform): Record<string, number> {
     SYS_TGKILL: C.SYS_tgkill,
     SYS_GETPID: C.SYS_getpid,
     SYS_GETTID: C.SYS_gettid,
+    SYS_SCHED_YIELD: C.SYS_sched_yield,
     BUS_ADRERR: C.BUS_ADRERR,
     SI_CODE: field(p, "siginfo_t", "si_code"),
     SI_ADDR: field(p, "siginfo_t", "si_addr"),

@@ -146,6 +146,18 @@ test("one process: b = open(a.name); a.resize(4096); b.view()[60000] reads 0", a
   assert.equal(r.ownerTruncated, false);
 });
 
+test("Workers share one installed guard, and concurrent faults on one page lose no write", async () => {
+  const r = result(await runChild("workers"));
+  assert.deepEqual(
+    r.shared,
+    [true, true, true, true],
+    "each Worker's copy found the installed handler",
+  );
+  assert.equal(r.mainShared, false, "the main thread's copy installed it");
+  assert.equal(r.lost, 0, "writes lost to a late page replacement");
+  assert.equal(r.truncated, r.rounds);
+});
+
 test("kill -BUS from outside still kills a process with the guard installed", async () => {
   const outcome = await runChild("kill", (pid) => {
     spawnSync("kill", ["-BUS", `${pid}`]);

@@ -87,7 +87,11 @@ claim:
 	b.hs chain                      /* no zero pages: behave as if unguarded */
 	b done
 claimed_by_other:
+	/* Another thread holds the claim and may still be inside mmap: yield
+	 * before the access is retried, rather than fault again at once. */
 	clrex
+	mov x8, #SYS_SCHED_YIELD
+	svc #0
 done:
 	add x10, x9, #D_BUSY
 4:	ldaxr x12, [x10]

@@ -56,7 +56,7 @@ claim:
 	/* Pages from the mark up are replaced or being replaced: replacing them
 	 * again could zero a write made since, so only [page, mark) is ours. */
 	cmp r10, rax
-	jae done
+	jae replaced
 	mov r11, rax
 	lock cmpxchg [rcx + S_MARK], r10
 	jne claim
@@ -78,6 +78,12 @@ claim:
 	mov r8, [rip + data_ptr]
 	cmp rax, -4095
 	jae chain                          /* no zero pages: behave as if unguarded */
+	jmp done
+replaced:
+	/* Another thread holds the claim and may still be inside mmap: yield
+	 * before the access is retried, rather than fault again at once. */
+	mov eax, SYS_SCHED_YIELD
+	syscall
 done:
 	lock dec qword ptr [r8 + D_BUSY]
 	ret
