@@ -260,6 +260,14 @@ export function guardRange(
 
 let unguarded = 0;
 
+/**
+ * The hint for EFAULT from a call that was handed a view of mapped memory:
+ * the kernel reports a buffer past the end of a truncated object that way
+ * (no signal), before the guard has replaced those pages.
+ */
+export const TRUNCATED_HINT =
+  "the buffer reaches past the end of the file or object it maps: a peer may have truncated it";
+
 /** What the guard can do in this process, and what it has done. */
 export interface SigbusGuardStatus {
   /** False where it can't be installed (no executable memory, unsupported platform). */

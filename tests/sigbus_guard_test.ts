@@ -13,7 +13,10 @@ import process from "node:process";
 
 import { SIGBUS_CODE } from "../core/_sigbus_code.ts";
 import { CODE, CODE_MAGIC, type GuardArch, SLOT_COUNT } from "../core/_sigbus_layout.ts";
-import { sigbusGuard } from "../core/_sigbus_guard.ts";
+import { sigbusGuard, TRUNCATED_HINT } from "../core/_sigbus_guard.ts";
+import { errnoName } from "../core/errors.ts";
+import { errno, unsafeLibc } from "../ffi/libc.ts";
+import { platform } from "../platform/mod.ts";
 import { Memfd } from "../mod.ts";
 import { assemble, TOOLS, toolsFor } from "../scripts/gen_sigbus.ts";
 import { emulator, have, runtime, skipReason, tempDir } from "./helpers.ts";
@@ -192,6 +195,25 @@ test("an untouched guarded mapping is not reported truncated", () => {
   assert.equal(memfd.truncated, false);
   memfd.close();
   assert.equal(memfd.truncated, false);
+});
+
+test("a buffer past the new end handed to write(2) is EFAULT, not a signal", () => {
+  using memfd = Memfd.create({ size: 8192 });
+  const view = memfd.view();
+  view[0] = 1;
+  unsafeLibc.ftruncate(memfd.fd, 4096);
+  const pipe = new Int32Array(2);
+  assert.equal(unsafeLibc.pipe2(pipe, platform.constants.O_CLOEXEC), 0);
+  try {
+    // The kernel reads the second page for us: no user-space fault, no handler.
+    assert.equal(unsafeLibc.write(pipe[1]!, view.subarray(4096), 16), -1);
+    assert.equal(errnoName(errno()), "EFAULT");
+    assert.equal(memfd.truncated, false);
+    assert.match(TRUNCATED_HINT, /truncated/);
+  } finally {
+    unsafeLibc.close(pipe[0]!);
+    unsafeLibc.close(pipe[1]!);
+  }
 });
 
 const MDWE_LAUNCH = "import ctypes, os, sys\n" +
