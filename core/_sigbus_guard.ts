@@ -285,8 +285,18 @@ export interface SigbusGuardStatus {
 }
 
 /**
- * The guard's state. Reading `available` installs the guard if it isn't yet,
- * since only trying tells whether executable memory is allowed.
+ * The SIGBUS guard's state. It is installed (`sigaction(SIGBUS, ...)` with a
+ * handler shmkit writes into a read+exec page) by the first mapping of a
+ * file, shm object or memfd; reading `available` installs it too, since only
+ * trying tells whether executable memory is allowed here.
+ *
+ * @example Checking that a peer's truncation can't kill this process
+ * ```ts
+ * import { sigbusGuard } from "@shmkit/shmkit";
+ * if (!sigbusGuard.available) {
+ *   console.warn(`shrinking peers can crash this process: ${sigbusGuard.reason}`);
+ * }
+ * ```
  */
 export const sigbusGuard: SigbusGuardStatus = {
   get available(): boolean {
