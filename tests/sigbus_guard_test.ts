@@ -65,6 +65,9 @@ function runtimeArgs(script: string, args: readonly string[]): string[] {
     : [repoPath(script), ...args];
 }
 
+/** A hang guard only (natively a scenario takes well under a second; qemu is slow). */
+const CHILD_TIMEOUT = emulator === undefined ? 120000 : 600000;
+
 function runChild(scenario: string, onReady?: (pid: number) => void): Promise<Outcome> {
   const dir = tempDir();
   const child = spawn(
@@ -85,8 +88,7 @@ function runChild(scenario: string, onReady?: (pid: number) => void): Promise<Ou
     }
   });
   child.stderr!.on("data", (chunk: string) => (stderr += chunk));
-  // A hang guard only: the scenarios take well under a second natively.
-  const timer = setTimeout(() => child.kill("SIGKILL"), 120000);
+  const timer = setTimeout(() => child.kill("SIGKILL"), CHILD_TIMEOUT);
   return new Promise((resolve) => {
     child.on("close", (code: number | null, signal: string | null) => {
       clearTimeout(timer);
@@ -124,7 +126,7 @@ for (
 ) {
   test(
     `${what}, truncated by a Python peer, reads 0 past the new end and reports truncated`,
-    { skip: noPython },
+    { skip: noPython, timeout: CHILD_TIMEOUT + 10000 },
     async () => {
       const r = result(await runChild(scenario));
       assert.equal(r.before, 1, "the byte before truncation");
@@ -142,14 +144,18 @@ for (
   );
 }
 
-test("one process: b = open(a.name); a.resize(4096); b.view()[60000] reads 0", async () => {
+test("one process: b = open(a.name); a.resize(4096); b.view()[60000] reads 0", {
+  timeout: CHILD_TIMEOUT + 10000,
+}, async () => {
   const r = result(await runChild("one-process"));
   assert.equal(r.after, 0);
   assert.equal(r.truncated, true);
   assert.equal(r.ownerTruncated, false);
 });
 
-test("Workers share one installed guard, and concurrent faults on one page lose no write", async () => {
+test("Workers share one installed guard, and concurrent faults on one page lose no write", {
+  timeout: CHILD_TIMEOUT + 10000,
+}, async () => {
   const r = result(await runChild("workers"));
   assert.deepEqual(
     r.shared,
@@ -161,7 +167,9 @@ test("Workers share one installed guard, and concurrent faults on one page lose 
   assert.equal(r.truncated, r.rounds);
 });
 
-test("kill -BUS from outside still kills a process with the guard installed", async () => {
+test("kill -BUS from outside still kills a process with the guard installed", {
+  timeout: CHILD_TIMEOUT + 10000,
+}, async () => {
   const outcome = await runChild("kill", (pid) => {
     spawnSync("kill", ["-BUS", `${pid}`]);
   });
@@ -170,14 +178,18 @@ test("kill -BUS from outside still kills a process with the guard installed", as
   assert.doesNotMatch(outcome.stdout, /survived/);
 });
 
-test("a fault outside shmkit's ranges still kills the process (the runtime's handler runs)", async () => {
+test("a fault outside shmkit's ranges still kills the process (the runtime's handler runs)", {
+  timeout: CHILD_TIMEOUT + 10000,
+}, async () => {
   const outcome = await runChild("outside");
   assert.match(outcome.stdout, /^installed true/m);
   assert.ok(diedOfSigbus(outcome), `code ${outcome.code}, signal ${outcome.signal}`);
   assert.doesNotMatch(outcome.stdout, /^read /m);
 });
 
-test("closing a guarded mapping frees its slot: more mappings than slots over time", () => {
+test("closing a guarded mapping frees its slot: more mappings than slots over time", {
+  timeout: CHILD_TIMEOUT,
+}, () => {
   const before = sigbusGuard.unguarded;
   for (let i = 0; i < SLOT_COUNT + 10; i++) {
     using memfd = Memfd.create({ size: 4096 });
