@@ -9,6 +9,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
+import { readdirSync, rmSync } from "node:fs";
 import process from "node:process";
 
 import { SIGBUS_CODE } from "../core/_sigbus_code.ts";
@@ -93,6 +94,10 @@ function runChild(scenario: string, onReady?: (pid: number) => void): Promise<Ou
     child.on("close", (code: number | null, signal: string | null) => {
       clearTimeout(timer);
       dir.remove();
+      // A child that died can't unlink what it created: its names carry its pid.
+      for (const entry of readdirSync("/dev/shm")) {
+        if (entry.startsWith(`shmkit-test-sigbus-${child.pid}-`)) rmSync(`/dev/shm/${entry}`);
+      }
       resolve({ code, signal, stdout, stderr });
     });
   });
