@@ -177,22 +177,36 @@ function index(slot: number, field: number): number {
   return (DATA.slots + slot * SLOT.size + field) / W;
 }
 
+/**
+ * UNSAFE, for tests: the guard's data words (installing it first), or
+ * undefined when it is unavailable. Writing them can break the handler.
+ */
+export function unsafeGuardWords(): BigInt64Array | undefined {
+  return ensureInstalled()?.words;
+}
+
+/** Index of a slot's field in the data words. */
+export function slotIndex(slot: number, field: number): number {
+  return index(slot, field);
+}
+
 /** A guarded range; `release()` it before the range is unmapped. */
 export class GuardedRange {
   readonly #words: BigInt64Array;
-  readonly #slot: number;
+  /** The range's slot in the table. */
+  readonly slot: number;
   #released = false;
   #hit = false;
 
   constructor(words: BigInt64Array, slot: number) {
     this.#words = words;
-    this.#slot = slot;
+    this.slot = slot;
   }
 
   /** Whether a touch past the object's end was absorbed in this range. */
   get hit(): boolean {
     if (!this.#released && !this.#hit) {
-      this.#hit = Atomics.load(this.#words, index(this.#slot, SLOT.hits)) > 0n;
+      this.#hit = Atomics.load(this.#words, index(this.slot, SLOT.hits)) > 0n;
     }
     return this.#hit;
   }
@@ -207,14 +221,14 @@ export class GuardedRange {
     const words = this.#words;
     this.#hit = this.hit;
     this.#released = true;
-    Atomics.store(words, index(this.#slot, SLOT.state), BigInt(SLOT_STATE.claimed));
+    Atomics.store(words, index(this.slot, SLOT.state), BigInt(SLOT_STATE.claimed));
     // The handler raises busy before it reads a slot; seeing 0 after the
     // store above means no handler can still be acting on this range.
     let spins = 0;
     while (Atomics.load(words, DATA.busy / W) !== 0n) {
       if (++spins % 1024 === 0) unsafeLibc.syscall(C.SYS_sched_yield, 0, 0, 0, 0, 0, 0);
     }
-    Atomics.store(words, index(this.#slot, SLOT.state), BigInt(SLOT_STATE.free));
+    Atomics.store(words, index(this.slot, SLOT.state), BigInt(SLOT_STATE.free));
   }
 }
 

@@ -13,12 +13,26 @@ import { readdirSync, rmSync } from "node:fs";
 import process from "node:process";
 
 import { SIGBUS_CODE } from "../core/_sigbus_code.ts";
-import { CODE, CODE_MAGIC, type GuardArch, SLOT_COUNT } from "../core/_sigbus_layout.ts";
-import { sigbusGuard, TRUNCATED_HINT } from "../core/_sigbus_guard.ts";
+import {
+  CODE,
+  CODE_MAGIC,
+  DATA,
+  type GuardArch,
+  SLOT,
+  SLOT_COUNT,
+  SLOT_STATE,
+} from "../core/_sigbus_layout.ts";
+import {
+  guardRange,
+  sigbusGuard,
+  slotIndex,
+  TRUNCATED_HINT,
+  unsafeGuardWords,
+} from "../core/_sigbus_guard.ts";
 import { errnoName } from "../core/errors.ts";
 import { errno, unsafeLibc } from "../ffi/libc.ts";
 import { platform } from "../platform/mod.ts";
-import { Memfd } from "../mod.ts";
+import { Mapping, Memfd } from "../mod.ts";
 import { assemble, TOOLS, toolsFor } from "../scripts/gen_sigbus.ts";
 import { emulator, have, runtime, skipReason, tempDir } from "./helpers.ts";
 import { repoPath } from "./fixtures/runtimes.ts";
@@ -204,6 +218,35 @@ test("closing a guarded mapping frees its slot: more mappings than slots over ti
   assert.equal(sigbusGuard.available, true);
   assert.equal(sigbusGuard.reason, undefined);
   assert.equal(sigbusGuard.unguarded, before);
+});
+
+test("releasing a range waits until no thread is inside the handler", async () => {
+  const words = unsafeGuardWords();
+  assert.ok(words !== undefined, sigbusGuard.reason);
+  using mapping = Mapping.anonymous(4096);
+  const range = guardRange(mapping.unsafeAddress, 4096, 0);
+  assert.ok(range !== undefined);
+  const worker = new Worker(
+    new URL("./fixtures/sigbus_busy_worker.ts", import.meta.url).href,
+    { type: "module" },
+  );
+  const next = () =>
+    new Promise<Record<string, number>>((resolve, reject) => {
+      worker.onmessage = (event: MessageEvent) => resolve(event.data);
+      worker.onerror = (event: Event) => reject(new Error(String((event as ErrorEvent).message)));
+    });
+  try {
+    await next(); // its copy of shmkit is loaded and found the guard
+    Atomics.add(words, DATA.busy / 8, 1n); // "a thread is inside the handler"
+    const reply = next();
+    worker.postMessage({ slot: range.slot });
+    range.release(); // spins until the Worker lowers busy
+    assert.equal(Atomics.load(words, DATA.busy / 8), 0n);
+    assert.equal(Atomics.load(words, slotIndex(range.slot, SLOT.state)), BigInt(SLOT_STATE.free));
+    assert.equal((await reply).seen, SLOT_STATE.claimed, "the slot was freed before busy fell");
+  } finally {
+    worker.terminate();
+  }
 });
 
 test("an untouched guarded mapping is not reported truncated", () => {
