@@ -93,6 +93,10 @@ function install(): Installed | undefined {
   }
   const code = hexBytes(hex);
   const page = pageSize();
+  if (code.length > page) {
+    refusal = `the handler (${code.length} bytes) does not fit a ${page}-byte page`;
+    return undefined;
+  }
   const layout = platform.structs.sigaction;
   const old = new Uint8Array(layout.size);
   if (!sigaction(null, old)) {
@@ -169,7 +173,14 @@ function install(): Installed | undefined {
 }
 
 function ensureInstalled(): Installed | undefined {
-  if (installed === undefined && refusal === undefined) installed = install();
+  if (installed === undefined && refusal === undefined) {
+    try {
+      installed = install();
+    } catch (error) {
+      // A mapping must not fail because its guard could not be set up.
+      refusal = `installing failed: ${(error as Error).message}`;
+    }
+  }
   return installed;
 }
 
