@@ -30,6 +30,7 @@
  */
 export { ClosedError, ErrnoError, errnoName } from "./core/errors.ts";
 export { MappedMemory, pageSize, type TypedArrayConstructor } from "./core/memory.ts";
+export { sigbusGuard, type SigbusGuardStatus } from "./core/_sigbus_guard.ts";
 // Mappings (mapping/)
 export {
   type Access,

@@ -24,6 +24,7 @@ import { typeName } from "../ffi/pointer.ts";
 import { platform } from "../platform/mod.ts";
 import { checkInteger } from "./_validate.ts";
 import { quarantine } from "./_quarantine.ts";
+import { type GuardedRange, guardRange } from "./_sigbus_guard.ts";
 
 const C = platform.constants;
 
@@ -35,6 +36,8 @@ interface RegionState {
   readonly mappedLength: number;
   readonly kind: ReleaseKind;
   released: boolean;
+  /** The SIGBUS guard's entry for a range mapped from a file or fd. */
+  readonly guard: GuardedRange | undefined;
 }
 
 /** Ranges tombstoned so far (for diagnostics and tests). */
@@ -70,6 +73,7 @@ const collected = new FinalizationRegistry<RegionState>((state) => {
   if (state.released) return;
   state.released = true;
   try {
+    state.guard?.release();
     tombstone(state);
   } catch {
     // A finalizer has nobody to report to; the range stays mapped.
@@ -142,11 +146,16 @@ export class Region {
     length: number,
     mappedLength: number,
     kind: ReleaseKind,
+    fileBacked = false,
   ) {
     this.address = address;
     this.length = length;
     this.#owner = owner;
-    this.#state = { address, mappedLength, kind, released: false };
+    // A file, shm object or memfd can shrink under us: guard it against SIGBUS.
+    const guard = fileBacked
+      ? guardRange(address, mappedLength, C.PROT_READ | C.PROT_WRITE)
+      : undefined;
+    this.#state = { address, mappedLength, kind, released: false, guard };
     collected.register(owner, this.#state, this);
   }
 
@@ -156,6 +165,11 @@ export class Region {
 
   get mappedLength(): number {
     return this.#state.mappedLength;
+  }
+
+  /** Whether the SIGBUS guard absorbed a touch past the end of the object here. */
+  get truncated(): boolean {
+    return this.#state.guard?.hit ?? false;
   }
 
   /** The tracked buffer over the whole range, made anew if the last one escaped. */
@@ -202,6 +216,7 @@ export class Region {
     const clean = this.detachAll();
     this.#state.released = true;
     collected.unregister(this);
+    this.#state.guard?.release();
     if (!clean) tombstone(this.#state);
     // I/O may still be in flight on a view: see _quarantine.ts.
     else if (this.#handedOut) quarantine(this.#state.address, this.#state.mappedLength);

@@ -74,6 +74,17 @@ export abstract class MappedMemory implements Disposable {
     return regionOf(this) === undefined;
   }
 
+  /**
+   * Whether a touch past the end of the underlying file or object was
+   * absorbed: someone shrank it while it was mapped here, and the pages past
+   * its new end now read as zeros in this process (writes to them are lost).
+   * Always false for anonymous memory, once closed, and where the SIGBUS
+   * guard is unavailable (then such a touch kills the process).
+   */
+  get truncated(): boolean {
+    return regionOf(this)?.truncated ?? false;
+  }
+
   /** The usable length in bytes (0 once closed). */
   get byteLength(): number {
     return regionOf(this)?.length ?? 0;

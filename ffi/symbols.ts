@@ -203,6 +203,8 @@ export const SYMBOLS = {
   },
   /** int kill(pid_t pid, int sig); */
   kill: { args: ["i32", "i32"], result: "i32" },
+  /** int sigaction(int signum, const struct sigaction *act, struct sigaction *oldact);  libc's struct (it sets SA_RESTORER) */
+  sigaction: { args: ["i32", "buffer", "buffer"], result: "i32" },
   /** the posix_spawn twin with envp as a raw address (the C `environ` array, passed without copying) */
   posix_spawn_environ: {
     name: "posix_spawn",

@@ -156,6 +156,7 @@ export class Mapping extends MappedMemory {
       request.length,
       roundUpToPage(request.length),
       "munmap",
+      request.fd >= 0,
     );
     setRegion(this, this.#region);
   }

@@ -126,6 +126,17 @@ export const DARWIN_AARCH64: Platform = {
     PTHREAD_PROCESS_SHARED: 1,
     // dlfcn.h
     RTLD_LAZY: 1,
+    SA_NODEFER: 16,
+    SA_ONSTACK: 1,
+    SA_RESTART: 2,
+    SA_SIGINFO: 64,
+    BUS_ADRERR: 2,
+    BUS_MCEERR_AR: -1,
+    SYS_mmap: -1,
+    SYS_rt_sigaction: -1,
+    SYS_tgkill: -1,
+    SYS_getpid: -1,
+    SYS_sched_yield: -1,
     // sys/shm.h: (16*1024) when __arm64__ (4096 on x86_64)
     SHMLBA: 16384,
     SHM_DEST: -1,
@@ -413,6 +424,25 @@ export const DARWIN_AARCH64: Platform = {
       fields: {},
     },
     // __uint32_t
+    // <sys/signal.h>: no sa_restorer; the guard is Linux-only.
+    sigaction: {
+      size: 16,
+      align: 8,
+      fields: {
+        sa_handler: { offset: 0, size: 8, kind: "bytes" },
+        sa_mask: { offset: 8, size: 4, kind: "bytes" },
+        sa_flags: { offset: 12, size: 4, kind: "int" },
+      },
+    },
+    siginfo_t: {
+      size: 104,
+      align: 8,
+      fields: {
+        si_signo: { offset: 0, size: 4, kind: "int" },
+        si_code: { offset: 8, size: 4, kind: "int" },
+        si_addr: { offset: 24, size: 8, kind: "bytes" },
+      },
+    },
     sigset_t: {
       size: 4,
       align: 4,

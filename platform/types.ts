@@ -147,6 +147,18 @@ export const CONSTANT_NAMES = [
   // pthread (process-shared robust mutexes)
   "PTHREAD_PROCESS_SHARED",
   "PTHREAD_MUTEX_ROBUST",
+  // the SIGBUS guard: sigaction flags, si_code values, its handler's syscalls
+  "SA_SIGINFO",
+  "SA_ONSTACK",
+  "SA_RESTART",
+  "SA_NODEFER",
+  "BUS_ADRERR",
+  "BUS_MCEERR_AR",
+  "SYS_mmap",
+  "SYS_rt_sigaction",
+  "SYS_tgkill",
+  "SYS_getpid",
+  "SYS_sched_yield",
 ] as const;
 
 /** A constant's name, as spelled in C. */
@@ -168,6 +180,8 @@ export const STRUCT_NAMES = [
   "posix_spawn_file_actions_t",
   "pthread_mutex_t",
   "pthread_mutexattr_t",
+  "sigaction",
+  "siginfo_t",
 ] as const;
 
 /** A struct's name, as spelled in C. */

@@ -336,6 +336,24 @@ static void constants(void) {
   CONST(PTHREAD_PROCESS_SHARED);
   CONST(PTHREAD_MUTEX_ROBUST);
 
+  /* the SIGBUS guard (core/_sigbus_guard.ts): sigaction flags, si_code
+   * values, and the raw syscalls its handler makes */
+  CONST(SA_SIGINFO);
+  CONST(SA_ONSTACK);
+  CONST(SA_RESTART);
+  CONST(SA_NODEFER);
+  CONST(BUS_ADRERR);
+#ifdef BUS_MCEERR_AR
+  CONST(BUS_MCEERR_AR);
+#else
+  ABSENT(BUS_MCEERR_AR);
+#endif
+  CONST(SYS_mmap);
+  CONST(SYS_rt_sigaction);
+  CONST(SYS_tgkill);
+  CONST(SYS_getpid);
+  CONST(SYS_sched_yield);
+
   close_object();
 }
 
@@ -900,6 +918,21 @@ static void structs(void) {
   OPAQUE("posix_spawn_file_actions_t", posix_spawn_file_actions_t);
   OPAQUE("pthread_mutex_t", pthread_mutex_t);
   OPAQUE("pthread_mutexattr_t", pthread_mutexattr_t);
+
+  /* libc's struct sigaction (what sigaction(3) takes, not the kernel's);
+   * pointers and the mask as raw bytes. */
+  STRUCT_BEGIN("sigaction", struct sigaction);
+  BYTES(struct sigaction, sa_handler);
+  BYTES(struct sigaction, sa_mask);
+  FIELD(struct sigaction, sa_flags);
+  BYTES(struct sigaction, sa_restorer);
+  STRUCT_END();
+
+  STRUCT_BEGIN("siginfo_t", siginfo_t);
+  FIELD(siginfo_t, si_signo);
+  FIELD(siginfo_t, si_code);
+  BYTES(siginfo_t, si_addr);
+  STRUCT_END();
 
   close_object();
 }

@@ -73,7 +73,7 @@ function mapFd(
     path === undefined ? { fd } : { path, fd },
     MMAP_HINTS,
   );
-  return new Region(owner, address, length, roundUpToPage(length), "munmap");
+  return new Region(owner, address, length, roundUpToPage(length), "munmap", true);
 }
 
 /** What an {@linkcode FdMemory} is made from. */
