@@ -40,6 +40,8 @@ const AARCH64_SUBSET = [
   "tests/semaphore_test.ts",
   "tests/event_test.ts",
   "tests/channel_test.ts",
+  "tests/identity_test.ts",
+  "tests/sigbus_guard_test.ts",
 ];
 
 interface Tally {
