@@ -46,39 +46,32 @@
  *
  * @module
  */
-import {
-  checkMagic,
-  checkTimeout,
-  DEFAULT_POLL_MS,
-  futexWait,
-  futexWaitAsync,
-  futexWake,
-} from "./wait.ts";
-import { typeName } from "../ffi/pointer.ts";
+import { checkMagic, checkTimeout, DEFAULT_POLL_MS, futexWait, futexWaitAsync } from "./wait.ts";
 import { ClosedError } from "../core/errors.ts";
 import { checkInteger, checkOptions } from "../core/_validate.ts";
+import {
+  CAPACITY,
+  CHANNEL_HEADER_BYTES,
+  CHANNEL_MAGIC,
+  checkView,
+  CONSUMER_SLEEPING,
+  DATA_OFFSET,
+  HEAD,
+  MAGIC,
+  MAX_CAPACITY,
+  MAX_MESSAGE,
+  maxMessageFor,
+  messageBytes,
+  MIN_CAPACITY,
+  PRODUCER_SLEEPING,
+  RECEIVED,
+  SENT,
+  TAIL,
+} from "./_channel_layout.ts";
+import { Ring } from "./_channel_ring.ts";
+import { spinWhile } from "./_channel_wait.ts";
 
-/** The magic word (offset 0) of an initialised channel, layout version 1 ("CHN1"). */
-export const CHANNEL_MAGIC = 0x43484e31;
-/** Bytes of the header before the data. */
-export const CHANNEL_HEADER_BYTES = 384;
-
-// Word indices into the header.
-const MAGIC = 0;
-const CAPACITY = 1;
-const DATA_OFFSET = 2;
-const MAX_MESSAGE = 3;
-const TAIL = 32;
-const CONSUMER_SLEEPING = 33;
-const SENT = 34;
-const HEAD = 64;
-const PRODUCER_SLEEPING = 65;
-const RECEIVED = 66;
-
-const RECORD_HEADER = 8;
-const PADDING = -1;
-const MIN_CAPACITY = 64;
-const MAX_CAPACITY = 1 << 30;
+export { CHANNEL_HEADER_BYTES, CHANNEL_MAGIC } from "./_channel_layout.ts";
 
 /** Options of {@linkcode Channel.init} and {@linkcode Channel.from}. */
 export interface ChannelOptions {
@@ -93,39 +86,26 @@ export interface ChannelOptions {
   readonly pollMs?: number;
 }
 
-/** The record size of a payload: header plus payload, rounded up to 8. */
-function recordBytes(length: number): number {
-  return RECORD_HEADER + ((length + 7) & ~7);
+/** What a wait loop does next: wait for the word to leave `expected`, spinning or asleep. */
+class Wait {
+  constructor(
+    readonly expected: number,
+    readonly timeoutMs: number,
+    readonly sleep: boolean,
+  ) {}
 }
 
-/** The largest payload a ring of `capacity` bytes carries. */
-function maxMessageFor(capacity: number): number {
-  // Half the ring, so that a record fits before or after any position.
-  return Math.floor(capacity / 16) * 8 - RECORD_HEADER;
-}
+// "Look again at once": the word moved while announcing the sleep.
+const RETRY = new Wait(0, 0, false);
 
-function checkView(view: unknown, action: string): Uint8Array {
-  if (!ArrayBuffer.isView(view)) {
-    throw new TypeError(
-      `Cannot ${action}: expected a TypedArray or DataView over shared memory, got ${
-        typeName(view)
-      }`,
-    );
-  }
-  if (view.buffer.byteLength === 0) throw new ClosedError(action, "view's memory");
-  if (view.byteOffset % 8 !== 0) {
-    throw new RangeError(
-      `Cannot ${action} at byteOffset ${view.byteOffset}: it must be a multiple of 8`,
-    );
-  }
-  if (view.byteLength < CHANNEL_HEADER_BYTES + MIN_CAPACITY) {
-    throw new RangeError(
-      `Cannot ${action} in ${view.byteLength} bytes: a channel needs at least ${
-        CHANNEL_HEADER_BYTES + MIN_CAPACITY
-      } (a ${CHANNEL_HEADER_BYTES}-byte header and ${MIN_CAPACITY} bytes of data)`,
-    );
-  }
-  return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+/** One blocking call in progress. */
+interface Attempt {
+  readonly deadline: number;
+  /** How long to wait without sleeping first (spinMs, or pollMs when async). */
+  readonly spinMs: number;
+  spun: boolean;
+  /** This end's sleeping flag is set and must be cleared. */
+  sleeping: boolean;
 }
 
 /**
@@ -136,51 +116,15 @@ function checkView(view: unknown, action: string): Uint8Array {
  * senders (or two receivers) corrupt the ring.
  */
 export class Channel {
-  readonly #header: Int32Array;
-  readonly #data: Uint8Array;
-  readonly #lengths: Int32Array;
-  readonly #capacity: number;
-  readonly #maxMessage: number;
-  readonly #tailWord: Int32Array;
-  readonly #headWord: Int32Array;
+  readonly #ring: Ring;
   readonly #spinMs: number;
   readonly #pollMs: number;
-  // Producer state: its own tail, the last head it saw, messages sent.
-  #tail: number;
-  #seenHead: number;
-  #sent: number;
-  #reserved = -1;
-  #reservedAt = 0;
-  // Consumer state: its own head, bytes released but not yet published,
-  // the last tail it saw, the position after the message handed out (-1:
-  // none) and its record's bytes, and messages released.
-  #head: number;
-  #unpublished = 0;
-  #seenTail: number;
-  #next = -1;
-  #nextBytes = 0;
-  #received: number;
 
   private constructor(bytes: Uint8Array, options: ChannelOptions | undefined) {
     const o = checkOptions(options, "options");
     this.#spinMs = checkTimeout(o.spinMs ?? 0.02, "spinMs");
     this.#pollMs = checkTimeout(o.pollMs ?? DEFAULT_POLL_MS, "pollMs");
-    const header = new Int32Array(bytes.buffer, bytes.byteOffset, CHANNEL_HEADER_BYTES / 4);
-    this.#header = header;
-    const capacity = Atomics.load(header, CAPACITY);
-    this.#capacity = capacity;
-    this.#maxMessage = Atomics.load(header, MAX_MESSAGE);
-    const start = bytes.byteOffset + CHANNEL_HEADER_BYTES;
-    this.#data = new Uint8Array(bytes.buffer, start, capacity);
-    this.#lengths = new Int32Array(bytes.buffer, start, capacity / 4);
-    this.#tailWord = header.subarray(TAIL, TAIL + 1);
-    this.#headWord = header.subarray(HEAD, HEAD + 1);
-    this.#tail = Atomics.load(header, TAIL);
-    this.#seenHead = Atomics.load(header, HEAD);
-    this.#head = this.#seenHead;
-    this.#seenTail = this.#tail;
-    this.#sent = Atomics.load(header, SENT);
-    this.#received = Atomics.load(header, RECEIVED);
+    this.#ring = new Ring(bytes);
   }
 
   /**
@@ -255,12 +199,12 @@ export class Channel {
 
   /** Data bytes in the ring. */
   get capacity(): number {
-    return this.#capacity;
+    return this.#ring.capacity;
   }
 
   /** The largest message, in bytes: about half the capacity. */
   get maxMessageBytes(): number {
-    return this.#maxMessage;
+    return this.#ring.maxMessage;
   }
 
   /**
@@ -273,23 +217,99 @@ export class Channel {
   }
 
   #live(action: string): Int32Array {
-    if (this.#header.length === 0) throw new ClosedError(action, "channel's memory");
-    return this.#header;
+    const header = this.#ring.header;
+    if (header.length === 0) throw new ClosedError(action, "channel's memory");
+    return header;
+  }
+
+  // --- the wait loops: one step function, four thin loops
+
+  /**
+   * One pass of a blocking call: `op`'s result, null (timed out), or what
+   * to wait for. `producer` tells which end waits: the producer for head to
+   * move (room), the consumer for tail (a message).
+   */
+  #step<T>(attempt: Attempt, producer: boolean, op: () => T | null): T | null | Wait {
+    const header = this.#live(producer ? "send" : "receive");
+    const ring = this.#ring;
+    const flag = producer ? PRODUCER_SLEEPING : CONSUMER_SLEEPING;
+    if (attempt.sleeping) {
+      attempt.sleeping = false;
+      Atomics.store(header, flag, 0);
+    }
+    const result = op();
+    if (result !== null) return result;
+    const left = attempt.deadline - performance.now();
+    if (left <= 0) return null;
+    const expected = producer ? ring.seenHead : ring.head;
+    if (!attempt.spun) {
+      attempt.spun = true;
+      if (attempt.spinMs > 0) return new Wait(expected, Math.min(left, attempt.spinMs), false);
+    }
+    // Announce the sleep, then look again: the other end either sees the
+    // flag or its move is seen here (both sides order store-then-load).
+    Atomics.exchange(header, flag, 1);
+    if (Atomics.load(header, producer ? HEAD : TAIL) !== expected) {
+      Atomics.store(header, flag, 0);
+      return RETRY;
+    }
+    attempt.sleeping = true;
+    return new Wait(expected, left, true);
+  }
+
+  /** The synchronous loop around `#step`: spins, then sleeps in futex. */
+  #run<T>(producer: boolean, op: () => T | null, timeout: number): T | null {
+    const ring = this.#ring;
+    const attempt: Attempt = {
+      deadline: performance.now() + timeout,
+      spinMs: this.#spinMs,
+      spun: false,
+      sleeping: false,
+    };
+    try {
+      for (;;) {
+        const step = this.#step(attempt, producer, op);
+        if (!(step instanceof Wait)) return step;
+        if (step === RETRY) continue;
+        if (step.sleep) {
+          futexWait(producer ? ring.headWord : ring.tailWord, step.expected, step.timeoutMs);
+        } else spinWhile(ring.header, producer ? HEAD : TAIL, step.expected, step.timeoutMs);
+      }
+    } finally {
+      this.#wake(attempt, producer);
+    }
+  }
+
+  /** The asynchronous loop around `#step`: polls from the event loop, then blocks on another thread. */
+  async #runAsync<T>(producer: boolean, op: () => T | null, timeout: number): Promise<T | null> {
+    const ring = this.#ring;
+    const attempt: Attempt = {
+      deadline: performance.now() + timeout,
+      spinMs: this.#pollMs,
+      spun: false,
+      sleeping: false,
+    };
+    const word = producer ? ring.headWord : ring.tailWord;
+    try {
+      for (;;) {
+        const step = this.#step(attempt, producer, op);
+        if (!(step instanceof Wait)) return step;
+        if (step === RETRY) continue;
+        await futexWaitAsync(word, step.expected, step.timeoutMs, step.sleep ? 0 : this.#pollMs);
+      }
+    } finally {
+      this.#wake(attempt, producer);
+    }
+  }
+
+  /** Clears this end's sleeping flag if a wait ended by an exception left it set. */
+  #wake(attempt: Attempt, producer: boolean): void {
+    const header = this.#ring.header;
+    if (!attempt.sleeping || header.length === 0) return;
+    Atomics.store(header, producer ? PRODUCER_SLEEPING : CONSUMER_SLEEPING, 0);
   }
 
   // --- producer
-
-  /** Where a record of `size` bytes goes with head at `head`: its position, or -1 if full. */
-  #placeFor(size: number, head: number): number {
-    const tail = this.#tail;
-    if (tail >= head) {
-      const end = this.#capacity - tail;
-      // Ending exactly at the end wraps tail to 0, which must not equal head.
-      if (size < end || (size === end && head !== 0)) return tail;
-      return size < head ? 0 : -1;
-    }
-    return tail + size < head ? tail : -1;
-  }
 
   /**
    * Reserves room for a message of `length` bytes and returns a view to
@@ -313,17 +333,9 @@ export class Channel {
    * @throws {Error} When a reservation is already open.
    */
   tryReserve(length: number): Uint8Array | null {
-    const header = this.#live("send");
-    checkInteger(length, "length", 0, this.#maxMessage);
-    if (this.#reserved !== -1) {
-      throw new Error("Cannot reserve: a reservation is open; commit() it first");
-    }
-    const at = this.#place(header, recordBytes(length));
-    if (at < 0) return null;
-    this.#reserved = length;
-    this.#reservedAt = at;
-    const start = at + RECORD_HEADER;
-    return this.#data.subarray(start, start + length);
+    this.#live("send");
+    checkInteger(length, "length", 0, this.#ring.maxMessage);
+    return this.#ring.tryReserve(length);
   }
 
   /**
@@ -334,41 +346,15 @@ export class Channel {
    * @throws {RangeError} When `length` exceeds the reserved length.
    */
   commit(length?: number): void {
-    const header = this.#live("send");
-    const reserved = this.#reserved;
+    this.#live("send");
+    const ring = this.#ring;
+    const reserved = ring.reserved;
     if (reserved === -1) {
       throw new Error("Cannot commit: nothing is reserved; call tryReserve() first");
     }
     const n = length === undefined ? reserved : checkInteger(length, "length", 0, reserved);
-    this.#reserved = -1;
-    this.#publishRecord(header, this.#reservedAt, n);
-  }
-
-  /** Where a record of `size` bytes goes now: its position, or -1 when the ring is full. */
-  #place(header: Int32Array, size: number): number {
-    const at = this.#placeFor(size, this.#seenHead);
-    if (at >= 0) return at;
-    // Look at the consumer's line only when the ring looks full.
-    this.#seenHead = Atomics.load(header, HEAD);
-    return this.#placeFor(size, this.#seenHead);
-  }
-
-  /** Writes a record's header (and the padding marker), publishes tail, wakes a sleeping consumer. */
-  #publishRecord(header: Int32Array, at: number, length: number): void {
-    const lengths = this.#lengths;
-    if (at !== this.#tail) lengths[this.#tail >> 2] = PADDING;
-    lengths[at >> 2] = length;
-    lengths[(at >> 2) + 1] = 0;
-    let tail = at + recordBytes(length);
-    if (tail === this.#capacity) tail = 0;
-    this.#tail = tail;
-    this.#sent = (this.#sent + 1) | 0;
-    // A plain store: publishing tail below orders it.
-    header[SENT] = this.#sent;
-    // Publish, then look whether the consumer sleeps. The exchange is a full
-    // barrier, so the consumer either sees the new tail or is seen asleep.
-    Atomics.exchange(header, TAIL, tail);
-    if (Atomics.load(header, CONSUMER_SLEEPING) !== 0) futexWake(this.#tailWord, 1);
+    ring.reserved = -1;
+    ring.publish(ring.reservedAt, n);
   }
 
   /**
@@ -380,20 +366,14 @@ export class Channel {
    * @throws {RangeError} When it is longer than `maxMessageBytes`.
    */
   trySend(message: ArrayBufferView): boolean {
-    return this.#trySend(messageBytes(message, this.#maxMessage));
+    const bytes = messageBytes(message, this.#ring.maxMessage);
+    this.#live("send");
+    return this.#ring.trySend(bytes);
   }
 
-  #trySend(bytes: Uint8Array): boolean {
-    const header = this.#live("send");
-    if (this.#reserved !== -1) {
-      throw new Error("Cannot send: a reservation is open; commit() it first");
-    }
-    const length = bytes.byteLength;
-    const at = this.#place(header, recordBytes(length));
-    if (at < 0) return false;
-    this.#data.set(bytes, at + RECORD_HEADER);
-    this.#publishRecord(header, at, length);
-    return true;
+  /** `trySend` as a step operation: true, or null when full. */
+  #sendOp(bytes: Uint8Array): () => true | null {
+    return () => (this.#ring.trySend(bytes) ? true : null);
   }
 
   /**
@@ -407,37 +387,11 @@ export class Channel {
    * @throws {RangeError} When it is too long, or the timeout is negative or NaN.
    */
   send(message: ArrayBufferView, timeoutMs?: number): boolean {
-    const bytes = messageBytes(message, this.#maxMessage);
-    const timeout = timeoutMs === undefined ? Infinity : checkTimeout(timeoutMs);
-    if (this.#trySend(bytes)) return true;
-    if (timeout === 0) return false;
-    const header = this.#header;
-    let start = 0;
-    if (this.#spinMs > 0) {
-      // Poll head; read the clock only every 64 polls, as it costs more than a poll.
-      let end = Infinity;
-      for (let i = 1;; i++) {
-        if (Atomics.load(header, HEAD) !== this.#seenHead && this.#trySend(bytes)) return true;
-        if ((i & 63) !== 0) continue;
-        const now = performance.now();
-        if (start === 0) {
-          start = now;
-          end = now + Math.min(timeout, this.#spinMs);
-        } else if (now >= end) break;
-      }
-    }
-    if (start === 0) start = performance.now();
-    const deadline = start + timeout;
-    for (;;) {
-      const left = deadline - performance.now();
-      if (left <= 0) return false;
-      const head = this.#sleepOnHead(header);
-      if (head !== undefined) {
-        futexWait(this.#headWord, head, left);
-        Atomics.store(header, PRODUCER_SLEEPING, 0);
-      }
-      if (this.#trySend(bytes)) return true;
-    }
+    const bytes = messageBytes(message, this.#ring.maxMessage);
+    const timeout = checkTimeout(timeoutMs);
+    this.#live("send");
+    if (this.#ring.trySend(bytes)) return true;
+    return this.#run(true, this.#sendOp(bytes), timeout) ?? false;
   }
 
   /**
@@ -451,49 +405,9 @@ export class Channel {
    * @throws {RangeError} (synchronously) When it is too long, or the timeout is negative or NaN.
    */
   sendAsync(message: ArrayBufferView, timeoutMs?: number): Promise<boolean> {
-    const bytes = messageBytes(message, this.#maxMessage);
+    const bytes = messageBytes(message, this.#ring.maxMessage);
     const timeout = checkTimeout(timeoutMs);
-    return this.#sendAsync(bytes, timeout);
-  }
-
-  async #sendAsync(bytes: Uint8Array, timeout: number): Promise<boolean> {
-    if (this.#trySend(bytes)) return true;
-    const deadline = performance.now() + timeout;
-    const header = this.#header;
-    for (;;) {
-      let left = deadline - performance.now();
-      if (left <= 0) return false;
-      // Poll from the event loop first, without asking for a wake-up.
-      await futexWaitAsync(
-        this.#headWord,
-        this.#seenHead,
-        Math.min(this.#pollMs, left),
-        this.#pollMs,
-      );
-      if (this.#trySend(bytes)) return true;
-      left = deadline - performance.now();
-      if (left <= 0) return false;
-      const head = this.#sleepOnHead(header);
-      if (head !== undefined) {
-        try {
-          await futexWaitAsync(this.#headWord, head, left, 0);
-        } finally {
-          if (header.length !== 0) Atomics.store(header, PRODUCER_SLEEPING, 0);
-        }
-      }
-      if (this.#trySend(bytes)) return true;
-    }
-  }
-
-  /** Announces the producer's sleep; returns the head to sleep on, or undefined if it moved. */
-  #sleepOnHead(header: Int32Array): number | undefined {
-    Atomics.exchange(header, PRODUCER_SLEEPING, 1);
-    const head = Atomics.load(header, HEAD);
-    if (head !== this.#seenHead) {
-      Atomics.store(header, PRODUCER_SLEEPING, 0);
-      return undefined;
-    }
-    return head;
+    return this.#runAsync(true, this.#sendOp(bytes), timeout).then((sent) => sent ?? false);
   }
 
   // --- consumer
@@ -507,32 +421,10 @@ export class Channel {
    * which saves a cache-line transfer per message.
    */
   release(): void {
-    const header = this.#live("release a message");
-    this.#releaseLocally(header);
-    if (this.#unpublished !== 0) this.#publishHead(header);
-  }
-
-  /** Frees the handed-out message in this process; publishes when it is time to. */
-  #releaseLocally(header: Int32Array): void {
-    if (this.#next === -1) return;
-    this.#head = this.#next;
-    this.#next = -1;
-    this.#received = (this.#received + 1) | 0;
-    this.#unpublished += this.#nextBytes;
-    if (
-      this.#unpublished >= this.#capacity >> 3 ||
-      Atomics.load(header, PRODUCER_SLEEPING) !== 0
-    ) {
-      this.#publishHead(header);
-    }
-  }
-
-  /** Publishes head (and the received count), then wakes a sleeping producer. */
-  #publishHead(header: Int32Array): void {
-    this.#unpublished = 0;
-    header[RECEIVED] = this.#received;
-    Atomics.exchange(header, HEAD, this.#head);
-    if (Atomics.load(header, PRODUCER_SLEEPING) !== 0) futexWake(this.#headWord, 1);
+    this.#live("release a message");
+    const ring = this.#ring;
+    ring.releaseLocally();
+    if (ring.unpublished !== 0) ring.publishHead();
   }
 
   /**
@@ -543,31 +435,11 @@ export class Channel {
    * @returns The message, or null when the ring is empty.
    */
   tryReceive(): Uint8Array | null {
-    const header = this.#live("receive");
-    this.#releaseLocally(header);
-    let head = this.#head;
-    if (head === this.#seenTail) {
-      this.#seenTail = Atomics.load(header, TAIL);
-      if (head === this.#seenTail) {
-        // Running empty: let the producer see all the room there is.
-        if (this.#unpublished !== 0) this.#publishHead(header);
-        return null;
-      }
-    }
-    const lengths = this.#lengths;
-    const capacity = this.#capacity;
-    let length = lengths[head >> 2]!;
-    if (length === PADDING) {
-      head = 0;
-      length = lengths[0]!;
-    }
-    let next = head + recordBytes(length);
-    if (next === capacity) next = 0;
-    this.#next = next;
-    this.#nextBytes = next > this.#head ? next - this.#head : next - this.#head + capacity;
-    const start = head + RECORD_HEADER;
-    return this.#data.subarray(start, start + length);
+    this.#live("receive");
+    return this.#ring.tryReceive();
   }
+
+  readonly #receiveOp = (): Uint8Array | null => this.#ring.tryReceive();
 
   /**
    * The next message, in place, blocking the thread while the ring is
@@ -579,42 +451,8 @@ export class Channel {
    * @throws {RangeError} For a negative or NaN timeout.
    */
   receive(timeoutMs?: number): Uint8Array | null {
-    const timeout = timeoutMs === undefined ? Infinity : checkTimeout(timeoutMs);
-    const first = this.tryReceive();
-    if (first !== null || timeout === 0) return first;
-    const header = this.#header;
-    let start = 0;
-    if (this.#spinMs > 0) {
-      // Poll tail; read the clock only every 64 polls, as it costs more than a poll.
-      const head = this.#head;
-      let end = Infinity;
-      let tail = head;
-      for (let i = 1; (tail = Atomics.load(header, TAIL)) === head; i++) {
-        if ((i & 63) !== 0) continue;
-        const now = performance.now();
-        if (start === 0) {
-          start = now;
-          end = now + Math.min(timeout, this.#spinMs);
-        } else if (now >= end) break;
-      }
-      // The tail just seen spares tryReceive another look at it.
-      this.#seenTail = tail;
-      const message = this.tryReceive();
-      if (message !== null) return message;
-    }
-    if (start === 0) start = performance.now();
-    const deadline = start + timeout;
-    for (;;) {
-      const left = deadline - performance.now();
-      if (left <= 0) return null;
-      const tail = this.#sleepOnTail(header);
-      if (tail !== undefined) {
-        futexWait(this.#tailWord, tail, left);
-        Atomics.store(header, CONSUMER_SLEEPING, 0);
-      }
-      const message = this.tryReceive();
-      if (message !== null) return message;
-    }
+    const timeout = checkTimeout(timeoutMs);
+    return this.tryReceive() ?? this.#run(false, this.#receiveOp, timeout);
   }
 
   /**
@@ -643,59 +481,6 @@ export class Channel {
    */
   receiveAsync(timeoutMs?: number): Promise<Uint8Array | null> {
     const timeout = checkTimeout(timeoutMs);
-    return this.#receiveAsync(timeout);
+    return this.#runAsync(false, this.#receiveOp, timeout);
   }
-
-  async #receiveAsync(timeout: number): Promise<Uint8Array | null> {
-    const first = this.tryReceive();
-    if (first !== null) return first;
-    const deadline = performance.now() + timeout;
-    const header = this.#header;
-    for (;;) {
-      let left = deadline - performance.now();
-      if (left <= 0) return null;
-      await futexWaitAsync(this.#tailWord, this.#head, Math.min(this.#pollMs, left), this.#pollMs);
-      let message = this.tryReceive();
-      if (message !== null) return message;
-      left = deadline - performance.now();
-      if (left <= 0) return null;
-      const tail = this.#sleepOnTail(header);
-      if (tail !== undefined) {
-        try {
-          await futexWaitAsync(this.#tailWord, tail, left, 0);
-        } finally {
-          if (header.length !== 0) Atomics.store(header, CONSUMER_SLEEPING, 0);
-        }
-      }
-      message = this.tryReceive();
-      if (message !== null) return message;
-    }
-  }
-
-  /** Announces the consumer's sleep; returns the tail to sleep on, or undefined if it moved. */
-  #sleepOnTail(header: Int32Array): number | undefined {
-    Atomics.exchange(header, CONSUMER_SLEEPING, 1);
-    const tail = Atomics.load(header, TAIL);
-    if (tail !== this.#head) {
-      Atomics.store(header, CONSUMER_SLEEPING, 0);
-      return undefined;
-    }
-    return tail;
-  }
-}
-
-function messageBytes(message: unknown, max: number): Uint8Array {
-  if (!ArrayBuffer.isView(message)) {
-    throw new TypeError(
-      `Cannot send: expected a TypedArray or DataView, got ${typeName(message)}`,
-    );
-  }
-  if (message.byteLength > max) {
-    throw new RangeError(
-      `Cannot send a message of ${message.byteLength} bytes: the channel carries at most ${max} (half its capacity)`,
-    );
-  }
-  return message instanceof Uint8Array
-    ? message
-    : new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
 }
