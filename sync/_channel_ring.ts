@@ -1,17 +1,29 @@
 /**
  * Internal: the ring of a channel, both ends' positions and the records,
- * without waiting (the waits are in channel.ts).
+ * without waiting (the waits are in _channel_wait.ts). Every word read from
+ * shared memory is checked against the layout's rules before use: a peer
+ * may be buggy or hostile, and a wrong position or length must not hand
+ * out bytes the producer did not write, or loop forever.
  *
  * @module
  */
 import { futexWake } from "./wait.ts";
+import { ClosedError } from "../core/errors.ts";
+import { isGone, selfId } from "./_channel_peer.ts";
 import {
-  CAPACITY,
   CHANNEL_HEADER_BYTES,
+  ChannelError,
+  checkId,
+  CLOSED,
+  CONSUMER,
+  CONSUMER_CLOSED,
   CONSUMER_SLEEPING,
+  corrupted,
   HEAD,
   MAX_MESSAGE,
   PADDING,
+  PRODUCER,
+  PRODUCER_CLOSED,
   PRODUCER_SLEEPING,
   RECEIVED,
   RECORD_HEADER,
@@ -29,6 +41,14 @@ export class Ring {
   readonly maxMessage: number;
   readonly tailWord: Int32Array;
   readonly headWord: Int32Array;
+  readonly checkIntervalMs: number;
+  /** Set once a word broke the rules: every later call throws it. */
+  broken: ChannelError | undefined;
+  /** This object's roles (PRODUCER_CLOSED / CONSUMER_CLOSED bits), and whether it closed. */
+  roles = 0;
+  closed = false;
+  #lastPeerCheck = -Infinity;
+  #peerGone = false;
   // Producer state: its own tail, the last head it saw, messages sent.
   tail: number;
   seenHead: number;
@@ -44,13 +64,16 @@ export class Ring {
   next = -1;
   nextBytes = 0;
   received: number;
+  /** Messages `sent` vouches for beyond those received: a record needs one. */
+  budget: number;
 
-  constructor(bytes: Uint8Array) {
+  /** Over a header `checkHeader` accepted, with the capacity it returned. */
+  constructor(bytes: Uint8Array, capacity: number, checkIntervalMs: number) {
     const header = new Int32Array(bytes.buffer, bytes.byteOffset, CHANNEL_HEADER_BYTES / 4);
     this.header = header;
-    const capacity = Atomics.load(header, CAPACITY);
     this.capacity = capacity;
     this.maxMessage = Atomics.load(header, MAX_MESSAGE);
+    this.checkIntervalMs = checkIntervalMs;
     const start = bytes.byteOffset + CHANNEL_HEADER_BYTES;
     this.data = new Uint8Array(bytes.buffer, start, capacity);
     this.lengths = new Int32Array(bytes.buffer, start, capacity / 4);
@@ -62,9 +85,118 @@ export class Ring {
     this.seenTail = this.tail;
     this.sent = Atomics.load(header, SENT);
     this.received = Atomics.load(header, RECEIVED);
+    this.budget = 0;
+    this.budget = this.#budget("attach to a channel");
+  }
+
+  /** The header, once this object may still be used for `action`. */
+  live(action: string): Int32Array {
+    if (this.broken !== undefined) throw this.broken;
+    const header = this.header;
+    if (header.length === 0) throw new ClosedError(action, "channel's memory");
+    if (this.closed) throw new ClosedError(action, "channel");
+    return header;
+  }
+
+  /** Records the error of a broken rule, so that every later call throws it too. */
+  fail(error: ChannelError): never {
+    this.broken = error;
+    throw error;
+  }
+
+  /** Takes the producer's or the consumer's place, as this process. */
+  claim(role: number, action: string): void {
+    if ((this.roles & role) !== 0) return;
+    const index = role === PRODUCER_CLOSED ? PRODUCER : CONSUMER;
+    const name = role === PRODUCER_CLOSED ? "producer" : "consumer";
+    const id = selfId();
+    const found = Atomics.compareExchange(this.header, index, 0, id);
+    if (found !== 0 && found !== id) {
+      this.#id(index, action);
+      throw new ChannelError(
+        "ROLE_TAKEN",
+        `Cannot ${action}: pid ${
+          found & 0x3fffff
+        } is this channel's ${name}, and a channel has one`,
+      );
+    }
+    this.roles |= role;
+  }
+
+  /** An owner id word, checked (0: nobody yet). */
+  #id(index: number, action: string): number {
+    const id = Atomics.load(this.header, index);
+    try {
+      return checkId(id, index === PRODUCER ? "producer" : "consumer", action);
+    } catch (error) {
+      return this.fail(error as ChannelError);
+    }
+  }
+
+  /** The closed word, checked. */
+  #closedWord(action: string): number {
+    const closed = Atomics.load(this.header, CLOSED);
+    if ((closed & ~(PRODUCER_CLOSED | CONSUMER_CLOSED)) !== 0) {
+      this.fail(corrupted(action, "closed", closed, "only bits 0 and 1 may be set"));
+    }
+    return closed;
+  }
+
+  /** Whether the other end's process is gone; looks at most once per check interval. */
+  #otherGone(index: number, action: string): boolean {
+    const now = performance.now();
+    if (now - this.#lastPeerCheck < this.checkIntervalMs) return this.#peerGone;
+    this.#lastPeerCheck = now;
+    this.#peerGone = isGone(this.#id(index, action));
+    return this.#peerGone;
+  }
+
+  /** A sleeping flag the other end writes, checked (0 or 1). */
+  #flag(index: number, action: string): number {
+    const value = Atomics.load(this.header, index);
+    if (value !== 0 && value !== 1) {
+      const word = index === CONSUMER_SLEEPING ? "consumerSleeping" : "producerSleeping";
+      this.fail(corrupted(action, word, value, "a sleeping flag is 0 or 1"));
+    }
+    return value;
+  }
+
+  /** A position word, checked: a multiple of 8 below the capacity. */
+  #position(value: number, word: string, action: string): number {
+    if (value < 0 || value >= this.capacity || (value & 7) !== 0) {
+      this.fail(
+        corrupted(action, word, value, `it must be a multiple of 8 below ${this.capacity}`),
+      );
+    }
+    return value;
+  }
+
+  /** Bytes from `from` forward to `to` around the ring. */
+  #distance(from: number, to: number): number {
+    const d = to - from;
+    return d < 0 ? d + this.capacity : d;
   }
 
   // --- producer
+
+  /** Reads head: it only moves forward from the last one seen, and never past tail. */
+  #loadHead(): number {
+    const head = Atomics.load(this.header, HEAD);
+    if (head === this.seenHead) return head;
+    this.#position(head, "head", "send");
+    const room = this.#distance(this.seenHead, this.tail);
+    if (this.#distance(this.seenHead, head) > room) {
+      this.fail(
+        corrupted(
+          "send",
+          "head",
+          head,
+          `it may only move forward from ${this.seenHead} up to tail ${this.tail}`,
+        ),
+      );
+    }
+    return head;
+  }
 
   /** Where a record of `size` bytes goes with head at `head`: its position, or -1 if full. */
   #placeFor(size: number, head: number): number {
@@ -78,13 +210,30 @@ export class Ring {
     return tail + size < head ? tail : -1;
   }
 
-  /** Where a record of `size` bytes goes now: its position, or -1 when the ring is full. */
+  /**
+   * Where a record of `size` bytes goes now: its position, or -1 when the
+   * ring is full.
+   *
+   * @throws {ChannelError} CONSUMER_CLOSED or CONSUMER_DIED while full.
+   */
   place(size: number): number {
+    const closed = this.#closedWord("send");
+    if ((closed & CONSUMER_CLOSED) !== 0) {
+      throw new ChannelError("CONSUMER_CLOSED", "Cannot send: the consumer closed the channel");
+    }
+    if ((closed & PRODUCER_CLOSED) !== 0) throw new ClosedError("send", "channel");
     const at = this.#placeFor(size, this.seenHead);
     if (at >= 0) return at;
     // Look at the consumer's line only when the ring looks full.
-    this.seenHead = Atomics.load(this.header, HEAD);
-    return this.#placeFor(size, this.seenHead);
+    this.seenHead = this.#loadHead();
+    const again = this.#placeFor(size, this.seenHead);
+    if (again < 0 && this.#otherGone(CONSUMER, "send")) {
+      throw new ChannelError(
+        "CONSUMER_DIED",
+        "Cannot send: the channel is full and its consumer's process is gone",
+      );
+    }
+    return again;
   }
 
   /** Writes a record's header (and the padding marker), publishes tail, wakes a sleeping consumer. */
@@ -103,7 +252,7 @@ export class Ring {
     // Publish, then look whether the consumer sleeps. The exchange is a full
     // barrier, so the consumer either sees the new tail or is seen asleep.
     Atomics.exchange(header, TAIL, tail);
-    if (Atomics.load(header, CONSUMER_SLEEPING) !== 0) futexWake(this.tailWord, 1);
+    if (this.#flag(CONSUMER_SLEEPING, "send") !== 0) futexWake(this.tailWord, 1);
   }
 
   /** Copies `bytes` into a record if there is room; whether it did. */
@@ -111,6 +260,7 @@ export class Ring {
     if (this.reserved !== -1) {
       throw new Error("Cannot send: a reservation is open; commit() it first");
     }
+    if ((this.roles & PRODUCER_CLOSED) === 0) this.claim(PRODUCER_CLOSED, "send");
     const length = bytes.byteLength;
     const at = this.place(recordBytes(length));
     if (at < 0) return false;
@@ -124,6 +274,7 @@ export class Ring {
     if (this.reserved !== -1) {
       throw new Error("Cannot reserve: a reservation is open; commit() it first");
     }
+    this.claim(PRODUCER_CLOSED, "send");
     const at = this.place(recordBytes(length));
     if (at < 0) return null;
     this.reserved = length;
@@ -143,7 +294,7 @@ export class Ring {
     this.unpublished += this.nextBytes;
     if (
       this.unpublished >= this.capacity >> 3 ||
-      Atomics.load(this.header, PRODUCER_SLEEPING) !== 0
+      this.#flag(PRODUCER_SLEEPING, "receive") !== 0
     ) {
       this.publishHead();
     }
@@ -155,33 +306,176 @@ export class Ring {
     this.unpublished = 0;
     header[RECEIVED] = this.received;
     Atomics.exchange(header, HEAD, this.head);
-    if (Atomics.load(header, PRODUCER_SLEEPING) !== 0) futexWake(this.headWord, 1);
+    if (this.#flag(PRODUCER_SLEEPING, "receive") !== 0) futexWake(this.headWord, 1);
   }
 
-  /** Releases the previous message, then hands out the next in place, or null when empty. */
-  tryReceive(): Uint8Array | null {
+  /** Reads tail: it only moves forward from the last one seen, and never laps head. */
+  #loadTail(): number {
+    const tail = Atomics.load(this.header, TAIL);
+    if (tail === this.seenTail) return tail;
+    this.#position(tail, "tail", "receive");
+    if (this.#distance(this.head, tail) < this.#distance(this.head, this.seenTail)) {
+      this.fail(
+        corrupted(
+          "receive",
+          "tail",
+          tail,
+          `it may only move forward from ${this.seenTail}, without passing head ${this.head}`,
+        ),
+      );
+    }
+    // Read after tail: it counts at least the records before tail.
+    this.budget = this.#budget("receive");
+    return tail;
+  }
+
+  /**
+   * How many messages `sent` says are there to receive: the producer counts
+   * a message before it publishes tail, so a record past that count was
+   * never sent.
+   */
+  #budget(action: string): number {
+    const sent = Atomics.load(this.header, SENT);
+    const budget = (sent - this.received) >>> 0;
+    if (budget > this.capacity / RECORD_HEADER) {
+      this.fail(
+        corrupted(
+          action,
+          "sent",
+          sent,
+          `with ${this.received} received, more messages would be pending than the ring holds`,
+        ),
+      );
+    }
+    return budget;
+  }
+
+  /** Whether the producer closed or its process is gone. */
+  #producerEnded(): boolean {
+    if ((this.#closedWord("receive") & PRODUCER_CLOSED) !== 0) return true;
+    return this.#otherGone(PRODUCER, "receive");
+  }
+
+  /**
+   * Releases the previous message, then hands out the next in place; null
+   * when empty, undefined when empty for good (the producer closed or died).
+   */
+  tryReceive(): Uint8Array | null | undefined {
+    if ((this.roles & CONSUMER_CLOSED) === 0) this.claim(CONSUMER_CLOSED, "receive");
     this.releaseLocally();
-    let head = this.head;
+    const head = this.head;
     if (head === this.seenTail) {
-      this.seenTail = Atomics.load(this.header, TAIL);
+      this.seenTail = this.#loadTail();
       if (head === this.seenTail) {
-        // Running empty: let the producer see all the room there is.
-        if (this.unpublished !== 0) this.publishHead();
-        return null;
+        // Ended, then still empty: nothing more can come (tail is published first).
+        const ended = this.#producerEnded();
+        if (ended) this.seenTail = this.#loadTail();
+        if (head === this.seenTail) {
+          // Running empty: let the producer see all the room there is.
+          if (this.unpublished !== 0) this.publishHead();
+          return ended ? undefined : null;
+        }
       }
     }
+    return this.#record(head, this.#distance(head, this.seenTail));
+  }
+
+  /** The record at `head`, with `used` bytes published from there; checks its words. */
+  #record(head: number, used: number): Uint8Array {
     const lengths = this.lengths;
     const capacity = this.capacity;
-    let length = lengths[head >> 2]!;
+    let at = head;
+    let length = lengths[at >> 2]!;
+    let available = used;
     if (length === PADDING) {
-      head = 0;
+      // The record did not fit before the end: it is at 0, and tail past it.
+      const skipped = capacity - head;
+      if (head === 0 || used <= skipped) {
+        this.fail(
+          corrupted(
+            "receive",
+            `record length at ${head}`,
+            length,
+            `a padding marker needs data wrapped to the start (tail ${this.seenTail})`,
+          ),
+        );
+      }
+      at = 0;
+      available = used - skipped;
       length = lengths[0]!;
     }
-    let next = head + recordBytes(length);
+    if (length < 0 || length > this.maxMessage) {
+      this.fail(
+        corrupted(
+          "receive",
+          `record length at ${at}`,
+          length,
+          `messages are 0 to ${this.maxMessage} bytes`,
+        ),
+      );
+    }
+    const size = recordBytes(length);
+    if (size > available || at + size > capacity) {
+      this.fail(
+        corrupted(
+          "receive",
+          `record length at ${at}`,
+          length,
+          `its record would end past tail ${this.seenTail}`,
+        ),
+      );
+    }
+    if (this.budget === 0) {
+      this.fail(
+        corrupted(
+          "receive",
+          "tail",
+          this.seenTail,
+          `sent (${Atomics.load(this.header, SENT)}) counts no message at ${at}`,
+        ),
+      );
+    }
+    this.budget--;
+    const reserved = lengths[(at >> 2) + 1]!;
+    if (reserved !== 0) {
+      this.fail(corrupted("receive", `reserved word at ${at + 4}`, reserved, "it must be 0"));
+    }
+    let next = at + size;
     if (next === capacity) next = 0;
     this.next = next;
-    this.nextBytes = next > this.head ? next - this.head : next - this.head + capacity;
-    const start = head + RECORD_HEADER;
+    this.nextBytes = this.#distance(head, next);
+    const start = at + RECORD_HEADER;
     return this.data.subarray(start, start + length);
+  }
+
+  /** Messages sent and not released as published; no more than the ring can hold. */
+  pending(): number {
+    const sent = Atomics.load(this.header, SENT);
+    const received = Atomics.load(this.header, RECEIVED);
+    const pending = (sent - received) >>> 0;
+    if (pending > this.capacity / RECORD_HEADER) {
+      this.fail(
+        corrupted(
+          "read the channel",
+          "sent",
+          sent,
+          `with received ${received}, more messages would be pending than the ring holds`,
+        ),
+      );
+    }
+    return pending;
+  }
+
+  /** Marks this object's ends closed in the header and wakes the other end. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.reserved = -1;
+    if (this.header.length === 0 || this.roles === 0) return;
+    if ((this.roles & CONSUMER_CLOSED) !== 0 && this.unpublished !== 0) this.publishHead();
+    Atomics.or(this.header, CLOSED, this.roles);
+    // The other end may sleep: the producer on head, the consumer on tail.
+    if ((this.roles & PRODUCER_CLOSED) !== 0) futexWake(this.tailWord);
+    if ((this.roles & CONSUMER_CLOSED) !== 0) futexWake(this.headWord);
   }
 }

@@ -14,10 +14,13 @@
  *
  * | offset | word              | written by | meaning                                      |
  * | ------ | ----------------- | ---------- | -------------------------------------------- |
- * | 0      | magic             | init       | {@linkcode CHANNEL_MAGIC} ("CHN1": version 1) |
+ * | 0      | magic             | init       | {@linkcode CHANNEL_MAGIC} ("CHN2": version 2) |
  * | 4      | capacity          | init       | data bytes, a multiple of 8                  |
  * | 8      | dataOffset        | init       | 384: where the data starts                   |
  * | 12     | maxMessage        | init       | largest payload: capacity/2 rounded down to 8, minus 8 |
+ * | 16     | producer          | producer   | its owner id (pid, start-time tag), 0 before its first send |
+ * | 20     | consumer          | consumer   | its owner id, 0 before its first receive     |
+ * | 24     | closed            | both       | bit 0: the producer closed; bit 1: the consumer closed |
  * | 128    | tail              | producer   | write position (futex word of the consumer)  |
  * | 132    | consumerSleeping  | consumer   | 1 while the consumer may sleep on tail       |
  * | 136    | sent              | producer   | messages sent (wraps at 2^32)                |
@@ -32,6 +35,9 @@
  * 0xffffffff is the padding marker: the next record is at position 0. The
  * ring is empty when head == tail, and a writer never makes tail equal head.
  *
+ * Every word read from the other end is checked before use; one that
+ * breaks the layout's rules throws {@linkcode ChannelError} CORRUPTED.
+ *
  * @example A producer and a consumer (here in one process)
  * ```ts
  * import { Channel, Mapping } from "@shmkit/shmkit";
@@ -39,39 +45,39 @@
  * const producer = Channel.init(mapping.view());
  * const consumer = Channel.from(mapping.view());
  * producer.send(new TextEncoder().encode("hello"));
- * const message = consumer.receive(1000); // a view into the ring
- * console.log(new TextDecoder().decode(message!)); // "hello"
- * consumer.release();
+ * producer.close();
+ * for await (const message of consumer) {
+ *   console.log(new TextDecoder().decode(message)); // "hello"
+ * }
  * ```
  *
  * @module
  */
-import { checkMagic, checkTimeout, DEFAULT_POLL_MS, futexWait, futexWaitAsync } from "./wait.ts";
-import { ClosedError } from "../core/errors.ts";
+import { checkTimeout, DEFAULT_POLL_MS } from "./wait.ts";
+import { typeName } from "../ffi/pointer.ts";
 import { checkInteger, checkOptions } from "../core/_validate.ts";
 import {
   CAPACITY,
+  capacityForMessage,
   CHANNEL_HEADER_BYTES,
   CHANNEL_MAGIC,
+  checkHeader,
   checkView,
-  CONSUMER_SLEEPING,
+  CONSUMER_CLOSED,
   DATA_OFFSET,
-  HEAD,
   MAGIC,
   MAX_CAPACITY,
   MAX_MESSAGE,
   maxMessageFor,
   messageBytes,
   MIN_CAPACITY,
-  PRODUCER_SLEEPING,
-  RECEIVED,
-  SENT,
-  TAIL,
+  PRODUCER_CLOSED,
 } from "./_channel_layout.ts";
 import { Ring } from "./_channel_ring.ts";
-import { spinWhile } from "./_channel_wait.ts";
+import { run, runAsync } from "./_channel_wait.ts";
 
 export { CHANNEL_HEADER_BYTES, CHANNEL_MAGIC } from "./_channel_layout.ts";
+export { ChannelError, type ChannelErrorCode } from "./_channel_layout.ts";
 
 /** Options of {@linkcode Channel.init} and {@linkcode Channel.from}. */
 export interface ChannelOptions {
@@ -84,60 +90,101 @@ export interface ChannelOptions {
   readonly spinMs?: number;
   /** Polling window of the async calls, as in `waitAsync` (default DEFAULT_POLL_MS). */
   readonly pollMs?: number;
+  /**
+   * How often a waiting end checks that the other end's process lives, in
+   * milliseconds (default 50): a SIGKILLed peer wakes nobody.
+   */
+  readonly checkIntervalMs?: number;
+  /**
+   * Takes this end's place at once, rather than at the first send or
+   * receive, so that `close()` and a death are seen by the other end even
+   * before that.
+   */
+  readonly role?: "producer" | "consumer";
 }
 
-/** What a wait loop does next: wait for the word to leave `expected`, spinning or asleep. */
-class Wait {
-  constructor(
-    readonly expected: number,
-    readonly timeoutMs: number,
-    readonly sleep: boolean,
-  ) {}
+/** Options of the asynchronous calls. */
+export interface ChannelWaitOptions {
+  /** Ends the wait: the promise rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
 }
 
-// "Look again at once": the word moved while announcing the sleep.
-const RETRY = new Wait(0, 0, false);
-
-/** One blocking call in progress. */
-interface Attempt {
-  readonly deadline: number;
-  /** How long to wait without sleeping first (spinMs, or pollMs when async). */
-  readonly spinMs: number;
-  spun: boolean;
-  /** This end's sleeping flag is set and must be cleared. */
-  sleeping: boolean;
+function checkSignal(options: ChannelWaitOptions | undefined): AbortSignal | undefined {
+  const signal = checkOptions(options, "options").signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError(
+      `Cannot use options.signal: expected an AbortSignal, got ${typeName(signal)}`,
+    );
+  }
+  return signal;
 }
 
 /**
  * One end (or both) of a single-producer single-consumer channel in shared
  * memory (see the module doc for the layout). One process calls
  * {@linkcode Channel.init}, the other {@linkcode Channel.from}; then one of
- * them only sends and the other only receives. Nothing enforces that: two
- * senders (or two receivers) corrupt the ring.
+ * them only sends and the other only receives. The first send makes this
+ * process the producer, the first receive the consumer: another process
+ * trying to take a taken place gets `ChannelError` ROLE_TAKEN.
+ *
+ * Either end may `close()`. The consumer receives what was sent, then
+ * {@linkcode Channel.DONE} once the producer closed or its process died;
+ * the producer gets `ChannelError` once the consumer closed, or died while
+ * the ring is full.
  */
 export class Channel {
+  /**
+   * What `receive` and `tryReceive` return once the producer closed (or
+   * died) and every message it sent was received.
+   */
+  static readonly DONE: unique symbol = Symbol("Channel.DONE");
+
   readonly #ring: Ring;
   readonly #spinMs: number;
   readonly #pollMs: number;
 
-  private constructor(bytes: Uint8Array, options: ChannelOptions | undefined) {
+  private constructor(
+    bytes: Uint8Array,
+    capacity: number,
+    options: ChannelOptions | undefined,
+  ) {
     const o = checkOptions(options, "options");
     this.#spinMs = checkTimeout(o.spinMs ?? 0.02, "spinMs");
     this.#pollMs = checkTimeout(o.pollMs ?? DEFAULT_POLL_MS, "pollMs");
-    this.#ring = new Ring(bytes);
+    const interval = checkTimeout(o.checkIntervalMs ?? 50, "checkIntervalMs");
+    if (o.role !== undefined && o.role !== "producer" && o.role !== "consumer") {
+      throw new TypeError(`Cannot use options.role: expected "producer" or "consumer"`);
+    }
+    this.#ring = new Ring(bytes, capacity, interval);
+    if (o.role === "producer") this.#ring.claim(PRODUCER_CLOSED, "attach to a channel");
+    if (o.role === "consumer") this.#ring.claim(CONSUMER_CLOSED, "attach to a channel");
   }
 
   /**
-   * Bytes a channel needs for a ring of `capacity` data bytes: the header
-   * plus the capacity rounded up to 8.
+   * Bytes a channel needs: for a ring of `capacity` data bytes, the header
+   * plus the capacity rounded up to 8; for `{ maxMessage }`, the least that
+   * carries messages of that many bytes (a ring of
+   * `16 * ceil((maxMessage + 8) / 8)` bytes, at least 64).
    *
    * @example
    * ```ts
    * import { Channel } from "@shmkit/shmkit";
    * console.log(Channel.byteLengthFor(1 << 20)); // 1048960
+   * console.log(Channel.byteLengthFor({ maxMessage: 1000 })); // 2400
    * ```
+   *
+   * @throws {RangeError} For a capacity below 64 or above 1 GiB, or a larger maxMessage than that carries.
    */
-  static byteLengthFor(capacity: number): number {
+  static byteLengthFor(capacity: number | { readonly maxMessage: number }): number {
+    if (typeof capacity === "object" && capacity !== null) {
+      const max = checkInteger(
+        capacity.maxMessage,
+        "maxMessage",
+        0,
+        maxMessageFor(MAX_CAPACITY),
+      );
+      return CHANNEL_HEADER_BYTES + capacityForMessage(max);
+    }
     const c = checkInteger(capacity, "capacity", MIN_CAPACITY, MAX_CAPACITY);
     return CHANNEL_HEADER_BYTES + ((c + 7) & ~7);
   }
@@ -163,7 +210,7 @@ export class Channel {
     Atomics.store(header, DATA_OFFSET, CHANNEL_HEADER_BYTES);
     Atomics.store(header, MAX_MESSAGE, maxMessageFor(capacity));
     Atomics.store(header, MAGIC, CHANNEL_MAGIC);
-    return new Channel(bytes, options);
+    return new Channel(bytes, capacity, options);
   }
 
   /**
@@ -171,30 +218,12 @@ export class Channel {
    *
    * @throws {TypeError} When `view` is not a TypedArray or DataView.
    * @throws {RangeError} When it is misaligned, or shorter than the channel's header says.
-   * @throws {Error} When the memory holds no initialised channel.
+   * @throws {ChannelError} CORRUPTED when the memory holds no initialised channel, or its header breaks the layout's rules.
    */
   static from(view: ArrayBufferView, options?: ChannelOptions): Channel {
     const bytes = checkView(view, "attach to a channel");
     const header = new Int32Array(bytes.buffer, bytes.byteOffset, CHANNEL_HEADER_BYTES / 4);
-    checkMagic(header, MAGIC, CHANNEL_MAGIC, "a channel", "Channel.init");
-    const capacity = Atomics.load(header, CAPACITY);
-    const offset = Atomics.load(header, DATA_OFFSET);
-    if (
-      offset !== CHANNEL_HEADER_BYTES || capacity < MIN_CAPACITY || capacity % 8 !== 0 ||
-      capacity > MAX_CAPACITY || Atomics.load(header, MAX_MESSAGE) !== maxMessageFor(capacity)
-    ) {
-      throw new Error(
-        `Cannot attach to a channel: its header is corrupt (capacity ${capacity}, data offset ${offset})`,
-      );
-    }
-    if (bytes.byteLength < CHANNEL_HEADER_BYTES + capacity) {
-      throw new RangeError(
-        `Cannot attach to a channel in ${bytes.byteLength} bytes: its ring needs ${
-          CHANNEL_HEADER_BYTES + capacity
-        }`,
-      );
-    }
-    return new Channel(bytes, options);
+    return new Channel(bytes, checkHeader(header, bytes.byteLength), options);
   }
 
   /** Data bytes in the ring. */
@@ -210,103 +239,27 @@ export class Channel {
   /**
    * Messages sent and not yet released by the consumer, as far as the
    * consumer has published its releases (see `release()`).
+   *
+   * @throws {ChannelError} CORRUPTED when the counters say more than the ring can hold.
    */
   get pending(): number {
-    const header = this.#live("read the channel");
-    return (Atomics.load(header, SENT) - Atomics.load(header, RECEIVED)) >>> 0;
+    this.#ring.live("read the channel");
+    return this.#ring.pending();
   }
-
-  #live(action: string): Int32Array {
-    const header = this.#ring.header;
-    if (header.length === 0) throw new ClosedError(action, "channel's memory");
-    return header;
-  }
-
-  // --- the wait loops: one step function, four thin loops
 
   /**
-   * One pass of a blocking call: `op`'s result, null (timed out), or what
-   * to wait for. `producer` tells which end waits: the producer for head to
-   * move (room), the consumer for tail (a message).
+   * Ends this object's part: a producer's consumer receives what was sent,
+   * then {@linkcode Channel.DONE}; a consumer's producer gets
+   * `ChannelError` CONSUMER_CLOSED from then on. Any later call on this
+   * object throws `ClosedError`. Idempotent; does not unmap the memory.
    */
-  #step<T>(attempt: Attempt, producer: boolean, op: () => T | null): T | null | Wait {
-    const header = this.#live(producer ? "send" : "receive");
-    const ring = this.#ring;
-    const flag = producer ? PRODUCER_SLEEPING : CONSUMER_SLEEPING;
-    if (attempt.sleeping) {
-      attempt.sleeping = false;
-      Atomics.store(header, flag, 0);
-    }
-    const result = op();
-    if (result !== null) return result;
-    const left = attempt.deadline - performance.now();
-    if (left <= 0) return null;
-    const expected = producer ? ring.seenHead : ring.head;
-    if (!attempt.spun) {
-      attempt.spun = true;
-      if (attempt.spinMs > 0) return new Wait(expected, Math.min(left, attempt.spinMs), false);
-    }
-    // Announce the sleep, then look again: the other end either sees the
-    // flag or its move is seen here (both sides order store-then-load).
-    Atomics.exchange(header, flag, 1);
-    if (Atomics.load(header, producer ? HEAD : TAIL) !== expected) {
-      Atomics.store(header, flag, 0);
-      return RETRY;
-    }
-    attempt.sleeping = true;
-    return new Wait(expected, left, true);
+  close(): void {
+    this.#ring.close();
   }
 
-  /** The synchronous loop around `#step`: spins, then sleeps in futex. */
-  #run<T>(producer: boolean, op: () => T | null, timeout: number): T | null {
-    const ring = this.#ring;
-    const attempt: Attempt = {
-      deadline: performance.now() + timeout,
-      spinMs: this.#spinMs,
-      spun: false,
-      sleeping: false,
-    };
-    try {
-      for (;;) {
-        const step = this.#step(attempt, producer, op);
-        if (!(step instanceof Wait)) return step;
-        if (step === RETRY) continue;
-        if (step.sleep) {
-          futexWait(producer ? ring.headWord : ring.tailWord, step.expected, step.timeoutMs);
-        } else spinWhile(ring.header, producer ? HEAD : TAIL, step.expected, step.timeoutMs);
-      }
-    } finally {
-      this.#wake(attempt, producer);
-    }
-  }
-
-  /** The asynchronous loop around `#step`: polls from the event loop, then blocks on another thread. */
-  async #runAsync<T>(producer: boolean, op: () => T | null, timeout: number): Promise<T | null> {
-    const ring = this.#ring;
-    const attempt: Attempt = {
-      deadline: performance.now() + timeout,
-      spinMs: this.#pollMs,
-      spun: false,
-      sleeping: false,
-    };
-    const word = producer ? ring.headWord : ring.tailWord;
-    try {
-      for (;;) {
-        const step = this.#step(attempt, producer, op);
-        if (!(step instanceof Wait)) return step;
-        if (step === RETRY) continue;
-        await futexWaitAsync(word, step.expected, step.timeoutMs, step.sleep ? 0 : this.#pollMs);
-      }
-    } finally {
-      this.#wake(attempt, producer);
-    }
-  }
-
-  /** Clears this end's sleeping flag if a wait ended by an exception left it set. */
-  #wake(attempt: Attempt, producer: boolean): void {
-    const header = this.#ring.header;
-    if (!attempt.sleeping || header.length === 0) return;
-    Atomics.store(header, producer ? PRODUCER_SLEEPING : CONSUMER_SLEEPING, 0);
+  /** `close()`, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
   }
 
   // --- producer
@@ -331,11 +284,35 @@ export class Channel {
    * @param length The message's length, 0 to `maxMessageBytes`.
    * @throws {RangeError} When `length` exceeds `maxMessageBytes`.
    * @throws {Error} When a reservation is already open.
+   * @throws {ChannelError} When the consumer closed, or died with the ring full; CORRUPTED.
    */
   tryReserve(length: number): Uint8Array | null {
-    this.#live("send");
+    this.#ring.live("send");
     checkInteger(length, "length", 0, this.#ring.maxMessage);
     return this.#ring.tryReserve(length);
+  }
+
+  /**
+   * Reserves room like `tryReserve`, waiting without blocking the event
+   * loop while the ring is full.
+   *
+   * @param length The message's length, 0 to `maxMessageBytes`.
+   * @param timeoutMs Milliseconds to wait at most (default: forever).
+   * @param options `signal` to abort the wait.
+   * @returns The view to write the message in, or null when the time ran out.
+   * @throws {RangeError} (synchronously) When `length` or the timeout is out of range.
+   * @throws {ChannelError} When the consumer closed, or died with the ring full; CORRUPTED.
+   */
+  reserveAsync(
+    length: number,
+    timeoutMs?: number,
+    options?: ChannelWaitOptions,
+  ): Promise<Uint8Array | null> {
+    checkInteger(length, "length", 0, this.#ring.maxMessage);
+    const timeout = checkTimeout(timeoutMs);
+    const signal = checkSignal(options);
+    const ring = this.#ring;
+    return runAsync(ring, true, () => ring.tryReserve(length), timeout, this.#pollMs, signal);
   }
 
   /**
@@ -346,8 +323,8 @@ export class Channel {
    * @throws {RangeError} When `length` exceeds the reserved length.
    */
   commit(length?: number): void {
-    this.#live("send");
     const ring = this.#ring;
+    ring.live("send");
     const reserved = ring.reserved;
     if (reserved === -1) {
       throw new Error("Cannot commit: nothing is reserved; call tryReserve() first");
@@ -364,10 +341,11 @@ export class Channel {
    * @returns Whether it was sent (false: the ring is full).
    * @throws {TypeError} When `message` is not a TypedArray or DataView.
    * @throws {RangeError} When it is longer than `maxMessageBytes`.
+   * @throws {ChannelError} When the consumer closed, or died with the ring full; CORRUPTED.
    */
   trySend(message: ArrayBufferView): boolean {
     const bytes = messageBytes(message, this.#ring.maxMessage);
-    this.#live("send");
+    this.#ring.live("send");
     return this.#ring.trySend(bytes);
   }
 
@@ -385,13 +363,14 @@ export class Channel {
    * @returns Whether it was sent (false: timed out).
    * @throws {TypeError} When `message` is not a TypedArray or DataView.
    * @throws {RangeError} When it is too long, or the timeout is negative or NaN.
+   * @throws {ChannelError} When the consumer closed, or died while the ring was full; CORRUPTED.
    */
   send(message: ArrayBufferView, timeoutMs?: number): boolean {
     const bytes = messageBytes(message, this.#ring.maxMessage);
     const timeout = checkTimeout(timeoutMs);
-    this.#live("send");
+    this.#ring.live("send");
     if (this.#ring.trySend(bytes)) return true;
-    return this.#run(true, this.#sendOp(bytes), timeout) ?? false;
+    return run(this.#ring, true, this.#sendOp(bytes), timeout, this.#spinMs) ?? false;
   }
 
   /**
@@ -400,14 +379,22 @@ export class Channel {
    *
    * @param message The bytes, at most `maxMessageBytes`.
    * @param timeoutMs Milliseconds to wait at most (default: forever).
+   * @param options `signal` to abort the wait.
    * @returns Whether it was sent (false: timed out).
    * @throws {TypeError} (synchronously) When `message` is not a TypedArray or DataView.
    * @throws {RangeError} (synchronously) When it is too long, or the timeout is negative or NaN.
+   * @throws {ChannelError} When the consumer closed, or died while the ring was full; CORRUPTED.
    */
-  sendAsync(message: ArrayBufferView, timeoutMs?: number): Promise<boolean> {
+  sendAsync(
+    message: ArrayBufferView,
+    timeoutMs?: number,
+    options?: ChannelWaitOptions,
+  ): Promise<boolean> {
     const bytes = messageBytes(message, this.#ring.maxMessage);
     const timeout = checkTimeout(timeoutMs);
-    return this.#runAsync(true, this.#sendOp(bytes), timeout).then((sent) => sent ?? false);
+    const signal = checkSignal(options);
+    return runAsync(this.#ring, true, this.#sendOp(bytes), timeout, this.#pollMs, signal)
+      .then((sent) => sent ?? false);
   }
 
   // --- consumer
@@ -421,8 +408,8 @@ export class Channel {
    * which saves a cache-line transfer per message.
    */
   release(): void {
-    this.#live("release a message");
     const ring = this.#ring;
+    ring.live("release a message");
     ring.releaseLocally();
     if (ring.unpublished !== 0) ring.publishHead();
   }
@@ -432,14 +419,18 @@ export class Channel {
    * previous one is released first. The view is valid until the next
    * receive or `release()`.
    *
-   * @returns The message, or null when the ring is empty.
+   * @returns The message; null when the ring is empty; {@linkcode Channel.DONE} when it is empty for good.
+   * @throws {ChannelError} CORRUPTED when a word breaks the layout's rules.
    */
-  tryReceive(): Uint8Array | null {
-    this.#live("receive");
-    return this.#ring.tryReceive();
+  tryReceive(): Uint8Array | null | typeof Channel.DONE {
+    this.#ring.live("receive");
+    return this.#receiveOp();
   }
 
-  readonly #receiveOp = (): Uint8Array | null => this.#ring.tryReceive();
+  readonly #receiveOp = (): Uint8Array | typeof Channel.DONE | null => {
+    const message = this.#ring.tryReceive();
+    return message === undefined ? Channel.DONE : message;
+  };
 
   /**
    * The next message, in place, blocking the thread while the ring is
@@ -447,12 +438,14 @@ export class Channel {
    * message is released first.
    *
    * @param timeoutMs Milliseconds to wait at most (default: forever).
-   * @returns The message (valid until the next receive or `release()`), or null when the time ran out.
+   * @returns The message (valid until the next receive or `release()`); null when the time ran out; {@linkcode Channel.DONE} once the producer closed or died and everything it sent was received.
    * @throws {RangeError} For a negative or NaN timeout.
+   * @throws {ChannelError} CORRUPTED when a word breaks the layout's rules.
    */
-  receive(timeoutMs?: number): Uint8Array | null {
+  receive(timeoutMs?: number): Uint8Array | null | typeof Channel.DONE {
     const timeout = checkTimeout(timeoutMs);
-    return this.tryReceive() ?? this.#run(false, this.#receiveOp, timeout);
+    this.#ring.live("receive");
+    return this.#receiveOp() ?? run(this.#ring, false, this.#receiveOp, timeout, this.#spinMs);
   }
 
   /**
@@ -460,11 +453,12 @@ export class Channel {
    * released at once.
    *
    * @param timeoutMs Milliseconds to wait at most (default: forever).
-   * @returns A new Uint8Array, or null when the time ran out.
+   * @returns A new Uint8Array; null when the time ran out; {@linkcode Channel.DONE} at the end.
+   * @throws {ChannelError} CORRUPTED when a word breaks the layout's rules.
    */
-  receiveCopy(timeoutMs?: number): Uint8Array | null {
+  receiveCopy(timeoutMs?: number): Uint8Array | null | typeof Channel.DONE {
     const message = this.receive(timeoutMs);
-    if (message === null) return null;
+    if (!(message instanceof Uint8Array)) return message;
     const copy = message.slice();
     this.release();
     return copy;
@@ -476,11 +470,52 @@ export class Channel {
    * next receive.
    *
    * @param timeoutMs Milliseconds to wait at most (default: forever).
-   * @returns The message, or null when the time ran out.
+   * @param options `signal` to abort the wait.
+   * @returns The message; null when the time ran out; {@linkcode Channel.DONE} at the end.
    * @throws {RangeError} (synchronously) For a negative or NaN timeout.
+   * @throws {ChannelError} CORRUPTED when a word breaks the layout's rules.
    */
-  receiveAsync(timeoutMs?: number): Promise<Uint8Array | null> {
+  receiveAsync(
+    timeoutMs?: number,
+    options?: ChannelWaitOptions,
+  ): Promise<Uint8Array | null | typeof Channel.DONE> {
     const timeout = checkTimeout(timeoutMs);
-    return this.#runAsync(false, this.#receiveOp, timeout);
+    const signal = checkSignal(options);
+    return runAsync(this.#ring, false, this.#receiveOp, timeout, this.#pollMs, signal);
+  }
+
+  /**
+   * The messages, each in place until the next one is asked for, until
+   * the producer closes or dies: `for await (const message of channel)`.
+   * Leaving the loop early releases the last message; the channel stays
+   * open.
+   *
+   * @throws {ChannelError} CORRUPTED when a word breaks the layout's rules.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array, undefined> {
+    const ring = this.#ring;
+    const finished: IteratorReturnResult<undefined> = { done: true, value: undefined };
+    const result = (
+      message: Uint8Array | null | undefined | typeof Channel.DONE,
+    ): IteratorResult<Uint8Array, undefined> =>
+      message instanceof Uint8Array ? { done: false, value: message } : finished;
+    return {
+      next: (): Promise<IteratorResult<Uint8Array, undefined>> => {
+        try {
+          // A message at hand costs no wait loop.
+          ring.live("receive");
+          const message = ring.tryReceive();
+          if (message !== null) return Promise.resolve(result(message));
+        } catch (error) {
+          return Promise.reject(error);
+        }
+        return runAsync(ring, false, this.#receiveOp, Infinity, this.#pollMs, undefined)
+          .then(result);
+      },
+      return: (): Promise<IteratorResult<Uint8Array, undefined>> => {
+        if (!ring.closed && ring.header.length !== 0 && ring.broken === undefined) this.release();
+        return Promise.resolve(finished);
+      },
+    };
   }
 }

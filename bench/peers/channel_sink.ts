@@ -21,7 +21,7 @@ Atomics.store(words, 1, 1);
 notify(words, 1);
 let sum = 0;
 for (let i = 0; i < Number(countText); i++) {
-  const message = channel.receive()!;
+  const message = channel.receive() as Uint8Array;
   if (message.length > 0) sum += message[0]! + message[message.length - 1]!;
 }
 channel.release();
