@@ -12,10 +12,12 @@ import {
   other,
   type Peer,
   PEER_TEST,
+  type Running,
   self,
   sharedFile,
   startPeer,
   startProgram,
+  until,
 } from "./fixtures/lock_peers.ts";
 
 const encoder = new TextEncoder();
@@ -730,3 +732,94 @@ test(
     }
   },
 );
+
+// --- lifecycle across processes: a peer SIGKILLed
+
+const RUNTIMES: Peer[] = other === undefined ? [self] : [self, other];
+
+for (const peer of RUNTIMES) {
+  test(
+    `a ${peer.runtime} producer SIGKILLed mid-stream: every message it sent arrives, then for await ends`,
+    PEER_TEST,
+    async () => {
+      const file = sharedFile(4096);
+      const running: Running[] = [];
+      try {
+        using mapping = Mapping.file(file.path);
+        const consumer = Channel.init(mapping.view(), { role: "consumer" });
+        const words = mapping.view(Int32Array);
+        const producing = startPeer(peer, "channel_peer.ts", [file.path, "stream"]);
+        running.push(producing);
+        let received = 0;
+        let killed = false;
+        const problems: string[] = [];
+        for await (const message of consumer) {
+          // Message i: the u32 i, then bytes (i + k) & 0xff, 4 + i % 29 bytes long.
+          const i = received;
+          const view = new DataView(message.buffer, message.byteOffset, message.byteLength);
+          if (message.length !== 4 + (i % 29) || view.getUint32(0, true) !== i) {
+            problems.push(`message ${i}: length ${message.length}`);
+          }
+          for (let k = 4; k < message.length; k++) {
+            if (message[k] !== ((i + k) & 0xff)) problems.push(`message ${i}: byte ${k}`);
+          }
+          received++;
+          if (received === 2000 && !killed) {
+            killed = true;
+            producing.kill("SIGKILL");
+          }
+        }
+        const { signal } = await producing.done;
+        assert.equal(signal, "SIGKILL");
+        assert.deepEqual(problems.slice(0, 5), []);
+        assert.ok(received >= 2000, `received ${received}`);
+        // Everything published was received: head caught up with the final tail, and
+        // `sent` counts the received messages (plus one if the kill fell between
+        // counting a message and publishing it).
+        assert.equal(words[64], words[32]);
+        assert.ok(
+          words[34]! - received === 0 || words[34]! - received === 1,
+          `sent ${words[34]}, received ${received}`,
+        );
+        assert.equal(consumer.tryReceive(), Channel.DONE);
+      } finally {
+        for (const child of running) child.kill("SIGKILL");
+        file.remove();
+      }
+    },
+  );
+
+  test(
+    `a ${peer.runtime} consumer SIGKILLed with the ring full: the producer's waiting sendAsync and send throw CONSUMER_DIED`,
+    PEER_TEST,
+    async () => {
+      const file = sharedFile(4096);
+      const running: Running[] = [];
+      try {
+        using mapping = Mapping.file(file.path);
+        const producer = Channel.init(mapping.view(), { role: "producer" });
+        const words = mapping.view(Int32Array);
+        const consuming = startPeer(peer, "channel_peer.ts", [file.path, "stall"]);
+        running.push(consuming);
+        await until(() => words[5] !== 0, 60_000, "the consumer to take its place");
+        assert.equal(words[5]! & 0x3fffff, consuming.pid, "consumer (offset 20): its pid");
+        assert.throws(() => Channel.from(mapping.view()).tryReceive(), { code: "ROLE_TAKEN" });
+        while (producer.trySend(new Uint8Array(100)));
+        const sending = producer.sendAsync(new Uint8Array(100));
+        // The send waits: the consumer lives but never receives.
+        const early = await Promise.race([
+          sending.then(() => "settled", () => "settled"),
+          new Promise((resolve) => setTimeout(() => resolve("waiting"), 200)),
+        ]);
+        assert.equal(early, "waiting");
+        consuming.kill("SIGKILL");
+        await assert.rejects(sending, { name: "ChannelError", code: "CONSUMER_DIED" });
+        assert.throws(() => producer.send(new Uint8Array(100)), { code: "CONSUMER_DIED" });
+        assert.equal((await consuming.done).signal, "SIGKILL");
+      } finally {
+        for (const child of running) child.kill("SIGKILL");
+        file.remove();
+      }
+    },
+  );
+}
