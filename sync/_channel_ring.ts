@@ -210,6 +210,15 @@ export class Ring {
     return tail + size < head ? tail : -1;
   }
 
+  /** Throws for a closed channel, or a garbled closed word. */
+  #closedOnSend(): void {
+    const closed = this.#closedWord("send");
+    if ((closed & CONSUMER_CLOSED) !== 0) {
+      throw new ChannelError("CONSUMER_CLOSED", "Cannot send: the consumer closed the channel");
+    }
+    if ((closed & PRODUCER_CLOSED) !== 0) throw new ClosedError("send", "channel");
+  }
+
   /**
    * Where a record of `size` bytes goes now: its position, or -1 when the
    * ring is full.
@@ -217,11 +226,9 @@ export class Ring {
    * @throws {ChannelError} CONSUMER_CLOSED or CONSUMER_DIED while full.
    */
   place(size: number): number {
-    const closed = this.#closedWord("send");
-    if ((closed & CONSUMER_CLOSED) !== 0) {
-      throw new ChannelError("CONSUMER_CLOSED", "Cannot send: the consumer closed the channel");
-    }
-    if ((closed & PRODUCER_CLOSED) !== 0) throw new ClosedError("send", "channel");
+    // A plain read on every send: a close seen one send late is still seen.
+    const closed = this.header[CLOSED]!;
+    if (closed !== 0) this.#closedOnSend();
     const at = this.#placeFor(size, this.seenHead);
     if (at >= 0) return at;
     // Look at the consumer's line only when the ring looks full.
