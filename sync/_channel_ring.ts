@@ -9,7 +9,7 @@
  */
 import { futexWake } from "./wait.ts";
 import { ClosedError } from "../core/errors.ts";
-import { isGone, selfId } from "./_channel_peer.ts";
+import { PeerWatch, selfId } from "./_channel_peer.ts";
 import {
   CHANNEL_HEADER_BYTES,
   ChannelError,
@@ -47,8 +47,8 @@ export class Ring {
   /** This object's roles (PRODUCER_CLOSED / CONSUMER_CLOSED bits), and whether it closed. */
   roles = 0;
   closed = false;
-  #lastPeerCheck = -Infinity;
-  #peerGone = false;
+  readonly #producerWatch: PeerWatch;
+  readonly #consumerWatch: PeerWatch;
   // Producer state: its own tail, the last head it saw, messages sent.
   tail: number;
   seenHead: number;
@@ -74,6 +74,8 @@ export class Ring {
     this.capacity = capacity;
     this.maxMessage = Atomics.load(header, MAX_MESSAGE);
     this.checkIntervalMs = checkIntervalMs;
+    this.#producerWatch = new PeerWatch(checkIntervalMs);
+    this.#consumerWatch = new PeerWatch(checkIntervalMs);
     const start = bytes.byteOffset + CHANNEL_HEADER_BYTES;
     this.data = new Uint8Array(bytes.buffer, start, capacity);
     this.lengths = new Int32Array(bytes.buffer, start, capacity / 4);
@@ -144,11 +146,8 @@ export class Ring {
 
   /** Whether the other end's process is gone; looks at most once per check interval. */
   #otherGone(index: number, action: string): boolean {
-    const now = performance.now();
-    if (now - this.#lastPeerCheck < this.checkIntervalMs) return this.#peerGone;
-    this.#lastPeerCheck = now;
-    this.#peerGone = isGone(this.#id(index, action));
-    return this.#peerGone;
+    const id = this.#id(index, action);
+    return (index === PRODUCER ? this.#producerWatch : this.#consumerWatch).gone(id);
   }
 
   /** A sleeping flag the other end writes, checked (0 or 1). */

@@ -769,8 +769,8 @@ for (const peer of RUNTIMES) {
             producing.kill("SIGKILL");
           }
         }
-        const { signal } = await producing.done;
-        assert.equal(signal, "SIGKILL");
+        const { signal, code, output } = await producing.done;
+        assert.equal(signal, "SIGKILL", `exit code ${code}, output:\n${output}`);
         assert.deepEqual(problems.slice(0, 5), []);
         assert.ok(received >= 2000, `received ${received}`);
         // Everything published was received: head caught up with the final tail, and
