@@ -92,7 +92,7 @@ export interface ChannelOptions {
   readonly pollMs?: number;
   /**
    * How often a waiting end checks that the other end's process lives, in
-   * milliseconds (default 50): a SIGKILLed peer wakes nobody.
+   * milliseconds, more than 0 (default 50): a SIGKILLed peer wakes nobody.
    */
   readonly checkIntervalMs?: number;
   /**
@@ -107,6 +107,32 @@ export interface ChannelOptions {
 export interface ChannelWaitOptions {
   /** Ends the wait: the promise rejects with the signal's reason. */
   readonly signal?: AbortSignal;
+}
+
+/** The options, checked before anything is written. */
+interface Settings {
+  readonly spinMs: number;
+  readonly pollMs: number;
+  readonly checkIntervalMs: number;
+  /** PRODUCER_CLOSED or CONSUMER_CLOSED (the role's bit), or 0. */
+  readonly role: number;
+}
+
+function checkSettings(options: ChannelOptions | undefined): Settings {
+  const o = checkOptions(options, "options");
+  const checkIntervalMs = checkTimeout(o.checkIntervalMs ?? 50, "checkIntervalMs");
+  if (checkIntervalMs === 0) {
+    throw new RangeError("Cannot use checkIntervalMs 0: expected more than 0 milliseconds");
+  }
+  if (o.role !== undefined && o.role !== "producer" && o.role !== "consumer") {
+    throw new TypeError(`Cannot use options.role: expected "producer" or "consumer"`);
+  }
+  return {
+    spinMs: checkTimeout(o.spinMs ?? 0.02, "spinMs"),
+    pollMs: checkTimeout(o.pollMs ?? DEFAULT_POLL_MS, "pollMs"),
+    checkIntervalMs,
+    role: o.role === "producer" ? PRODUCER_CLOSED : o.role === "consumer" ? CONSUMER_CLOSED : 0,
+  };
 }
 
 function checkSignal(options: ChannelWaitOptions | undefined): AbortSignal | undefined {
@@ -143,21 +169,11 @@ export class Channel {
   readonly #spinMs: number;
   readonly #pollMs: number;
 
-  private constructor(
-    bytes: Uint8Array,
-    capacity: number,
-    options: ChannelOptions | undefined,
-  ) {
-    const o = checkOptions(options, "options");
-    this.#spinMs = checkTimeout(o.spinMs ?? 0.02, "spinMs");
-    this.#pollMs = checkTimeout(o.pollMs ?? DEFAULT_POLL_MS, "pollMs");
-    const interval = checkTimeout(o.checkIntervalMs ?? 50, "checkIntervalMs");
-    if (o.role !== undefined && o.role !== "producer" && o.role !== "consumer") {
-      throw new TypeError(`Cannot use options.role: expected "producer" or "consumer"`);
-    }
-    this.#ring = new Ring(bytes, capacity, interval);
-    if (o.role === "producer") this.#ring.claim(PRODUCER_CLOSED, "attach to a channel");
-    if (o.role === "consumer") this.#ring.claim(CONSUMER_CLOSED, "attach to a channel");
+  private constructor(bytes: Uint8Array, capacity: number, settings: Settings) {
+    this.#spinMs = settings.spinMs;
+    this.#pollMs = settings.pollMs;
+    this.#ring = new Ring(bytes, capacity, settings.checkIntervalMs);
+    if (settings.role !== 0) this.#ring.claim(settings.role, "attach to a channel");
   }
 
   /**
@@ -199,6 +215,7 @@ export class Channel {
    */
   static init(view: ArrayBufferView, options?: ChannelOptions): Channel {
     const bytes = checkView(view, "place a channel");
+    const settings = checkSettings(options);
     const capacity = Math.min(
       MAX_CAPACITY,
       Math.floor((bytes.byteLength - CHANNEL_HEADER_BYTES) / 8) * 8,
@@ -210,7 +227,7 @@ export class Channel {
     Atomics.store(header, DATA_OFFSET, CHANNEL_HEADER_BYTES);
     Atomics.store(header, MAX_MESSAGE, maxMessageFor(capacity));
     Atomics.store(header, MAGIC, CHANNEL_MAGIC);
-    return new Channel(bytes, capacity, options);
+    return new Channel(bytes, capacity, settings);
   }
 
   /**
@@ -222,8 +239,9 @@ export class Channel {
    */
   static from(view: ArrayBufferView, options?: ChannelOptions): Channel {
     const bytes = checkView(view, "attach to a channel");
+    const settings = checkSettings(options);
     const header = new Int32Array(bytes.buffer, bytes.byteOffset, CHANNEL_HEADER_BYTES / 4);
-    return new Channel(bytes, checkHeader(header, bytes.byteLength), options);
+    return new Channel(bytes, checkHeader(header, bytes.byteLength), settings);
   }
 
   /** Data bytes in the ring. */

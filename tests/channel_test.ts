@@ -212,6 +212,9 @@ test("bad views, messages and timeouts: TypeError/RangeError; closed memory: Clo
   assert.throws(() => channel.receiveAsync(-1), RangeError);
   assert.throws(() => channel.sendAsync(new Uint8Array(1), NaN), RangeError);
   assert.throws(() => Channel.init(mapping.view(), { spinMs: -1 }), RangeError);
+  assert.throws(() => Channel.init(mapping.view(), { checkIntervalMs: 0 }), RangeError);
+  assert.throws(() => Channel.init(mapping.view(), { role: "both" as never }), TypeError);
+  assert.equal(Channel.from(mapping.view(Uint8Array, 0, 2048)).capacity, 1664, "not re-laid out");
   assert.throws(() => Channel.byteLengthFor(10), RangeError);
   mapping.close();
   assert.throws(() => channel.trySend(new Uint8Array(1)), ClosedError);
