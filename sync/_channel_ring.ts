@@ -341,7 +341,8 @@ export class Ring {
    * never sent.
    */
   #budget(action: string): number {
-    const sent = Atomics.load(this.header, SENT);
+    // A plain read: the atomic load of tail before it orders it.
+    const sent = this.header[SENT]!;
     const budget = (sent - this.received) >>> 0;
     if (budget > this.capacity / RECORD_HEADER) {
       this.fail(
