@@ -98,7 +98,13 @@ export {
   type EventOptions,
   SharedEvent,
 } from "./sync/event.ts";
-export { Channel, type ChannelOptions } from "./sync/channel.ts";
+export {
+  Channel,
+  ChannelError,
+  type ChannelErrorCode,
+  type ChannelOptions,
+  type ChannelWaitOptions,
+} from "./sync/channel.ts";
 // Child processes with posix_spawn (spawn/)
 export {
   Child,

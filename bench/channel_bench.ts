@@ -99,7 +99,11 @@ async function socketPingPong(perBatch: number): Promise<number> {
 }
 
 /** GB/s of `count` messages of `size` bytes from this process to a peer that reads them in place. */
-async function channelThroughput(size: number, count: number): Promise<number> {
+async function channelThroughput(
+  size: number,
+  count: number,
+  receiver: "receive" | "iterate" = "receive",
+): Promise<number> {
   const ring = 1 << 20;
   const samples: number[] = [];
   for (let run = 0; run < 3; run++) {
@@ -108,7 +112,7 @@ async function channelThroughput(size: number, count: number): Promise<number> {
       using mapping = Mapping.file(file.path);
       const words = mapping.view(Int32Array);
       const channel = Channel.init(mapping.view(Uint8Array, 64), { spinMs: 1 });
-      const peer = startPeer("channel_sink.ts", [file.path, count]);
+      const peer = startPeer("channel_sink.ts", [file.path, count, 1, receiver]);
       const done = exited(peer, "channel sink");
       await awaitWord(words, 1, 1);
       const message = new Uint8Array(size).fill(7);
@@ -210,6 +214,20 @@ export const benchmarks: Benchmark[] = [
         value,
         comparisons: [
           { baselineName: "pipe, 64-byte writes (same runtime)", baseline: pipe, goal: { min: 1 } },
+        ],
+      };
+    },
+  },
+  {
+    name: "channel throughput to another process, 64-byte messages, received with for await",
+    unit: "GB/s",
+    async run(): Promise<Measured> {
+      const value = await channelThroughput(64, 1_000_000, "iterate");
+      const loop = await channelThroughput(64, 1_000_000, "receive");
+      return {
+        value,
+        comparisons: [
+          { baselineName: "the same with a receive() loop", baseline: loop, goal: { min: 0.8 } },
         ],
       };
     },

@@ -14,10 +14,13 @@
  *
  * | offset | word              | written by | meaning                                      |
  * | ------ | ----------------- | ---------- | -------------------------------------------- |
- * | 0      | magic             | init       | {@linkcode CHANNEL_MAGIC} ("CHN1": version 1) |
+ * | 0      | magic             | init       | {@linkcode CHANNEL_MAGIC} ("CHN2": version 2) |
  * | 4      | capacity          | init       | data bytes, a multiple of 8                  |
  * | 8      | dataOffset        | init       | 384: where the data starts                   |
  * | 12     | maxMessage        | init       | largest payload: capacity/2 rounded down to 8, minus 8 |
+ * | 16     | producer          | producer   | its owner id (pid, start-time tag), 0 before its first send |
+ * | 20     | consumer          | consumer   | its owner id, 0 before its first receive     |
+ * | 24     | closed            | both       | bit 0: the producer closed; bit 1: the consumer closed |
  * | 128    | tail              | producer   | write position (futex word of the consumer)  |
  * | 132    | consumerSleeping  | consumer   | 1 while the consumer may sleep on tail       |
  * | 136    | sent              | producer   | messages sent (wraps at 2^32)                |
@@ -32,6 +35,9 @@
  * 0xffffffff is the padding marker: the next record is at position 0. The
  * ring is empty when head == tail, and a writer never makes tail equal head.
  *
+ * Every word read from the other end is checked before use; one that
+ * breaks the layout's rules throws {@linkcode ChannelError} CORRUPTED.
+ *
  * @example A producer and a consumer (here in one process)
  * ```ts
  * import { Channel, Mapping } from "@shmkit/shmkit";
@@ -39,46 +45,39 @@
  * const producer = Channel.init(mapping.view());
  * const consumer = Channel.from(mapping.view());
  * producer.send(new TextEncoder().encode("hello"));
- * const message = consumer.receive(1000); // a view into the ring
- * console.log(new TextDecoder().decode(message!)); // "hello"
- * consumer.release();
+ * producer.close();
+ * for await (const message of consumer) {
+ *   console.log(new TextDecoder().decode(message)); // "hello"
+ * }
  * ```
  *
  * @module
  */
-import {
-  checkMagic,
-  checkTimeout,
-  DEFAULT_POLL_MS,
-  futexWait,
-  futexWaitAsync,
-  futexWake,
-} from "./wait.ts";
+import { checkTimeout, DEFAULT_POLL_MS } from "./wait.ts";
 import { typeName } from "../ffi/pointer.ts";
-import { ClosedError } from "../core/errors.ts";
 import { checkInteger, checkOptions } from "../core/_validate.ts";
+import {
+  CAPACITY,
+  capacityForMessage,
+  CHANNEL_HEADER_BYTES,
+  CHANNEL_MAGIC,
+  checkHeader,
+  checkView,
+  CONSUMER_CLOSED,
+  DATA_OFFSET,
+  MAGIC,
+  MAX_CAPACITY,
+  MAX_MESSAGE,
+  maxMessageFor,
+  messageBytes,
+  MIN_CAPACITY,
+  PRODUCER_CLOSED,
+} from "./_channel_layout.ts";
+import { Ring } from "./_channel_ring.ts";
+import { run, runAsync } from "./_channel_wait.ts";
 
-/** The magic word (offset 0) of an initialised channel, layout version 1 ("CHN1"). */
-export const CHANNEL_MAGIC = 0x43484e31;
-/** Bytes of the header before the data. */
-export const CHANNEL_HEADER_BYTES = 384;
-
-// Word indices into the header.
-const MAGIC = 0;
-const CAPACITY = 1;
-const DATA_OFFSET = 2;
-const MAX_MESSAGE = 3;
-const TAIL = 32;
-const CONSUMER_SLEEPING = 33;
-const SENT = 34;
-const HEAD = 64;
-const PRODUCER_SLEEPING = 65;
-const RECEIVED = 66;
-
-const RECORD_HEADER = 8;
-const PADDING = -1;
-const MIN_CAPACITY = 64;
-const MAX_CAPACITY = 1 << 30;
+export { CHANNEL_HEADER_BYTES, CHANNEL_MAGIC } from "./_channel_layout.ts";
+export { ChannelError, type ChannelErrorCode } from "./_channel_layout.ts";
 
 /** Options of {@linkcode Channel.init} and {@linkcode Channel.from}. */
 export interface ChannelOptions {
@@ -91,109 +90,117 @@ export interface ChannelOptions {
   readonly spinMs?: number;
   /** Polling window of the async calls, as in `waitAsync` (default DEFAULT_POLL_MS). */
   readonly pollMs?: number;
+  /**
+   * How often a waiting end checks that the other end's process lives, in
+   * milliseconds, more than 0 (default 50): a SIGKILLed peer wakes nobody.
+   */
+  readonly checkIntervalMs?: number;
+  /**
+   * Takes this end's place at once, rather than at the first send or
+   * receive, so that `close()` and a death are seen by the other end even
+   * before that.
+   */
+  readonly role?: "producer" | "consumer";
 }
 
-/** The record size of a payload: header plus payload, rounded up to 8. */
-function recordBytes(length: number): number {
-  return RECORD_HEADER + ((length + 7) & ~7);
+/** Options of the asynchronous calls. */
+export interface ChannelWaitOptions {
+  /** Ends the wait: the promise rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
 }
 
-/** The largest payload a ring of `capacity` bytes carries. */
-function maxMessageFor(capacity: number): number {
-  // Half the ring, so that a record fits before or after any position.
-  return Math.floor(capacity / 16) * 8 - RECORD_HEADER;
+/** The options, checked before anything is written. */
+interface Settings {
+  readonly spinMs: number;
+  readonly pollMs: number;
+  readonly checkIntervalMs: number;
+  /** PRODUCER_CLOSED or CONSUMER_CLOSED (the role's bit), or 0. */
+  readonly role: number;
 }
 
-function checkView(view: unknown, action: string): Uint8Array {
-  if (!ArrayBuffer.isView(view)) {
+function checkSettings(options: ChannelOptions | undefined): Settings {
+  const o = checkOptions(options, "options");
+  const checkIntervalMs = checkTimeout(o.checkIntervalMs ?? 50, "checkIntervalMs");
+  if (checkIntervalMs === 0) {
+    throw new RangeError("Cannot use checkIntervalMs 0: expected more than 0 milliseconds");
+  }
+  if (o.role !== undefined && o.role !== "producer" && o.role !== "consumer") {
+    throw new TypeError(`Cannot use options.role: expected "producer" or "consumer"`);
+  }
+  return {
+    spinMs: checkTimeout(o.spinMs ?? 0.02, "spinMs"),
+    pollMs: checkTimeout(o.pollMs ?? DEFAULT_POLL_MS, "pollMs"),
+    checkIntervalMs,
+    role: o.role === "producer" ? PRODUCER_CLOSED : o.role === "consumer" ? CONSUMER_CLOSED : 0,
+  };
+}
+
+function checkSignal(options: ChannelWaitOptions | undefined): AbortSignal | undefined {
+  const signal = checkOptions(options, "options").signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError(
-      `Cannot ${action}: expected a TypedArray or DataView over shared memory, got ${
-        typeName(view)
-      }`,
+      `Cannot use options.signal: expected an AbortSignal, got ${typeName(signal)}`,
     );
   }
-  if (view.buffer.byteLength === 0) throw new ClosedError(action, "view's memory");
-  if (view.byteOffset % 8 !== 0) {
-    throw new RangeError(
-      `Cannot ${action} at byteOffset ${view.byteOffset}: it must be a multiple of 8`,
-    );
-  }
-  if (view.byteLength < CHANNEL_HEADER_BYTES + MIN_CAPACITY) {
-    throw new RangeError(
-      `Cannot ${action} in ${view.byteLength} bytes: a channel needs at least ${
-        CHANNEL_HEADER_BYTES + MIN_CAPACITY
-      } (a ${CHANNEL_HEADER_BYTES}-byte header and ${MIN_CAPACITY} bytes of data)`,
-    );
-  }
-  return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+  return signal;
 }
 
 /**
  * One end (or both) of a single-producer single-consumer channel in shared
  * memory (see the module doc for the layout). One process calls
  * {@linkcode Channel.init}, the other {@linkcode Channel.from}; then one of
- * them only sends and the other only receives. Nothing enforces that: two
- * senders (or two receivers) corrupt the ring.
+ * them only sends and the other only receives. The first send makes this
+ * process the producer, the first receive the consumer: another process
+ * trying to take a taken place gets `ChannelError` ROLE_TAKEN.
+ *
+ * Either end may `close()`. The consumer receives what was sent, then
+ * {@linkcode Channel.DONE} once the producer closed or its process died;
+ * the producer gets `ChannelError` once the consumer closed, or died while
+ * the ring is full.
  */
 export class Channel {
-  readonly #header: Int32Array;
-  readonly #data: Uint8Array;
-  readonly #lengths: Int32Array;
-  readonly #capacity: number;
-  readonly #maxMessage: number;
-  readonly #tailWord: Int32Array;
-  readonly #headWord: Int32Array;
+  /**
+   * What `receive` and `tryReceive` return once the producer closed (or
+   * died) and every message it sent was received.
+   */
+  static readonly DONE: unique symbol = Symbol("Channel.DONE");
+
+  readonly #ring: Ring;
   readonly #spinMs: number;
   readonly #pollMs: number;
-  // Producer state: its own tail, the last head it saw, messages sent.
-  #tail: number;
-  #seenHead: number;
-  #sent: number;
-  #reserved = -1;
-  #reservedAt = 0;
-  // Consumer state: its own head, bytes released but not yet published,
-  // the last tail it saw, the position after the message handed out (-1:
-  // none) and its record's bytes, and messages released.
-  #head: number;
-  #unpublished = 0;
-  #seenTail: number;
-  #next = -1;
-  #nextBytes = 0;
-  #received: number;
 
-  private constructor(bytes: Uint8Array, options: ChannelOptions | undefined) {
-    const o = checkOptions(options, "options");
-    this.#spinMs = checkTimeout(o.spinMs ?? 0.02, "spinMs");
-    this.#pollMs = checkTimeout(o.pollMs ?? DEFAULT_POLL_MS, "pollMs");
-    const header = new Int32Array(bytes.buffer, bytes.byteOffset, CHANNEL_HEADER_BYTES / 4);
-    this.#header = header;
-    const capacity = Atomics.load(header, CAPACITY);
-    this.#capacity = capacity;
-    this.#maxMessage = Atomics.load(header, MAX_MESSAGE);
-    const start = bytes.byteOffset + CHANNEL_HEADER_BYTES;
-    this.#data = new Uint8Array(bytes.buffer, start, capacity);
-    this.#lengths = new Int32Array(bytes.buffer, start, capacity / 4);
-    this.#tailWord = header.subarray(TAIL, TAIL + 1);
-    this.#headWord = header.subarray(HEAD, HEAD + 1);
-    this.#tail = Atomics.load(header, TAIL);
-    this.#seenHead = Atomics.load(header, HEAD);
-    this.#head = this.#seenHead;
-    this.#seenTail = this.#tail;
-    this.#sent = Atomics.load(header, SENT);
-    this.#received = Atomics.load(header, RECEIVED);
+  private constructor(bytes: Uint8Array, capacity: number, settings: Settings) {
+    this.#spinMs = settings.spinMs;
+    this.#pollMs = settings.pollMs;
+    this.#ring = new Ring(bytes, capacity, settings.checkIntervalMs);
+    if (settings.role !== 0) this.#ring.claim(settings.role, "attach to a channel");
   }
 
   /**
-   * Bytes a channel needs for a ring of `capacity` data bytes: the header
-   * plus the capacity rounded up to 8.
+   * Bytes a channel needs: for a ring of `capacity` data bytes, the header
+   * plus the capacity rounded up to 8; for `{ maxMessage }`, the least that
+   * carries messages of that many bytes (a ring of
+   * `16 * ceil((maxMessage + 8) / 8)` bytes, at least 64).
    *
    * @example
    * ```ts
    * import { Channel } from "@shmkit/shmkit";
    * console.log(Channel.byteLengthFor(1 << 20)); // 1048960
+   * console.log(Channel.byteLengthFor({ maxMessage: 1000 })); // 2400
    * ```
+   *
+   * @throws {RangeError} For a capacity below 64 or above 1 GiB, or a larger maxMessage than that carries.
    */
-  static byteLengthFor(capacity: number): number {
+  static byteLengthFor(capacity: number | { readonly maxMessage: number }): number {
+    if (typeof capacity === "object" && capacity !== null) {
+      const max = checkInteger(
+        capacity.maxMessage,
+        "maxMessage",
+        0,
+        maxMessageFor(MAX_CAPACITY),
+      );
+      return CHANNEL_HEADER_BYTES + capacityForMessage(max);
+    }
     const c = checkInteger(capacity, "capacity", MIN_CAPACITY, MAX_CAPACITY);
     return CHANNEL_HEADER_BYTES + ((c + 7) & ~7);
   }
@@ -208,6 +215,7 @@ export class Channel {
    */
   static init(view: ArrayBufferView, options?: ChannelOptions): Channel {
     const bytes = checkView(view, "place a channel");
+    const settings = checkSettings(options);
     const capacity = Math.min(
       MAX_CAPACITY,
       Math.floor((bytes.byteLength - CHANNEL_HEADER_BYTES) / 8) * 8,
@@ -219,7 +227,7 @@ export class Channel {
     Atomics.store(header, DATA_OFFSET, CHANNEL_HEADER_BYTES);
     Atomics.store(header, MAX_MESSAGE, maxMessageFor(capacity));
     Atomics.store(header, MAGIC, CHANNEL_MAGIC);
-    return new Channel(bytes, options);
+    return new Channel(bytes, capacity, settings);
   }
 
   /**
@@ -227,69 +235,52 @@ export class Channel {
    *
    * @throws {TypeError} When `view` is not a TypedArray or DataView.
    * @throws {RangeError} When it is misaligned, or shorter than the channel's header says.
-   * @throws {Error} When the memory holds no initialised channel.
+   * @throws {ChannelError} CORRUPTED when the memory holds no initialised channel, or its header breaks the layout's rules.
    */
   static from(view: ArrayBufferView, options?: ChannelOptions): Channel {
     const bytes = checkView(view, "attach to a channel");
+    const settings = checkSettings(options);
     const header = new Int32Array(bytes.buffer, bytes.byteOffset, CHANNEL_HEADER_BYTES / 4);
-    checkMagic(header, MAGIC, CHANNEL_MAGIC, "a channel", "Channel.init");
-    const capacity = Atomics.load(header, CAPACITY);
-    const offset = Atomics.load(header, DATA_OFFSET);
-    if (
-      offset !== CHANNEL_HEADER_BYTES || capacity < MIN_CAPACITY || capacity % 8 !== 0 ||
-      capacity > MAX_CAPACITY || Atomics.load(header, MAX_MESSAGE) !== maxMessageFor(capacity)
-    ) {
-      throw new Error(
-        `Cannot attach to a channel: its header is corrupt (capacity ${capacity}, data offset ${offset})`,
-      );
-    }
-    if (bytes.byteLength < CHANNEL_HEADER_BYTES + capacity) {
-      throw new RangeError(
-        `Cannot attach to a channel in ${bytes.byteLength} bytes: its ring needs ${
-          CHANNEL_HEADER_BYTES + capacity
-        }`,
-      );
-    }
-    return new Channel(bytes, options);
+    return new Channel(bytes, checkHeader(header, bytes.byteLength), settings);
   }
 
   /** Data bytes in the ring. */
   get capacity(): number {
-    return this.#capacity;
+    return this.#ring.capacity;
   }
 
   /** The largest message, in bytes: about half the capacity. */
   get maxMessageBytes(): number {
-    return this.#maxMessage;
+    return this.#ring.maxMessage;
   }
 
   /**
    * Messages sent and not yet released by the consumer, as far as the
    * consumer has published its releases (see `release()`).
+   *
+   * @throws {ChannelError} CORRUPTED when the counters say more than the ring can hold.
    */
   get pending(): number {
-    const header = this.#live("read the channel");
-    return (Atomics.load(header, SENT) - Atomics.load(header, RECEIVED)) >>> 0;
+    this.#ring.live("read the channel");
+    return this.#ring.pending();
   }
 
-  #live(action: string): Int32Array {
-    if (this.#header.length === 0) throw new ClosedError(action, "channel's memory");
-    return this.#header;
+  /**
+   * Ends this object's part: a producer's consumer receives what was sent,
+   * then {@linkcode Channel.DONE}; a consumer's producer gets
+   * `ChannelError` CONSUMER_CLOSED from then on. Any later call on this
+   * object throws `ClosedError`. Idempotent; does not unmap the memory.
+   */
+  close(): void {
+    this.#ring.close();
+  }
+
+  /** `close()`, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
   }
 
   // --- producer
-
-  /** Where a record of `size` bytes goes with head at `head`: its position, or -1 if full. */
-  #placeFor(size: number, head: number): number {
-    const tail = this.#tail;
-    if (tail >= head) {
-      const end = this.#capacity - tail;
-      // Ending exactly at the end wraps tail to 0, which must not equal head.
-      if (size < end || (size === end && head !== 0)) return tail;
-      return size < head ? 0 : -1;
-    }
-    return tail + size < head ? tail : -1;
-  }
 
   /**
    * Reserves room for a message of `length` bytes and returns a view to
@@ -311,19 +302,35 @@ export class Channel {
    * @param length The message's length, 0 to `maxMessageBytes`.
    * @throws {RangeError} When `length` exceeds `maxMessageBytes`.
    * @throws {Error} When a reservation is already open.
+   * @throws {ChannelError} When the consumer closed, or died with the ring full; CORRUPTED.
    */
   tryReserve(length: number): Uint8Array | null {
-    const header = this.#live("send");
-    checkInteger(length, "length", 0, this.#maxMessage);
-    if (this.#reserved !== -1) {
-      throw new Error("Cannot reserve: a reservation is open; commit() it first");
-    }
-    const at = this.#place(header, recordBytes(length));
-    if (at < 0) return null;
-    this.#reserved = length;
-    this.#reservedAt = at;
-    const start = at + RECORD_HEADER;
-    return this.#data.subarray(start, start + length);
+    this.#ring.live("send");
+    checkInteger(length, "length", 0, this.#ring.maxMessage);
+    return this.#ring.tryReserve(length);
+  }
+
+  /**
+   * Reserves room like `tryReserve`, waiting without blocking the event
+   * loop while the ring is full.
+   *
+   * @param length The message's length, 0 to `maxMessageBytes`.
+   * @param timeoutMs Milliseconds to wait at most (default: forever).
+   * @param options `signal` to abort the wait.
+   * @returns The view to write the message in, or null when the time ran out.
+   * @throws {RangeError} (synchronously) When `length` or the timeout is out of range.
+   * @throws {ChannelError} When the consumer closed, or died with the ring full; CORRUPTED.
+   */
+  reserveAsync(
+    length: number,
+    timeoutMs?: number,
+    options?: ChannelWaitOptions,
+  ): Promise<Uint8Array | null> {
+    checkInteger(length, "length", 0, this.#ring.maxMessage);
+    const timeout = checkTimeout(timeoutMs);
+    const signal = checkSignal(options);
+    const ring = this.#ring;
+    return runAsync(ring, true, () => ring.tryReserve(length), timeout, this.#pollMs, signal);
   }
 
   /**
@@ -334,41 +341,15 @@ export class Channel {
    * @throws {RangeError} When `length` exceeds the reserved length.
    */
   commit(length?: number): void {
-    const header = this.#live("send");
-    const reserved = this.#reserved;
+    const ring = this.#ring;
+    ring.live("send");
+    const reserved = ring.reserved;
     if (reserved === -1) {
       throw new Error("Cannot commit: nothing is reserved; call tryReserve() first");
     }
     const n = length === undefined ? reserved : checkInteger(length, "length", 0, reserved);
-    this.#reserved = -1;
-    this.#publishRecord(header, this.#reservedAt, n);
-  }
-
-  /** Where a record of `size` bytes goes now: its position, or -1 when the ring is full. */
-  #place(header: Int32Array, size: number): number {
-    const at = this.#placeFor(size, this.#seenHead);
-    if (at >= 0) return at;
-    // Look at the consumer's line only when the ring looks full.
-    this.#seenHead = Atomics.load(header, HEAD);
-    return this.#placeFor(size, this.#seenHead);
-  }
-
-  /** Writes a record's header (and the padding marker), publishes tail, wakes a sleeping consumer. */
-  #publishRecord(header: Int32Array, at: number, length: number): void {
-    const lengths = this.#lengths;
-    if (at !== this.#tail) lengths[this.#tail >> 2] = PADDING;
-    lengths[at >> 2] = length;
-    lengths[(at >> 2) + 1] = 0;
-    let tail = at + recordBytes(length);
-    if (tail === this.#capacity) tail = 0;
-    this.#tail = tail;
-    this.#sent = (this.#sent + 1) | 0;
-    // A plain store: publishing tail below orders it.
-    header[SENT] = this.#sent;
-    // Publish, then look whether the consumer sleeps. The exchange is a full
-    // barrier, so the consumer either sees the new tail or is seen asleep.
-    Atomics.exchange(header, TAIL, tail);
-    if (Atomics.load(header, CONSUMER_SLEEPING) !== 0) futexWake(this.#tailWord, 1);
+    ring.reserved = -1;
+    ring.publish(ring.reservedAt, n);
   }
 
   /**
@@ -378,22 +359,17 @@ export class Channel {
    * @returns Whether it was sent (false: the ring is full).
    * @throws {TypeError} When `message` is not a TypedArray or DataView.
    * @throws {RangeError} When it is longer than `maxMessageBytes`.
+   * @throws {ChannelError} When the consumer closed, or died with the ring full; CORRUPTED.
    */
   trySend(message: ArrayBufferView): boolean {
-    return this.#trySend(messageBytes(message, this.#maxMessage));
+    const bytes = messageBytes(message, this.#ring.maxMessage);
+    this.#ring.live("send");
+    return this.#ring.trySend(bytes);
   }
 
-  #trySend(bytes: Uint8Array): boolean {
-    const header = this.#live("send");
-    if (this.#reserved !== -1) {
-      throw new Error("Cannot send: a reservation is open; commit() it first");
-    }
-    const length = bytes.byteLength;
-    const at = this.#place(header, recordBytes(length));
-    if (at < 0) return false;
-    this.#data.set(bytes, at + RECORD_HEADER);
-    this.#publishRecord(header, at, length);
-    return true;
+  /** `trySend` as a step operation: true, or null when full. */
+  #sendOp(bytes: Uint8Array): () => true | null {
+    return () => (this.#ring.trySend(bytes) ? true : null);
   }
 
   /**
@@ -405,39 +381,14 @@ export class Channel {
    * @returns Whether it was sent (false: timed out).
    * @throws {TypeError} When `message` is not a TypedArray or DataView.
    * @throws {RangeError} When it is too long, or the timeout is negative or NaN.
+   * @throws {ChannelError} When the consumer closed, or died while the ring was full; CORRUPTED.
    */
   send(message: ArrayBufferView, timeoutMs?: number): boolean {
-    const bytes = messageBytes(message, this.#maxMessage);
-    const timeout = timeoutMs === undefined ? Infinity : checkTimeout(timeoutMs);
-    if (this.#trySend(bytes)) return true;
-    if (timeout === 0) return false;
-    const header = this.#header;
-    let start = 0;
-    if (this.#spinMs > 0) {
-      // Poll head; read the clock only every 64 polls, as it costs more than a poll.
-      let end = Infinity;
-      for (let i = 1;; i++) {
-        if (Atomics.load(header, HEAD) !== this.#seenHead && this.#trySend(bytes)) return true;
-        if ((i & 63) !== 0) continue;
-        const now = performance.now();
-        if (start === 0) {
-          start = now;
-          end = now + Math.min(timeout, this.#spinMs);
-        } else if (now >= end) break;
-      }
-    }
-    if (start === 0) start = performance.now();
-    const deadline = start + timeout;
-    for (;;) {
-      const left = deadline - performance.now();
-      if (left <= 0) return false;
-      const head = this.#sleepOnHead(header);
-      if (head !== undefined) {
-        futexWait(this.#headWord, head, left);
-        Atomics.store(header, PRODUCER_SLEEPING, 0);
-      }
-      if (this.#trySend(bytes)) return true;
-    }
+    const bytes = messageBytes(message, this.#ring.maxMessage);
+    const timeout = checkTimeout(timeoutMs);
+    this.#ring.live("send");
+    if (this.#ring.trySend(bytes)) return true;
+    return run(this.#ring, true, this.#sendOp(bytes), timeout, this.#spinMs) ?? false;
   }
 
   /**
@@ -446,54 +397,22 @@ export class Channel {
    *
    * @param message The bytes, at most `maxMessageBytes`.
    * @param timeoutMs Milliseconds to wait at most (default: forever).
+   * @param options `signal` to abort the wait.
    * @returns Whether it was sent (false: timed out).
    * @throws {TypeError} (synchronously) When `message` is not a TypedArray or DataView.
    * @throws {RangeError} (synchronously) When it is too long, or the timeout is negative or NaN.
+   * @throws {ChannelError} When the consumer closed, or died while the ring was full; CORRUPTED.
    */
-  sendAsync(message: ArrayBufferView, timeoutMs?: number): Promise<boolean> {
-    const bytes = messageBytes(message, this.#maxMessage);
+  sendAsync(
+    message: ArrayBufferView,
+    timeoutMs?: number,
+    options?: ChannelWaitOptions,
+  ): Promise<boolean> {
+    const bytes = messageBytes(message, this.#ring.maxMessage);
     const timeout = checkTimeout(timeoutMs);
-    return this.#sendAsync(bytes, timeout);
-  }
-
-  async #sendAsync(bytes: Uint8Array, timeout: number): Promise<boolean> {
-    if (this.#trySend(bytes)) return true;
-    const deadline = performance.now() + timeout;
-    const header = this.#header;
-    for (;;) {
-      let left = deadline - performance.now();
-      if (left <= 0) return false;
-      // Poll from the event loop first, without asking for a wake-up.
-      await futexWaitAsync(
-        this.#headWord,
-        this.#seenHead,
-        Math.min(this.#pollMs, left),
-        this.#pollMs,
-      );
-      if (this.#trySend(bytes)) return true;
-      left = deadline - performance.now();
-      if (left <= 0) return false;
-      const head = this.#sleepOnHead(header);
-      if (head !== undefined) {
-        try {
-          await futexWaitAsync(this.#headWord, head, left, 0);
-        } finally {
-          if (header.length !== 0) Atomics.store(header, PRODUCER_SLEEPING, 0);
-        }
-      }
-      if (this.#trySend(bytes)) return true;
-    }
-  }
-
-  /** Announces the producer's sleep; returns the head to sleep on, or undefined if it moved. */
-  #sleepOnHead(header: Int32Array): number | undefined {
-    Atomics.exchange(header, PRODUCER_SLEEPING, 1);
-    const head = Atomics.load(header, HEAD);
-    if (head !== this.#seenHead) {
-      Atomics.store(header, PRODUCER_SLEEPING, 0);
-      return undefined;
-    }
-    return head;
+    const signal = checkSignal(options);
+    return runAsync(this.#ring, true, this.#sendOp(bytes), timeout, this.#pollMs, signal)
+      .then((sent) => sent ?? false);
   }
 
   // --- consumer
@@ -507,32 +426,10 @@ export class Channel {
    * which saves a cache-line transfer per message.
    */
   release(): void {
-    const header = this.#live("release a message");
-    this.#releaseLocally(header);
-    if (this.#unpublished !== 0) this.#publishHead(header);
-  }
-
-  /** Frees the handed-out message in this process; publishes when it is time to. */
-  #releaseLocally(header: Int32Array): void {
-    if (this.#next === -1) return;
-    this.#head = this.#next;
-    this.#next = -1;
-    this.#received = (this.#received + 1) | 0;
-    this.#unpublished += this.#nextBytes;
-    if (
-      this.#unpublished >= this.#capacity >> 3 ||
-      Atomics.load(header, PRODUCER_SLEEPING) !== 0
-    ) {
-      this.#publishHead(header);
-    }
-  }
-
-  /** Publishes head (and the received count), then wakes a sleeping producer. */
-  #publishHead(header: Int32Array): void {
-    this.#unpublished = 0;
-    header[RECEIVED] = this.#received;
-    Atomics.exchange(header, HEAD, this.#head);
-    if (Atomics.load(header, PRODUCER_SLEEPING) !== 0) futexWake(this.#headWord, 1);
+    const ring = this.#ring;
+    ring.live("release a message");
+    ring.releaseLocally();
+    if (ring.unpublished !== 0) ring.publishHead();
   }
 
   /**
@@ -540,34 +437,18 @@ export class Channel {
    * previous one is released first. The view is valid until the next
    * receive or `release()`.
    *
-   * @returns The message, or null when the ring is empty.
+   * @returns The message; null when the ring is empty; {@linkcode Channel.DONE} when it is empty for good.
+   * @throws {ChannelError} CORRUPTED when a word breaks the layout's rules.
    */
-  tryReceive(): Uint8Array | null {
-    const header = this.#live("receive");
-    this.#releaseLocally(header);
-    let head = this.#head;
-    if (head === this.#seenTail) {
-      this.#seenTail = Atomics.load(header, TAIL);
-      if (head === this.#seenTail) {
-        // Running empty: let the producer see all the room there is.
-        if (this.#unpublished !== 0) this.#publishHead(header);
-        return null;
-      }
-    }
-    const lengths = this.#lengths;
-    const capacity = this.#capacity;
-    let length = lengths[head >> 2]!;
-    if (length === PADDING) {
-      head = 0;
-      length = lengths[0]!;
-    }
-    let next = head + recordBytes(length);
-    if (next === capacity) next = 0;
-    this.#next = next;
-    this.#nextBytes = next > this.#head ? next - this.#head : next - this.#head + capacity;
-    const start = head + RECORD_HEADER;
-    return this.#data.subarray(start, start + length);
+  tryReceive(): Uint8Array | null | typeof Channel.DONE {
+    this.#ring.live("receive");
+    return this.#receiveOp();
   }
+
+  readonly #receiveOp = (): Uint8Array | typeof Channel.DONE | null => {
+    const message = this.#ring.tryReceive();
+    return message === undefined ? Channel.DONE : message;
+  };
 
   /**
    * The next message, in place, blocking the thread while the ring is
@@ -575,46 +456,14 @@ export class Channel {
    * message is released first.
    *
    * @param timeoutMs Milliseconds to wait at most (default: forever).
-   * @returns The message (valid until the next receive or `release()`), or null when the time ran out.
+   * @returns The message (valid until the next receive or `release()`); null when the time ran out; {@linkcode Channel.DONE} once the producer closed or died and everything it sent was received.
    * @throws {RangeError} For a negative or NaN timeout.
+   * @throws {ChannelError} CORRUPTED when a word breaks the layout's rules.
    */
-  receive(timeoutMs?: number): Uint8Array | null {
-    const timeout = timeoutMs === undefined ? Infinity : checkTimeout(timeoutMs);
-    const first = this.tryReceive();
-    if (first !== null || timeout === 0) return first;
-    const header = this.#header;
-    let start = 0;
-    if (this.#spinMs > 0) {
-      // Poll tail; read the clock only every 64 polls, as it costs more than a poll.
-      const head = this.#head;
-      let end = Infinity;
-      let tail = head;
-      for (let i = 1; (tail = Atomics.load(header, TAIL)) === head; i++) {
-        if ((i & 63) !== 0) continue;
-        const now = performance.now();
-        if (start === 0) {
-          start = now;
-          end = now + Math.min(timeout, this.#spinMs);
-        } else if (now >= end) break;
-      }
-      // The tail just seen spares tryReceive another look at it.
-      this.#seenTail = tail;
-      const message = this.tryReceive();
-      if (message !== null) return message;
-    }
-    if (start === 0) start = performance.now();
-    const deadline = start + timeout;
-    for (;;) {
-      const left = deadline - performance.now();
-      if (left <= 0) return null;
-      const tail = this.#sleepOnTail(header);
-      if (tail !== undefined) {
-        futexWait(this.#tailWord, tail, left);
-        Atomics.store(header, CONSUMER_SLEEPING, 0);
-      }
-      const message = this.tryReceive();
-      if (message !== null) return message;
-    }
+  receive(timeoutMs?: number): Uint8Array | null | typeof Channel.DONE {
+    const timeout = checkTimeout(timeoutMs);
+    this.#ring.live("receive");
+    return this.#receiveOp() ?? run(this.#ring, false, this.#receiveOp, timeout, this.#spinMs);
   }
 
   /**
@@ -622,11 +471,12 @@ export class Channel {
    * released at once.
    *
    * @param timeoutMs Milliseconds to wait at most (default: forever).
-   * @returns A new Uint8Array, or null when the time ran out.
+   * @returns A new Uint8Array; null when the time ran out; {@linkcode Channel.DONE} at the end.
+   * @throws {ChannelError} CORRUPTED when a word breaks the layout's rules.
    */
-  receiveCopy(timeoutMs?: number): Uint8Array | null {
+  receiveCopy(timeoutMs?: number): Uint8Array | null | typeof Channel.DONE {
     const message = this.receive(timeoutMs);
-    if (message === null) return null;
+    if (!(message instanceof Uint8Array)) return message;
     const copy = message.slice();
     this.release();
     return copy;
@@ -638,64 +488,52 @@ export class Channel {
    * next receive.
    *
    * @param timeoutMs Milliseconds to wait at most (default: forever).
-   * @returns The message, or null when the time ran out.
+   * @param options `signal` to abort the wait.
+   * @returns The message; null when the time ran out; {@linkcode Channel.DONE} at the end.
    * @throws {RangeError} (synchronously) For a negative or NaN timeout.
+   * @throws {ChannelError} CORRUPTED when a word breaks the layout's rules.
    */
-  receiveAsync(timeoutMs?: number): Promise<Uint8Array | null> {
+  receiveAsync(
+    timeoutMs?: number,
+    options?: ChannelWaitOptions,
+  ): Promise<Uint8Array | null | typeof Channel.DONE> {
     const timeout = checkTimeout(timeoutMs);
-    return this.#receiveAsync(timeout);
+    const signal = checkSignal(options);
+    return runAsync(this.#ring, false, this.#receiveOp, timeout, this.#pollMs, signal);
   }
 
-  async #receiveAsync(timeout: number): Promise<Uint8Array | null> {
-    const first = this.tryReceive();
-    if (first !== null) return first;
-    const deadline = performance.now() + timeout;
-    const header = this.#header;
-    for (;;) {
-      let left = deadline - performance.now();
-      if (left <= 0) return null;
-      await futexWaitAsync(this.#tailWord, this.#head, Math.min(this.#pollMs, left), this.#pollMs);
-      let message = this.tryReceive();
-      if (message !== null) return message;
-      left = deadline - performance.now();
-      if (left <= 0) return null;
-      const tail = this.#sleepOnTail(header);
-      if (tail !== undefined) {
+  /**
+   * The messages, each in place until the next one is asked for, until
+   * the producer closes or dies: `for await (const message of channel)`.
+   * Leaving the loop early releases the last message; the channel stays
+   * open.
+   *
+   * @throws {ChannelError} CORRUPTED when a word breaks the layout's rules.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array, undefined> {
+    const ring = this.#ring;
+    const finished: IteratorReturnResult<undefined> = { done: true, value: undefined };
+    const result = (
+      message: Uint8Array | null | undefined | typeof Channel.DONE,
+    ): IteratorResult<Uint8Array, undefined> =>
+      message instanceof Uint8Array ? { done: false, value: message } : finished;
+    return {
+      next: (): Promise<IteratorResult<Uint8Array, undefined>> => {
         try {
-          await futexWaitAsync(this.#tailWord, tail, left, 0);
-        } finally {
-          if (header.length !== 0) Atomics.store(header, CONSUMER_SLEEPING, 0);
+          // A message at hand costs no wait loop.
+          ring.live("receive");
+          const message = ring.tryReceive();
+          if (message !== null) return Promise.resolve(result(message));
+        } catch (error) {
+          return Promise.reject(error);
         }
-      }
-      message = this.tryReceive();
-      if (message !== null) return message;
-    }
+        return runAsync(ring, false, this.#receiveOp, Infinity, this.#pollMs, undefined)
+          .then(result);
+      },
+      return: (): Promise<IteratorResult<Uint8Array, undefined>> => {
+        if (!ring.closed && ring.header.length !== 0 && ring.broken === undefined) this.release();
+        return Promise.resolve(finished);
+      },
+    };
   }
-
-  /** Announces the consumer's sleep; returns the tail to sleep on, or undefined if it moved. */
-  #sleepOnTail(header: Int32Array): number | undefined {
-    Atomics.exchange(header, CONSUMER_SLEEPING, 1);
-    const tail = Atomics.load(header, TAIL);
-    if (tail !== this.#head) {
-      Atomics.store(header, CONSUMER_SLEEPING, 0);
-      return undefined;
-    }
-    return tail;
-  }
-}
-
-function messageBytes(message: unknown, max: number): Uint8Array {
-  if (!ArrayBuffer.isView(message)) {
-    throw new TypeError(
-      `Cannot send: expected a TypedArray or DataView, got ${typeName(message)}`,
-    );
-  }
-  if (message.byteLength > max) {
-    throw new RangeError(
-      `Cannot send a message of ${message.byteLength} bytes: the channel carries at most ${max} (half its capacity)`,
-    );
-  }
-  return message instanceof Uint8Array
-    ? message
-    : new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
 }

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Channel, ClosedError, Mapping } from "../mod.ts";
+import { ChannelError } from "../sync/channel.ts";
 import { CHANNEL_HEADER_BYTES, CHANNEL_MAGIC } from "../raw.ts";
 import { have, skipReason } from "./helpers.ts";
 import {
@@ -11,30 +12,63 @@ import {
   other,
   type Peer,
   PEER_TEST,
+  type Running,
   self,
   sharedFile,
   startPeer,
   startProgram,
+  until,
 } from "./fixtures/lock_peers.ts";
 
 const encoder = new TextEncoder();
+
+/** A received message, asserted to be one (not null or Channel.DONE). */
+function bytes(message: Uint8Array | null | typeof Channel.DONE): Uint8Array {
+  if (!(message instanceof Uint8Array)) assert.fail(`expected a message, got ${String(message)}`);
+  return message;
+}
 const decoder = new TextDecoder();
 
+// Expected sizes below are worked out by hand from docs/locks.md (a 384-byte
+// header; maxMessage = floor(capacity / 16) * 8 - 8), not by the library's code.
 test("init writes the documented header; from attaches and agrees on capacity", () => {
   using mapping = Mapping.anonymous(4096);
   const channel = Channel.init(mapping.view());
   const words = mapping.view(Uint32Array);
   assert.equal(CHANNEL_HEADER_BYTES, 384);
-  assert.equal(words[0], CHANNEL_MAGIC);
-  assert.equal(words[1], 4096 - 384);
+  assert.equal(CHANNEL_MAGIC, 0x43484e32, '"CHN2"');
+  assert.equal(words[0], 0x43484e32);
+  assert.equal(words[1], 3712, "capacity: 4096 - 384");
   assert.equal(words[2], 384);
-  assert.equal(words[3], channel.maxMessageBytes);
+  assert.equal(words[3], 1848, "maxMessage: 232 * 8 - 8");
+  assert.deepEqual([...words.subarray(4, 7)], [0, 0, 0], "no producer, no consumer, not closed");
   assert.equal(channel.capacity, 3712);
-  assert.equal(channel.maxMessageBytes, Math.floor(3712 / 16) * 8 - 8);
+  assert.equal(channel.maxMessageBytes, 1848);
   const peer = Channel.from(mapping.view());
   assert.equal(peer.capacity, channel.capacity);
-  assert.equal(Channel.byteLengthFor(1000), 384 + 1000);
-  assert.equal(Channel.byteLengthFor(1001), 384 + 1008);
+  assert.equal(Channel.byteLengthFor(1000), 1384);
+  assert.equal(Channel.byteLengthFor(1001), 1392);
+});
+
+test("byteLengthFor({ maxMessage }) gives the least memory whose channel carries that message", () => {
+  // [maxMessage, bytes, the channel's maxMessageBytes], from the documented formula.
+  const table: [number, number, number][] = [
+    [0, 448, 24], // the smallest ring, 64 bytes
+    [24, 448, 24],
+    [25, 464, 32], // ring 80: 5 * 8 - 8
+    [504, 1408, 504], // ring 1024
+    [505, 1424, 512], // ring 1040
+    [1000, 2400, 1000], // ring 2016
+  ];
+  using mapping = Mapping.anonymous(4096);
+  for (const [max, length, carried] of table) {
+    assert.equal(Channel.byteLengthFor({ maxMessage: max }), length, `maxMessage ${max}`);
+    const channel = Channel.init(mapping.view(Uint8Array, 0, length));
+    assert.equal(channel.maxMessageBytes, carried, `maxMessage ${max}`);
+    assert.equal(channel.trySend(new Uint8Array(max)), true, `a ${max}-byte message fits`);
+  }
+  assert.throws(() => Channel.byteLengthFor({ maxMessage: -1 }), RangeError);
+  assert.throws(() => Channel.byteLengthFor({ maxMessage: 2 ** 29 }), RangeError);
 });
 
 test("messages arrive in order, in place, and the ring's words move as documented", () => {
@@ -50,12 +84,12 @@ test("messages arrive in order, in place, and the ring's words move as documente
   assert.deepEqual([...words.subarray(96, 98)], [3, 0], "record 1 at 384: length 3, reserved 0");
   assert.deepEqual([...words.subarray(100, 102)], [4, 0], "record 2 at 400: length 4, reserved 0");
   assert.equal(producer.pending, 2);
-  const first = consumer.receive(0)!;
+  const first = bytes(consumer.receive(0));
   assert.equal(decoder.decode(first), "one");
   assert.equal(first.buffer, mapping.view().buffer, "a view into the mapping, not a copy");
   assert.equal(first.byteOffset, 384 + 8);
   assert.equal(words[64], 0, "head (offset 256) moves on release, not on receive");
-  const second = consumer.receiveCopy(0)!;
+  const second = bytes(consumer.receiveCopy(0));
   assert.equal(decoder.decode(second), "1234");
   assert.notEqual(second.buffer, mapping.view().buffer);
   assert.equal(words[64], 32, "head after both records");
@@ -120,11 +154,11 @@ test("wrap-around: every length up to the maximum, padding at the end, always co
       }
     } else {
       const message = consumer.tryReceive();
-      if (message !== null) check(message);
+      if (message !== null) check(bytes(message));
     }
   }
   for (let message = consumer.tryReceive(); message !== null; message = consumer.tryReceive()) {
-    check(message);
+    check(bytes(message));
   }
   assert.ok(expected > 2000, `received ${expected}`);
   assert.equal(expected, next, "every message sent was received once");
@@ -142,7 +176,7 @@ test("a max-size message fits whatever the positions; one byte more is a RangeEr
     assert.notEqual(consumer.tryReceive(), null);
     consumer.release();
     assert.equal(producer.trySend(new Uint8Array(max).fill(shift)), true, `shift ${shift}`);
-    const message = consumer.tryReceive()!;
+    const message = bytes(consumer.tryReceive());
     assert.equal(message.length, max);
     assert.ok(message.every((b) => b === shift));
     consumer.release();
@@ -161,7 +195,7 @@ test("tryReserve/commit writes in place; commit(length) shortens; misuse throws"
   assert.throws(() => producer.tryReserve(1), /reservation is open/);
   assert.throws(() => producer.commit(17), RangeError);
   producer.commit(3);
-  assert.deepEqual([...consumer.tryReceive()!], [1, 2, 3]);
+  assert.deepEqual([...bytes(consumer.tryReceive())], [1, 2, 3]);
 });
 
 test("bad views, messages and timeouts: TypeError/RangeError; closed memory: ClosedError", () => {
@@ -178,6 +212,9 @@ test("bad views, messages and timeouts: TypeError/RangeError; closed memory: Clo
   assert.throws(() => channel.receiveAsync(-1), RangeError);
   assert.throws(() => channel.sendAsync(new Uint8Array(1), NaN), RangeError);
   assert.throws(() => Channel.init(mapping.view(), { spinMs: -1 }), RangeError);
+  assert.throws(() => Channel.init(mapping.view(), { checkIntervalMs: 0 }), RangeError);
+  assert.throws(() => Channel.init(mapping.view(), { role: "both" as never }), TypeError);
+  assert.equal(Channel.from(mapping.view(Uint8Array, 0, 2048)).capacity, 1664, "not re-laid out");
   assert.throws(() => Channel.byteLengthFor(10), RangeError);
   mapping.close();
   assert.throws(() => channel.trySend(new Uint8Array(1)), ClosedError);
@@ -192,7 +229,7 @@ test("receiveAsync waits without blocking the event loop, and sendAsync waits fo
   // Only the timer's third tick can end the wait.
   const timer = afterTicks(3, () => producer.send(encoder.encode("late")));
   try {
-    assert.equal(decoder.decode((await pending)!), "late");
+    assert.equal(decoder.decode(bytes(await pending)), "late");
     assert.ok(timer.count >= 3, `the timer fired ${timer.count} times during the wait`);
     assert.equal(await consumer.receiveAsync(10), null);
     // Fill the ring, then let sendAsync wait for a release.
@@ -203,10 +240,398 @@ test("receiveAsync waits without blocking the event loop, and sendAsync waits fo
     while (consumer.tryReceive() !== null) drained++;
     assert.ok(drained >= 2);
     assert.equal(await sending, true);
-    assert.equal(decoder.decode((await consumer.receiveAsync(1000))!), "after");
+    assert.equal(decoder.decode(bytes(await consumer.receiveAsync(1000))), "after");
     assert.equal(await producer.sendAsync(new Uint8Array(1), 0), true);
   } finally {
     timer.stop();
+  }
+});
+
+test("close: the consumer drains what was sent, then gets Channel.DONE; for await ends", async () => {
+  using mapping = Mapping.anonymous(4096);
+  const producer = Channel.init(mapping.view());
+  const consumer = Channel.from(mapping.view());
+  const words = mapping.view(Int32Array);
+  for (const text of ["one", "two", "three"]) producer.send(encoder.encode(text));
+  producer.close();
+  producer.close();
+  assert.equal(words[6], 1, "closed (offset 24): bit 0, the producer");
+  assert.throws(() => producer.send(new Uint8Array(1)), ClosedError);
+  const texts: string[] = [];
+  for await (const message of consumer) texts.push(decoder.decode(message));
+  assert.deepEqual(texts, ["one", "two", "three"]);
+  assert.equal(consumer.receive(), Channel.DONE, "no wait once done");
+  assert.equal(consumer.tryReceive(), Channel.DONE);
+  assert.equal(await consumer.receiveAsync(), Channel.DONE);
+  assert.equal(consumer.receiveCopy(), Channel.DONE);
+  assert.equal(words[64], words[32], "head caught up with tail");
+});
+
+test("a consumer waiting in receiveAsync or for await sees the producer's close", async () => {
+  using mapping = Mapping.anonymous(4096);
+  const producer = Channel.init(mapping.view());
+  const consumer = Channel.from(mapping.view(), { role: "consumer" });
+  const waiting = consumer.receiveAsync();
+  const timer = afterTicks(3, () => {
+    producer.send(encoder.encode("last"));
+    producer.close();
+  });
+  try {
+    assert.equal(decoder.decode(bytes(await waiting)), "last");
+    assert.equal(await consumer.receiveAsync(), Channel.DONE);
+  } finally {
+    timer.stop();
+  }
+  const second = Channel.init(mapping.view());
+  const reader = Channel.from(mapping.view());
+  const iterated: string[] = [];
+  const loop = (async () => {
+    for await (const message of reader) iterated.push(decoder.decode(message));
+  })();
+  const late = afterTicks(3, () => {
+    second.send(encoder.encode("a"));
+    second.close();
+  });
+  try {
+    await loop;
+    assert.deepEqual(iterated, ["a"]);
+  } finally {
+    late.stop();
+  }
+});
+
+test("the consumer's close makes send, trySend, tryReserve and a waiting sendAsync throw CONSUMER_CLOSED", async () => {
+  using mapping = Mapping.anonymous(1024);
+  const producer = Channel.init(mapping.view());
+  const consumer = Channel.from(mapping.view(), { role: "consumer" });
+  while (producer.trySend(new Uint8Array(100)));
+  const sending = producer.sendAsync(new Uint8Array(100));
+  consumer.close();
+  assert.equal(mapping.view(Int32Array)[6], 2, "closed (offset 24): bit 1, the consumer");
+  await assert.rejects(sending, { name: "ChannelError", code: "CONSUMER_CLOSED" });
+  assert.throws(() => producer.trySend(new Uint8Array(1)), { code: "CONSUMER_CLOSED" });
+  assert.throws(() => producer.send(new Uint8Array(1)), { code: "CONSUMER_CLOSED" });
+  assert.throws(() => producer.tryReserve(1), { code: "CONSUMER_CLOSED" });
+  assert.throws(() => consumer.receive(), ClosedError);
+});
+
+test("reserveAsync waits for room and hands out a view that commit() sends", async () => {
+  using mapping = Mapping.anonymous(1024);
+  const producer = Channel.init(mapping.view());
+  const consumer = Channel.from(mapping.view());
+  while (producer.trySend(new Uint8Array(200)));
+  const reserving = producer.reserveAsync(3, 10_000);
+  const timer = afterTicks(3, () => {
+    while (consumer.tryReceive() !== null);
+  });
+  try {
+    const room = await reserving;
+    assert.ok(room !== null);
+    room.set([7, 8, 9]);
+    producer.commit();
+    assert.deepEqual([...bytes(consumer.receive(1000))], [7, 8, 9]);
+    assert.throws(() => producer.reserveAsync(producer.maxMessageBytes + 1), RangeError);
+  } finally {
+    timer.stop();
+  }
+});
+
+test("an AbortSignal ends receiveAsync, sendAsync and reserveAsync with its reason", async () => {
+  using mapping = Mapping.anonymous(1024);
+  const producer = Channel.init(mapping.view());
+  const consumer = Channel.from(mapping.view());
+  const words = mapping.view(Int32Array);
+  const reason = new Error("enough");
+  const controller = new AbortController();
+  const receiving = consumer.receiveAsync(undefined, { signal: controller.signal });
+  // Only the timer can abort: the wait must have let the event loop run.
+  const timer = afterTicks(3, () => controller.abort(reason));
+  try {
+    await assert.rejects(receiving, (error) => error === reason);
+  } finally {
+    timer.stop();
+  }
+  assert.equal(words[33], 0, "consumerSleeping cleared");
+  producer.send(encoder.encode("after"));
+  assert.equal(decoder.decode(bytes(await consumer.receiveAsync(1000))), "after");
+  while (producer.trySend(new Uint8Array(200)));
+  for (
+    const start of [
+      (signal: AbortSignal) => producer.sendAsync(new Uint8Array(200), undefined, { signal }),
+      (signal: AbortSignal) => producer.reserveAsync(200, undefined, { signal }),
+    ]
+  ) {
+    const aborter = new AbortController();
+    const pending = start(aborter.signal);
+    const tick = afterTicks(2, () => aborter.abort(reason));
+    try {
+      await assert.rejects(pending, (error) => error === reason);
+    } finally {
+      tick.stop();
+    }
+    assert.equal(words[65], 0, "producerSleeping cleared");
+  }
+  const aborted = AbortSignal.abort(reason);
+  await assert.rejects(consumer.receiveAsync(1000, { signal: aborted }), (e) => e === reason);
+  assert.throws(() => consumer.receiveAsync(1, { signal: "no" as never }), TypeError);
+});
+
+test(
+  "after an aborted wait with no timeout, nothing keeps the process alive: it exits by itself",
+  PEER_TEST,
+  async () => {
+    const file = sharedFile(4096);
+    try {
+      {
+        using mapping = Mapping.file(file.path);
+        Channel.init(mapping.view());
+      }
+      const peers = other === undefined ? [self] : [self, other];
+      for (const peer of peers) {
+        // The 60 s guard kills a process that would not exit: a failure.
+        const output = await expectSuccess(
+          startPeer(peer, "channel_peer.ts", [file.path, "abort"], 60_000),
+          `${peer.runtime} aborting consumer`,
+        );
+        assert.match(output, /rejected: stop waiting/);
+        using mapping = Mapping.file(file.path);
+        mapping.view(Int32Array)[5] = 0; // free the consumer's place for the next runtime
+      }
+    } finally {
+      file.remove();
+    }
+  },
+);
+
+// --- untrusted words: another process writes garbage into the header or a record
+
+interface Garbage {
+  readonly what: string;
+  /** [byte offset, int32] pairs the other process writes. */
+  readonly pokes: readonly (readonly [number, number])[];
+  /** Runs before the pokes, after three messages were sent. */
+  readonly before?: (producer: Channel, consumer: Channel) => void;
+  readonly act: (producer: Channel, consumer: Channel) => unknown;
+  readonly word: string;
+  readonly value: number;
+}
+
+const DATA = 384;
+// Three messages: 3 bytes at 0, 100 bytes at 16, 5 bytes at 128; tail 144.
+const GARBAGE: readonly Garbage[] = [
+  {
+    what: "a negative record length",
+    pokes: [[DATA, -5]],
+    act: (_, c) => c.tryReceive(),
+    word: "record length at 0",
+    value: -5,
+  },
+  {
+    what: "a record length of 0x7fffffff",
+    pokes: [[DATA, 0x7fffffff]],
+    act: (_, c) => c.receive(1000),
+    word: "record length at 0",
+    value: 0x7fffffff,
+  },
+  {
+    what: "a record ending past tail",
+    pokes: [[DATA + 128, 500]],
+    before: (_, c) => {
+      c.tryReceive();
+      c.tryReceive();
+    },
+    act: (_, c) => c.tryReceive(),
+    word: "record length at 128",
+    value: 500,
+  },
+  {
+    what: "a padding marker with no wrapped data",
+    pokes: [[DATA, -1]],
+    act: (_, c) => c.tryReceive(),
+    word: "record length at 0",
+    value: -1,
+  },
+  {
+    what: "a nonzero reserved word",
+    pokes: [[DATA + 4, 9]],
+    act: (_, c) => c.tryReceive(),
+    word: "reserved word at 4",
+    value: 9,
+  },
+  {
+    what: "tail beyond the capacity",
+    pokes: [[128, 0x7fffffff]],
+    act: (_, c) => c.receiveAsync(1000),
+    word: "tail",
+    value: 0x7fffffff,
+  },
+  {
+    what: "a misaligned tail",
+    pokes: [[128, 148]],
+    act: (_, c) => c.tryReceive(),
+    word: "tail",
+    value: 148,
+  },
+  {
+    what: "tail moved back over received messages",
+    pokes: [[128, 64]],
+    before: (_, c) => {
+      while (c.tryReceive() !== null);
+    },
+    act: (_, c) => c.receive(1000),
+    word: "tail",
+    value: 64,
+  },
+  {
+    what: "tail moved on with no message sent",
+    pokes: [[128, 200]],
+    before: (_, c) => {
+      while (c.tryReceive() !== null);
+    },
+    act: (_, c) => c.tryReceive(),
+    word: "tail",
+    value: 200,
+  },
+  {
+    what: "a garbage producerSleeping flag",
+    pokes: [[260, 7]],
+    before: (_, c) => void c.tryReceive(),
+    act: (_, c) => c.tryReceive(),
+    word: "producerSleeping",
+    value: 7,
+  },
+  {
+    what: "a garbage consumerSleeping flag",
+    pokes: [[132, -3]],
+    act: (p) => p.trySend(new Uint8Array(1)),
+    word: "consumerSleeping",
+    value: -3,
+  },
+  {
+    what: "a garbage sent counter",
+    pokes: [[136, 100_000]],
+    act: (p) => p.pending,
+    word: "sent",
+    value: 100_000,
+  },
+  {
+    what: "a garbage closed word",
+    pokes: [[24, 0x100]],
+    act: (p) => p.send(new Uint8Array(1)),
+    word: "closed",
+    value: 0x100,
+  },
+  {
+    what: "a garbage producer id",
+    pokes: [[16, -1]],
+    before: (_, c) => {
+      while (c.tryReceive() !== null);
+    },
+    act: (_, c) => c.receive(1000),
+    word: "producer",
+    value: -1,
+  },
+  {
+    what: "head beyond the capacity",
+    pokes: [[256, 0x7fffffff]],
+    act: (p) => {
+      while (p.trySend(new Uint8Array(200)));
+    },
+    word: "head",
+    value: 0x7fffffff,
+  },
+  {
+    what: "head past tail",
+    pokes: [[256, 3624]],
+    before: (p) => {
+      // Full with head 0 seen: tail at 3616.
+      while (p.trySend(new Uint8Array(100)));
+    },
+    act: (p) => p.trySend(new Uint8Array(100)),
+    word: "head",
+    value: 3624,
+  },
+  {
+    what: "head moved back",
+    pokes: [[256, 136]],
+    before: (p, c) => {
+      while (c.tryReceive() !== null);
+      // Full with head 144 seen: tail at 112, after a padding marker.
+      while (p.trySend(new Uint8Array(100)));
+    },
+    act: (p) => p.sendAsync(new Uint8Array(100), 1000),
+    word: "head",
+    value: 136,
+  },
+];
+
+test(
+  "every word another process garbles is caught: ChannelError CORRUPTED names it, and the channel refuses further use",
+  PEER_TEST,
+  async () => {
+    const cases = GARBAGE.map((garbage) => {
+      const file = sharedFile(4096);
+      const mapping = Mapping.file(file.path);
+      const producer = Channel.init(mapping.view());
+      const consumer = Channel.from(mapping.view());
+      for (const length of [3, 100, 5]) producer.send(new Uint8Array(length).fill(length));
+      garbage.before?.(producer, consumer);
+      return { garbage, file, mapping, producer, consumer };
+    });
+    try {
+      const targets = cases.flatMap(({ garbage, file }) =>
+        garbage.pokes.map(([offset, value]) => `${file.path}:${offset}:${value}`)
+      );
+      await expectSuccess(
+        startPeer(other ?? self, "channel_peer.ts", ["poke", ...targets]),
+        "poking process",
+      );
+      for (const { garbage, producer, consumer } of cases) {
+        let outcome: unknown;
+        try {
+          outcome = await garbage.act(producer, consumer);
+        } catch (error) {
+          outcome = error;
+        }
+        assert.ok(outcome instanceof ChannelError, `${garbage.what}: got ${String(outcome)}`);
+        assert.equal(outcome.code, "CORRUPTED", garbage.what);
+        assert.equal(outcome.word, garbage.word, garbage.what);
+        assert.equal(outcome.value, garbage.value, garbage.what);
+        assert.match(outcome.message, new RegExp(`${garbage.value}`), garbage.what);
+        // Refused from then on, whatever the call.
+        const end = garbage.word === "head" || garbage.word === "consumerSleeping" ||
+            garbage.word === "sent" || garbage.word === "closed"
+          ? () => producer.trySend(new Uint8Array(1))
+          : () => consumer.tryReceive();
+        assert.throws(end, (error) => error === outcome, `${garbage.what}: refused`);
+      }
+    } finally {
+      for (const { file, mapping } of cases) {
+        mapping.close();
+        file.remove();
+      }
+    }
+  },
+);
+
+test("attaching to memory with a garbled header throws ChannelError CORRUPTED naming the word", () => {
+  using mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  const table: [number, number, string][] = [
+    [0, 0x43484e31, "magic"],
+    [1, 100, "capacity"],
+    [1, 0x7fffffff, "capacity"],
+    [2, 0, "dataOffset"],
+    [3, 3000, "maxMessage"],
+    [4, -1, "producer"],
+    [6, 4, "closed"],
+    [32, 3712, "tail"],
+    [64, -8, "head"],
+  ];
+  for (const [index, value, word] of table) {
+    Channel.init(mapping.view());
+    words[index] = value;
+    assert.throws(() => Channel.from(mapping.view()), { name: "ChannelError", word, value });
   }
 });
 
@@ -310,3 +735,94 @@ test(
     }
   },
 );
+
+// --- lifecycle across processes: a peer SIGKILLed
+
+const RUNTIMES: Peer[] = other === undefined ? [self] : [self, other];
+
+for (const peer of RUNTIMES) {
+  test(
+    `a ${peer.runtime} producer SIGKILLed mid-stream: every message it sent arrives, then for await ends`,
+    PEER_TEST,
+    async () => {
+      const file = sharedFile(4096);
+      const running: Running[] = [];
+      try {
+        using mapping = Mapping.file(file.path);
+        const consumer = Channel.init(mapping.view(), { role: "consumer" });
+        const words = mapping.view(Int32Array);
+        const producing = startPeer(peer, "channel_peer.ts", [file.path, "stream"]);
+        running.push(producing);
+        let received = 0;
+        let killed = false;
+        const problems: string[] = [];
+        for await (const message of consumer) {
+          // Message i: the u32 i, then bytes (i + k) & 0xff, 4 + i % 29 bytes long.
+          const i = received;
+          const view = new DataView(message.buffer, message.byteOffset, message.byteLength);
+          if (message.length !== 4 + (i % 29) || view.getUint32(0, true) !== i) {
+            problems.push(`message ${i}: length ${message.length}`);
+          }
+          for (let k = 4; k < message.length; k++) {
+            if (message[k] !== ((i + k) & 0xff)) problems.push(`message ${i}: byte ${k}`);
+          }
+          received++;
+          if (received === 2000 && !killed) {
+            killed = true;
+            producing.kill("SIGKILL");
+          }
+        }
+        const { signal, code, output } = await producing.done;
+        assert.equal(signal, "SIGKILL", `exit code ${code}, output:\n${output}`);
+        assert.deepEqual(problems.slice(0, 5), []);
+        assert.ok(received >= 2000, `received ${received}`);
+        // Everything published was received: head caught up with the final tail, and
+        // `sent` counts the received messages (plus one if the kill fell between
+        // counting a message and publishing it).
+        assert.equal(words[64], words[32]);
+        assert.ok(
+          words[34]! - received === 0 || words[34]! - received === 1,
+          `sent ${words[34]}, received ${received}`,
+        );
+        assert.equal(consumer.tryReceive(), Channel.DONE);
+      } finally {
+        for (const child of running) child.kill("SIGKILL");
+        file.remove();
+      }
+    },
+  );
+
+  test(
+    `a ${peer.runtime} consumer SIGKILLed with the ring full: the producer's waiting sendAsync and send throw CONSUMER_DIED`,
+    PEER_TEST,
+    async () => {
+      const file = sharedFile(4096);
+      const running: Running[] = [];
+      try {
+        using mapping = Mapping.file(file.path);
+        const producer = Channel.init(mapping.view(), { role: "producer" });
+        const words = mapping.view(Int32Array);
+        const consuming = startPeer(peer, "channel_peer.ts", [file.path, "stall"]);
+        running.push(consuming);
+        await until(() => words[5] !== 0, 60_000, "the consumer to take its place");
+        assert.equal(words[5]! & 0x3fffff, consuming.pid, "consumer (offset 20): its pid");
+        assert.throws(() => Channel.from(mapping.view()).tryReceive(), { code: "ROLE_TAKEN" });
+        while (producer.trySend(new Uint8Array(100)));
+        const sending = producer.sendAsync(new Uint8Array(100));
+        // The send waits: the consumer lives but never receives.
+        const early = await Promise.race([
+          sending.then(() => "settled", () => "settled"),
+          new Promise((resolve) => setTimeout(() => resolve("waiting"), 200)),
+        ]);
+        assert.equal(early, "waiting");
+        consuming.kill("SIGKILL");
+        await assert.rejects(sending, { name: "ChannelError", code: "CONSUMER_DIED" });
+        assert.throws(() => producer.send(new Uint8Array(100)), { code: "CONSUMER_DIED" });
+        assert.equal((await consuming.done).signal, "SIGKILL");
+      } finally {
+        for (const child of running) child.kill("SIGKILL");
+        file.remove();
+      }
+    },
+  );
+}

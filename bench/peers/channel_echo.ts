@@ -22,7 +22,7 @@ const inbox = Channel.from(mapping.view(Uint8Array, 0, half), options);
 const outbox = Channel.from(mapping.view(Uint8Array, half, half), options);
 for (let i = 0; i < Number(countText); i++) {
   const message = mode === "async" ? await inbox.receiveAsync() : inbox.receive();
-  if (message === null) throw new Error("no message");
+  if (!(message instanceof Uint8Array)) throw new Error("no message");
   if (mode === "async") await outbox.sendAsync(message);
   else outbox.send(message);
 }

@@ -4,7 +4,9 @@
  * 1 in the word at byte 0 and wakes it. Stores 1 in the word at byte 4 when
  * ready.
  *
- * Usage: channel_sink.ts <path> <count> [spinMs (default 1)]
+ * Usage: channel_sink.ts <path> <count> [spinMs (default 1)] [receive|iterate]
+ *
+ * `iterate` receives with `for await` instead of a `receive()` loop.
  *
  * @module
  */
@@ -12,6 +14,7 @@ import process from "node:process";
 import { Channel, Mapping, notify } from "../../mod.ts";
 
 const [path, countText] = process.argv.slice(2) as [string, string];
+const count = Number(countText);
 using mapping = Mapping.file(path);
 const words = mapping.view(Int32Array);
 const channel = Channel.from(mapping.view(Uint8Array, 64), {
@@ -20,9 +23,17 @@ const channel = Channel.from(mapping.view(Uint8Array, 64), {
 Atomics.store(words, 1, 1);
 notify(words, 1);
 let sum = 0;
-for (let i = 0; i < Number(countText); i++) {
-  const message = channel.receive()!;
-  if (message.length > 0) sum += message[0]! + message[message.length - 1]!;
+if (process.argv[5] === "iterate") {
+  let i = 0;
+  for await (const message of channel) {
+    if (message.length > 0) sum += message[0]! + message[message.length - 1]!;
+    if (++i === count) break;
+  }
+} else {
+  for (let i = 0; i < count; i++) {
+    const message = channel.receive() as Uint8Array;
+    if (message.length > 0) sum += message[0]! + message[message.length - 1]!;
+  }
 }
 channel.release();
 Atomics.store(words, 0, 1);
