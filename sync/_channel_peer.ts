@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { mutexOwnerId } from "./mutex.ts";
+import { ownerId } from "./_owner.ts";
 import { errno, unsafeLibc } from "../ffi/libc.ts";
 import { cString } from "../ffi/pointer.ts";
 import { platform } from "../platform/mod.ts";
@@ -25,7 +25,7 @@ const decoder = new TextDecoder();
 
 /** This process's owner id: `pid | tag << 22`, as the Mutex's. */
 export function selfId(): number {
-  return mutexOwnerId();
+  return ownerId();
 }
 
 /** The fields of /proc/<pid>/stat after the command (the state first); null when it is gone. */
