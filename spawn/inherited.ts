@@ -25,7 +25,7 @@ import { errno, unsafeLibc } from "../ffi/libc.ts";
 import { cString, unsafeReadCString } from "../ffi/pointer.ts";
 import { Memfd, type MemfdFromFdOptions } from "../shm/memfd.ts";
 import { platform } from "../platform/mod.ts";
-import { INHERITED_FDS_VARIABLE } from "./spawn.ts";
+import { INHERITED_FDS_VARIABLE } from "./script.ts";
 import { checkOptions } from "../core/_validate.ts";
 
 const C = platform.constants;

@@ -32,11 +32,8 @@ import {
 } from "../raw.ts";
 import { cString } from "../ffi/pointer.ts";
 import { reactorEngine, useTimerEngineForTesting } from "../spawn/_poll_reactor.ts";
-import {
-  checkProgramsFirstForTesting,
-  type ExitStrategy,
-  useExitStrategyForTesting,
-} from "../spawn/spawn.ts";
+import { checkProgramsFirstForTesting } from "../spawn/_plan.ts";
+import { type ExitStrategy, useExitStrategyForTesting } from "../spawn/_exit_watch.ts";
 import { repoPath, RUNTIMES } from "./fixtures/runtimes.ts";
 import { emulator, runtime, tempDir, tick } from "./helpers.ts";
 

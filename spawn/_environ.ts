@@ -1,0 +1,116 @@
+/**
+ * The environment a child starts with: this process's (the C `environ`
+ * under Deno, `process.env` under Bun), optionally cleared, with the
+ * caller's variables on top.
+ *
+ * @module
+ */
+import { backend, unsafeLibc } from "../ffi/libc.ts";
+import { cString, typeName, unsafeReadCString, unsafeView } from "../ffi/pointer.ts";
+import { platform } from "../platform/mod.ts";
+import { deno, nodeProcess } from "../core/_runtime.ts";
+import { CStringArray } from "./raw.ts";
+
+const C = platform.constants;
+
+let environCell: BigUint64Array | null | undefined;
+
+/** The address of the C `environ` variable, as a view of its 8 bytes; null if not found. */
+function environVariable(): BigUint64Array | null {
+  if (environCell !== undefined) return environCell;
+  environCell = null;
+  const { dlopen, dlsym } = unsafeLibc;
+  if (dlopen === undefined || dlsym === undefined) return null;
+  // The program's global scope: with a copy relocation (Bun), the live
+  // `environ` is the executable's copy, not libc's.
+  const handle = dlopen(null, C.RTLD_LAZY);
+  if (handle === 0) return null;
+  const address = dlsym(handle, cString("environ", "symbol"));
+  if (address === 0) return null;
+  environCell = new BigUint64Array(unsafeView(address, 8).buffer);
+  return environCell;
+}
+
+/** The current value of C `environ` (a `char **`), or 0 when unknown. */
+function environAddress(): number {
+  const cell = environVariable();
+  return cell === null ? 0 : Number(cell[0]!);
+}
+
+/** The C environment's `NAME=value` strings. */
+function readEnviron(address: number): string[] {
+  const entries: string[] = [];
+  for (let at = address;; at += 8) {
+    const pointer = Number(new BigUint64Array(unsafeView(at, 8).buffer)[0]!);
+    if (pointer === 0) return entries;
+    entries.push(unsafeReadCString(pointer, unsafeLibc.strlen(pointer) + 1));
+  }
+}
+
+/**
+ * This process's environment as `NAME=value` strings, or (Deno) the
+ * address of the C `environ` when `copy` is false.
+ */
+function currentEnvironment(copy: boolean): string[] | number {
+  if (backend.runtime === "bun") {
+    // Bun keeps process.env in JS; assignments never reach the C environ.
+    const env = nodeProcess?.env ?? {};
+    const entries: string[] = [];
+    for (const [name, value] of Object.entries(env)) {
+      if (value !== undefined) entries.push(`${name}=${value}`);
+    }
+    return entries;
+  }
+  // Deno.env.set writes the C environment (setenv), so environ is current.
+  const address = environAddress();
+  if (address !== 0) return copy ? readEnviron(address) : address;
+  try {
+    return Object.entries(deno!.env.toObject()).map(([k, v]) => `${k}=${v}`);
+  } catch (error) {
+    throw new Error(
+      `Cannot read the environment for the child: this C library does not expose environ to dlsym, and ${error}; pass env with clearEnv: true, or grant --allow-env`,
+    );
+  }
+}
+
+let lastEnvironment: { key: string; array: CStringArray } | undefined;
+
+export function buildEnvironment(
+  env: unknown,
+  clearEnv: boolean,
+): CStringArray | number | readonly string[] {
+  if (env === undefined && !clearEnv) {
+    const current = currentEnvironment(false);
+    if (typeof current === "number") return current;
+    // Bun: the environment rarely changes between spawns; reuse its encoding while it doesn't.
+    const key = current.join("\0");
+    if (lastEnvironment?.key !== key) {
+      lastEnvironment = { key, array: new CStringArray(current, "env") };
+    }
+    return lastEnvironment.array;
+  }
+  const merged = new Map<string, string>();
+  if (!clearEnv) {
+    for (const entry of currentEnvironment(true) as string[]) {
+      const eq = entry.indexOf("=");
+      if (eq > 0) merged.set(entry.slice(0, eq), entry.slice(eq + 1));
+    }
+  }
+  if (env !== undefined) {
+    if (typeof env !== "object" || env === null || Array.isArray(env)) {
+      throw new TypeError(`Cannot use env: expected an object of strings, got ${typeName(env)}`);
+    }
+    for (const [name, value] of Object.entries(env)) {
+      if (name === "" || name.includes("=") || name.includes("\0")) {
+        throw new RangeError(
+          `Cannot use env name ${JSON.stringify(name)}: it must be non-empty, without "=" or NUL`,
+        );
+      }
+      if (typeof value !== "string") {
+        throw new TypeError(`Cannot use env.${name}: expected a string, got ${typeName(value)}`);
+      }
+      merged.set(name, value);
+    }
+  }
+  return new CStringArray([...merged].map(([k, v]) => `${k}=${v}`), "env");
+}

@@ -1,0 +1,129 @@
+/**
+ * {@linkcode spawnScript}: a Deno or Bun script as a child process, handed
+ * shared regions by name (`SHMKIT_FDS`).
+ *
+ * @module
+ */
+import { backend } from "../ffi/libc.ts";
+import { cString, typeName } from "../ffi/pointer.ts";
+import { execPath as runtimeExecPath } from "../core/_runtime.ts";
+import { checkChoice, checkOptions } from "../core/_validate.ts";
+import type { Child } from "./child.ts";
+import type { FdSource, SpawnOptions } from "./_plan.ts";
+import { spawn } from "./spawn.ts";
+
+/** The environment variable that tells a child which fd carries which region. */
+export const INHERITED_FDS_VARIABLE = "SHMKIT_FDS";
+
+/** Options of {@linkcode spawnScript}: those of {@linkcode spawn} but `path`, plus these. */
+export interface SpawnScriptOptions extends Omit<SpawnOptions, "path"> {
+  /**
+   * Shared regions to hand over, by name: anything with an `fd` (a
+   * {@linkcode Memfd}, a {@linkcode SharedMemory}) or an fd number. The child
+   * gets them back with `inheritedRegion(name)`.
+   */
+  readonly regions?: Readonly<Record<string, number | FdSource>>;
+  /** The runtime to run the script on (default: this one). */
+  readonly runtime?: "deno" | "bun";
+  /**
+   * The runtime's executable. Default: this process's own when `runtime` is
+   * this one, else `deno` or `bun` found in PATH.
+   */
+  readonly execPath?: string;
+  /** Arguments for the script. */
+  readonly args?: readonly string[];
+  /**
+   * Arguments for the runtime, before the script: e.g. Deno permissions
+   * (`["--allow-read"]`; `--allow-ffi` is always given) or Bun flags.
+   */
+  readonly runtimeArgs?: readonly string[];
+}
+
+const REGION_NAME = /^[A-Za-z0-9_.-]+$/;
+
+function modulePath(module: unknown): string {
+  if (module instanceof URL) module = module.href;
+  if (typeof module !== "string") {
+    throw new TypeError(`Cannot spawn a script: expected a path or URL, got ${typeName(module)}`);
+  }
+  cString(module, "module");
+  if (module === "") throw new RangeError("Cannot spawn a script: the module path is empty");
+  return module.startsWith("file:") ? decodeURIComponent(new URL(module).pathname) : module;
+}
+
+function stringList(value: unknown, what: string): readonly string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) {
+    throw new TypeError(`Cannot use ${what}: expected an array of strings, got ${typeName(value)}`);
+  }
+  value.forEach((item, i) => cString(item, `${what}[${i}]`));
+  return value;
+}
+
+/**
+ * Runs a script on Deno or Bun as a child process, handing it shared
+ * regions by name: each region's fd is given to the child (3, 4, ...) and
+ * listed in `SHMKIT_FDS`; the script gets them back with
+ * `inheritedRegion(name)`. The script may run on the other runtime.
+ *
+ * Deno children run as `deno run --allow-ffi [runtimeArgs] module [args]`,
+ * Bun children as `bun [runtimeArgs] module [args]`.
+ *
+ * @example The classic fork program, without fork
+ * ```ts
+ * import { Memfd, spawnScript } from "@shmkit/shmkit";
+ * using counter = Memfd.create({ size: 8 });
+ * counter.view(BigUint64Array)[0] = 1000n;
+ * const child = spawnScript(new URL("./double.ts", import.meta.url), { regions: { counter } });
+ * await child.status;
+ * console.log(counter.view(BigUint64Array)[0]); // 2000n
+ * ```
+ *
+ * @param module The script: a path, or a `file:` URL.
+ * @throws {TypeError} For options of the wrong type.
+ * @throws {RangeError} For a bad region name, a runtime other than "deno" or "bun", or an fd given twice.
+ * @throws {ErrnoError} As {@linkcode spawn} does: ENOENT when the runtime's executable is missing.
+ */
+export function spawnScript(module: string | URL, options?: SpawnScriptOptions): Child {
+  const path = modulePath(module);
+  const o = checkOptions(options, "options");
+  if ("path" in o) throw new TypeError("Cannot use path with spawnScript: use execPath");
+  const runtime = o.runtime === undefined
+    ? backend.runtime
+    : checkChoice(o.runtime, "runtime", ["deno", "bun"] as const);
+  const execPath = o.execPath ??
+    (runtime === backend.runtime ? runtimeExecPath() : runtime);
+  cString(execPath, "execPath");
+  const args = stringList(o.args, "args");
+  const runtimeArgs = stringList(o.runtimeArgs, "runtimeArgs");
+
+  const fds: Record<number, number | FdSource> = { ...o.fds };
+  const listed: string[] = [];
+  if (o.regions !== undefined) {
+    if (typeof o.regions !== "object" || o.regions === null || Array.isArray(o.regions)) {
+      throw new TypeError(
+        `Cannot use regions: expected an object by name, got ${typeName(o.regions)}`,
+      );
+    }
+    let next = 3;
+    for (const [name, region] of Object.entries(o.regions)) {
+      if (!REGION_NAME.test(name)) {
+        throw new RangeError(
+          `Cannot use region name ${JSON.stringify(name)}: use letters, digits, "_", "." and "-"`,
+        );
+      }
+      while (Object.hasOwn(fds, next)) next++;
+      fds[next] = region;
+      listed.push(`${name}=${next}`);
+      next++;
+    }
+  }
+  const env: Record<string, string> = { ...o.env, [INHERITED_FDS_VARIABLE]: listed.join(",") };
+  if (runtime === "deno") env.DENO_NO_UPDATE_CHECK ??= "1";
+
+  const argv = runtime === "deno"
+    ? [execPath, "run", "--allow-ffi", ...runtimeArgs, path, ...args]
+    : [execPath, ...runtimeArgs, path, ...args];
+  const { regions: _r, runtime: _rt, execPath: _e, args: _a, runtimeArgs: _ra, ...rest } = o;
+  return spawn(argv, { ...rest, env, fds });
+}
