@@ -111,7 +111,10 @@ export class ExitWatch {
       this.#reject = reject;
     });
     let how = exitStrategy();
-    const pidfd = how === "pidfd" ? unsafeLibc.syscall(C.SYS_pidfd_open, pid, 0, 0, 0, 0, 0) : -1;
+    // No pidfd_open here (Darwin's table marks it -1): the timer it is.
+    const pidfd = how === "pidfd" && C.SYS_pidfd_open !== -1
+      ? unsafeLibc.syscall(C.SYS_pidfd_open, pid, 0, 0, 0, 0, 0)
+      : -1;
     if (how === "pidfd" && pidfd < 0) how = "timer";
     if (how === "signal") {
       // The child can't have been reaped yet: the listener runs on this thread, later.

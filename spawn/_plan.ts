@@ -263,10 +263,11 @@ export function plan(argv: readonly string[], options: SpawnOptions | undefined)
   let flags = SpawnFlags.SETSIGDEF | SpawnFlags.SETSIGMASK;
   let pgroup = 0;
   if (newSession) {
-    if (SpawnFlags.SETSID === -1) {
+    const setsid = SpawnFlags.SETSID;
+    if (setsid === undefined) {
       throw new Error("Cannot spawn in a new session: this C library lacks POSIX_SPAWN_SETSID");
     }
-    flags |= SpawnFlags.SETSID;
+    flags |= setsid;
   }
   if (o.processGroup !== undefined && o.processGroup !== false) {
     if (newSession) {

@@ -18,7 +18,7 @@ export interface ChildStatus {
   /** The exit code, or null when a signal ended the child. */
   readonly code: number | null;
   /** The signal that ended the child (`"SIGKILL"`), or null when it exited. */
-  readonly signal: string | null;
+  readonly signal: SignalName | `SIG${number}` | null;
   /** Whether the child exited with code 0. */
   readonly success: boolean;
 }

@@ -36,25 +36,44 @@ export { type SignalName, signalName, signalNumber, SignalSet } from "./signals.
 const C = platform.constants;
 const encoder = new TextEncoder();
 
+/** A constant the platform tables mark as missing (-1), as undefined. */
+function present(value: number): number | undefined {
+  return value === -1 ? undefined : value;
+}
+
 /**
  * The `POSIX_SPAWN_*` flags of {@linkcode PosixSpawnAttributes.setFlags},
- * with this platform's values; -1 marks a flag the platform lacks
- * (`SETSID` before glibc 2.26 and on older BSDs, `USEVFORK` outside glibc).
+ * with this platform's values. A flag the platform lacks is undefined
+ * (`SETSID` before glibc 2.26, `USEVFORK` outside glibc): check before use.
+ *
+ * @example A new session, where the C library has it
+ * ```ts
+ * import { PosixSpawnAttributes, SpawnFlags } from "@shmkit/shmkit/raw";
+ * using attributes = new PosixSpawnAttributes();
+ * if (SpawnFlags.SETSID !== undefined) attributes.setFlags(SpawnFlags.SETSID);
+ * ```
  */
-export const SpawnFlags = {
+export const SpawnFlags: {
   /** Reset the effective uid/gid to the real ones. */
-  RESETIDS: C.POSIX_SPAWN_RESETIDS,
+  readonly RESETIDS: number;
   /** Put the child in the process group set by `setPgroup` (0: a new group). */
-  SETPGROUP: C.POSIX_SPAWN_SETPGROUP,
+  readonly SETPGROUP: number;
   /** Reset the signals in the `setSigDefault` set to SIG_DFL. */
-  SETSIGDEF: C.POSIX_SPAWN_SETSIGDEF,
+  readonly SETSIGDEF: number;
   /** Give the child the signal mask set by `setSigMask`. */
+  readonly SETSIGMASK: number;
+  /** Start a new session (`setsid`) in the child; undefined where the C library lacks it. */
+  readonly SETSID: number | undefined;
+  /** Obsolete in glibc (it always uses a vfork-like clone); undefined outside glibc. */
+  readonly USEVFORK: number | undefined;
+} = {
+  RESETIDS: C.POSIX_SPAWN_RESETIDS,
+  SETPGROUP: C.POSIX_SPAWN_SETPGROUP,
+  SETSIGDEF: C.POSIX_SPAWN_SETSIGDEF,
   SETSIGMASK: C.POSIX_SPAWN_SETSIGMASK,
-  /** Start a new session (`setsid`) in the child. */
-  SETSID: C.POSIX_SPAWN_SETSID,
-  /** Obsolete in glibc (it always uses a vfork-like clone). */
-  USEVFORK: C.POSIX_SPAWN_USEVFORK,
-} as const;
+  SETSID: present(C.POSIX_SPAWN_SETSID),
+  USEVFORK: present(C.POSIX_SPAWN_USEVFORK),
+};
 
 /** The name of a `POSIX_SPAWN_*` flag, without the prefix. */
 export type SpawnFlag = keyof typeof SpawnFlags;
@@ -290,14 +309,11 @@ export class PosixSpawnAttributes implements Disposable {
   /**
    * `posix_spawnattr_setflags(&attr, flags)`: an OR of {@linkcode SpawnFlags}.
    *
-   * @throws {RangeError} For a flag this platform lacks (-1) or bits outside a short.
+   * @throws {RangeError} For a negative number or bits outside a short.
    * @throws {ErrnoError} `posix_spawnattr_setflags` with EINVAL for bits the C library refuses.
    */
   setFlags(flags: number): this {
-    checkInteger(flags, "flags", -1, 0x7fff);
-    if (flags === -1) {
-      throw new RangeError("Cannot set spawn flags -1: a flag this platform lacks was used");
-    }
+    checkInteger(flags, "flags", 0, 0x7fff);
     checkReturned(
       unsafeLibc.posix_spawnattr_setflags(this.#live(), flags),
       "posix_spawnattr_setflags",
@@ -545,8 +561,8 @@ export function kill(pid: number, signal: SignalName | number = "SIGTERM"): void
 export interface DecodedWaitStatus {
   /** The exit code when the child exited, else null. */
   readonly code: number | null;
-  /** The signal's name when a signal killed (or stopped) the child, else null. */
-  readonly signal: string | null;
+  /** The signal's name when a signal killed (or stopped) the child (`"SIG34"` if unnamed), else null. */
+  readonly signal: SignalName | `SIG${number}` | null;
   /** Whether the child is stopped (WUNTRACED) rather than gone. */
   readonly stopped: boolean;
   /** Whether the child exited with code 0. */

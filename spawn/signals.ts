@@ -9,15 +9,16 @@ import { unsafeLibc } from "../ffi/libc.ts";
 import { allocStruct, typeName } from "../ffi/pointer.ts";
 import { platform } from "../platform/mod.ts";
 import { checkInteger } from "../core/_validate.ts";
+import type { SignalName } from "../platform/signal_names.ts";
+
+export type { SignalName } from "../platform/signal_names.ts";
 
 const C = platform.constants;
 
-/** A signal's name as C spells it (`"SIGTERM"`); the names in `platform.signals`. */
-export type SignalName = string;
-
 /**
  * Resolves a signal given by name (`"SIGTERM"`) or number to its number on
- * this platform.
+ * this platform. A name from another platform's table (`"SIGINFO"` on
+ * Linux) is a RangeError.
  *
  * @throws {TypeError} When `signal` is neither a string nor a number.
  * @throws {RangeError} For an unknown name or a number out of range.
@@ -38,18 +39,18 @@ export function signalNumber(signal: SignalName | number): number {
   return value;
 }
 
-const signalNames = new Map<number, string>();
+const signalNames = new Map<number, SignalName>();
 // Aliases (SIGIOT, SIGCLD, SIGPOLL) share numbers; prefer the common name.
-for (const name of ["SIGABRT", "SIGCHLD", "SIGIO"]) {
+for (const name of ["SIGABRT", "SIGCHLD", "SIGIO"] as const) {
   const value = platform.signals[name];
   if (value !== undefined) signalNames.set(value, name);
 }
 for (const [name, value] of Object.entries(platform.signals)) {
-  if (!signalNames.has(value)) signalNames.set(value, name);
+  if (!signalNames.has(value)) signalNames.set(value, name as SignalName);
 }
 
 /** The name of a signal number (`15` → `"SIGTERM"`), or `"SIG<number>"` if unnamed (real-time). */
-export function signalName(value: number): string {
+export function signalName(value: number): SignalName | `SIG${number}` {
   return signalNames.get(value) ?? `SIG${value}`;
 }
 

@@ -17,7 +17,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { ErrnoError, Memfd, spawn } from "../mod.ts";
+import { type Child, ErrnoError, Memfd, type SignalName, spawn } from "../mod.ts";
 import {
   decodeWaitStatus,
   platform,
@@ -27,9 +27,12 @@ import {
   signalName,
   signalNumber,
   SignalSet,
+  SpawnFlags,
   unsafeLibc,
   waitpid,
 } from "../raw.ts";
+import { PLATFORMS } from "../platform/mod.ts";
+import { SIGNAL_NAMES } from "../platform/signal_names.ts";
 import { cString } from "../ffi/pointer.ts";
 import { reactorEngine, useTimerEngineForTesting } from "../spawn/_poll_reactor.ts";
 import { checkProgramsFirstForTesting } from "../spawn/_plan.ts";
@@ -105,9 +108,7 @@ function openLeaky(path: string): number {
   return fd;
 }
 
-async function stopped(
-  child: { kill(signal?: string): boolean; status: Promise<unknown> },
-): Promise<void> {
+async function stopped(child: Child): Promise<void> {
   child.kill("SIGKILL");
   await child.status;
 }
@@ -415,7 +416,7 @@ test("many children at once are all reaped", async () => {
 
 test("kill(): unknown signals are refused; after the child is reaped it sends nothing", async () => {
   const child = spawn(["sleep", "30"]);
-  assert.throws(() => child.kill("SIGNOPE"), RangeError);
+  assert.throws(() => child.kill("SIGNOPE" as SignalName), RangeError);
   assert.throws(() => child.kill(1.5), RangeError);
   assert.equal(child.kill("SIGTERM"), true);
   assert.equal((await child.status).signal, "SIGTERM");
@@ -559,8 +560,8 @@ test("raw layer: signals by name, wait statuses decoded as the W* macros do", ()
   assert.equal(signalNumber("SIGKILL"), 9);
   assert.equal(signalName(platform.signals.SIGTERM!), "SIGTERM");
   assert.equal(signalName(platform.signals.SIGCHLD!), "SIGCHLD");
-  assert.throws(() => signalNumber("SIGFOO"), RangeError);
-  assert.throws(() => SignalSet.empty().add("SIGFOO"), RangeError);
+  assert.throws(() => signalNumber("SIGFOO" as SignalName), RangeError);
+  assert.throws(() => SignalSet.empty().add("SIGFOO" as SignalName), RangeError);
   assert.deepEqual(decodeWaitStatus(3 << 8), {
     code: 3,
     signal: null,
@@ -574,6 +575,34 @@ test("raw layer: signals by name, wait statuses decoded as the W* macros do", ()
   const stoppedStatus = decodeWaitStatus((platform.signals.SIGSTOP! << 8) | 0x7f);
   assert.equal(stoppedStatus.stopped, true);
   assert.equal(stoppedStatus.signal, "SIGSTOP");
+});
+
+test("signal names: every table's names are in the SignalName list; other platforms' are refused", () => {
+  // The generated list and the generated union agree (checked by the type checker).
+  const listed: readonly SignalName[] = SIGNAL_NAMES;
+  const unlisted: [Exclude<SignalName, typeof SIGNAL_NAMES[number]>] extends [never] ? true
+    : false = true;
+  assert.ok(unlisted && listed.length > 0);
+  const known = new Set<string>(SIGNAL_NAMES);
+  for (const table of PLATFORMS) {
+    for (const name of Object.keys(table.signals)) {
+      assert.ok(known.has(name), `${table.os}-${table.arch}: ${name} is not a SignalName`);
+    }
+  }
+  const elsewhere = SIGNAL_NAMES.filter((name) => platform.signals[name] === undefined);
+  assert.ok(elsewhere.length > 0, "every table has the same signals: the union test is moot");
+  for (const name of elsewhere) assert.throws(() => signalNumber(name), RangeError, name);
+});
+
+test("SpawnFlags: a flag the platform lacks is undefined, never -1", () => {
+  for (const [name, value] of Object.entries(SpawnFlags)) {
+    assert.ok(value === undefined || (Number.isInteger(value) && value > 0), `${name}: ${value}`);
+  }
+  // glibc 2.26+ has SETSID; newSession is refused with an Error where it is undefined.
+  assert.equal(SpawnFlags.SETSID, C.POSIX_SPAWN_SETSID);
+  const darwin = PLATFORMS.find((p) => p.os === "darwin")!;
+  assert.equal(darwin.constants.POSIX_SPAWN_USEVFORK, -1, "the tables mark a missing flag -1");
+  assert.throws(() => new PosixSpawnAttributes().setFlags(-1), RangeError);
 });
 
 test("unref(): a running child does not keep this process alive; unawaited children end cleanly", () => {
