@@ -90,11 +90,28 @@ function openFds(): number[] {
   }
 }
 
+let closeFromMissing = false;
+
+function canCloseFrom(): boolean {
+  return !closeFromMissing && PosixSpawnFileActions.canCloseFrom;
+}
+
+/**
+ * For tests: close fds one by one from the /proc/self/fd listing, as on a
+ * C library without closefrom, until the returned function is called.
+ */
+export function withoutCloseFromForTesting(): () => void {
+  closeFromMissing = true;
+  return () => {
+    closeFromMissing = false;
+  };
+}
+
 // The file actions of a child that keeps fds 0 to 2 and gets nothing else, made once.
 let shared: PosixSpawnFileActions | undefined;
 
 function defaultActions(): PosixSpawnFileActions | undefined {
-  if (!PosixSpawnFileActions.canCloseFrom) return undefined;
+  if (!canCloseFrom()) return undefined;
   return shared ??= new PosixSpawnFileActions().addCloseFrom(3);
 }
 
@@ -155,7 +172,7 @@ function launch(p: Plan): Child {
     if (p.cwd !== undefined) actions.addChdir(p.cwd);
     if (actions !== shared) {
       for (let fd = 3; fd <= highest; fd++) if (!dups.has(fd)) actions.addClose(fd);
-      if (PosixSpawnFileActions.canCloseFrom) {
+      if (canCloseFrom()) {
         actions.addCloseFrom(highest + 1);
       } else {
         for (const fd of openFds()) if (fd > highest) actions.addClose(fd);

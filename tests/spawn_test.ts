@@ -36,6 +36,7 @@ import { SIGNAL_NAMES } from "../platform/signal_names.ts";
 import { cString } from "../ffi/pointer.ts";
 import { reactorEngine, useTimerEngineForTesting } from "../spawn/_poll_reactor.ts";
 import { checkProgramsFirstForTesting } from "../spawn/_plan.ts";
+import { withoutCloseFromForTesting } from "../spawn/spawn.ts";
 import { type ExitStrategy, useExitStrategyForTesting } from "../spawn/_exit_watch.ts";
 import { repoPath, RUNTIMES } from "./fixtures/runtimes.ts";
 import { emulator, runtime, tempDir, tick } from "./helpers.ts";
@@ -106,6 +107,32 @@ function openLeaky(path: string): number {
   const fd = unsafeLibc.open(cString(path, "path"), C.O_RDONLY, 0);
   assert.ok(fd >= 0, `open ${path}`);
   return fd;
+}
+
+/** A leaky (not close-on-exec) /dev/null at the lowest free fd from `at` up. */
+function leakyAt(at: number): number {
+  const fd = openLeaky("/dev/null");
+  const moved = unsafeLibc.fcntl(fd, C.F_DUPFD_CLOEXEC, at);
+  unsafeLibc.close(fd);
+  assert.ok(moved >= at, `F_DUPFD_CLOEXEC ${at}`);
+  assert.equal(unsafeLibc.fcntl(moved, C.F_SETFD, 0), 0);
+  return moved;
+}
+
+/**
+ * Proves `fds` would leak without shmkit's closing: a child started by the
+ * raw posixSpawn, with no file actions, has them all open.
+ */
+async function leakWithoutHygiene(fds: readonly number[]): Promise<void> {
+  const pid = posixSpawn("/bin/sleep", null, null, ["sleep", "5"], []);
+  try {
+    await sleeping(pid);
+    const open = fdsOf(pid);
+    for (const fd of fds) assert.ok(open.includes(fd), `fd ${fd} is not leaky: ${open}`);
+  } finally {
+    unsafeLibc.kill(pid, platform.signals.SIGKILL!);
+    waitpid(pid);
+  }
 }
 
 async function stopped(child: Child): Promise<void> {
@@ -267,6 +294,53 @@ test("hygiene: only fds 0 to 2 and the named ones reach the child, leaky fds inc
     unsafeLibc.close(leaky);
   }
 });
+
+for (const way of ["closefrom", "a close per listed fd"] as const) {
+  const setUp = (): () => void => way === "closefrom" ? () => {} : withoutCloseFromForTesting();
+
+  test(`hygiene (${way}): a plain spawn() gives the child fds 0 to 2 only, whatever leaky fds are open`, async () => {
+    const low = openLeaky("/dev/null");
+    const high = leakyAt(low + 150);
+    const restore = setUp();
+    try {
+      await leakWithoutHygiene([low, high]);
+      const child = spawn(["sleep", "5"]);
+      try {
+        assert.deepEqual(await settledFdsOf(child.pid, [0, 1, 2]), [0, 1, 2]);
+      } finally {
+        await stopped(child);
+      }
+    } finally {
+      restore();
+      unsafeLibc.close(low);
+      unsafeLibc.close(high);
+    }
+  });
+
+  test(`hygiene (${way}): a leaky fd in a gap between named fds, and one above them, stay out`, async () => {
+    const gap = leakyAt(120);
+    const above = leakyAt(gap + 60);
+    using a = Memfd.create({ name: "gap-below", size: 4096 });
+    using b = Memfd.create({ name: "gap-above", size: 4096 });
+    const restore = setUp();
+    try {
+      await leakWithoutHygiene([gap, above]);
+      const child = spawn(["sleep", "5"], { fds: { [gap - 2]: a, [gap + 2]: b } });
+      try {
+        const expected = [0, 1, 2, gap - 2, gap + 2];
+        assert.deepEqual(await settledFdsOf(child.pid, expected), expected);
+        assert.match(readlinkSync(`/proc/${child.pid}/fd/${gap - 2}`), /^\/memfd:gap-below/);
+        assert.match(readlinkSync(`/proc/${child.pid}/fd/${gap + 2}`), /^\/memfd:gap-above/);
+      } finally {
+        await stopped(child);
+      }
+    } finally {
+      restore();
+      unsafeLibc.close(gap);
+      unsafeLibc.close(above);
+    }
+  });
+}
 
 test("fds whose numbers are also targets are moved first, so a swap works", async () => {
   using a = Memfd.create({ name: "swap-a", size: 4096 });
