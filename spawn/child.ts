@@ -9,7 +9,7 @@ import { errno, unsafeLibc } from "../ffi/libc.ts";
 import { platform } from "../platform/mod.ts";
 import { decodeWaitStatus, type SignalName, signalNumber } from "./raw.ts";
 import { ExitWatch } from "./_exit_watch.ts";
-import { collect, readablePipe, writablePipe } from "./_pipes.ts";
+import { collect, type PipeEnd, readablePipe, writablePipe } from "./_pipes.ts";
 
 const E = platform.errno;
 
@@ -46,6 +46,13 @@ function toStatus(raw: number): ChildStatus {
  * A running (or finished) child process, from {@linkcode spawn}. It is
  * reaped as soon as it ends, whether or not `status` is awaited; until then
  * it keeps this process alive, unless {@linkcode unref} is called.
+ *
+ * Pipes never outlive the child by much: when it has been reaped, and
+ * before `status` resolves, what it left unread in a piped stdout or stderr
+ * is read into memory (at most a pipe's capacity) and this process's end is
+ * closed; the stream still yields those bytes. A piped stdin nobody took a
+ * writer for is closed then too. Only a grandchild that still holds a pipe
+ * keeps it open, until it closes it or the Child is disposed.
  */
 export class Child implements AsyncDisposable {
   /** The child's process id. */
@@ -59,17 +66,30 @@ export class Child implements AsyncDisposable {
   /** The read end of the child's stderr, when `stderr: "pipe"`. */
   readonly stderr: ReadableStream<Uint8Array> | null;
   readonly #watch: ExitWatch;
+  readonly #ends: PipeEnd[] = [];
 
   /** @internal Use {@linkcode spawn}. */
   constructor(pid: number, pipes: PipeEnds) {
     this.pid = pid;
     this.#watch = new ExitWatch(pid);
-    this.status = this.#watch.promise.then(toStatus);
+    const open = <S>(pipe: { stream: S; end: PipeEnd }): S => {
+      this.#ends.push(pipe.end);
+      return pipe.stream;
+    };
+    this.stdin = pipes.stdin === undefined ? null : open(writablePipe(pipes.stdin));
+    this.stdout = pipes.stdout === undefined ? null : open(readablePipe(pipes.stdout));
+    this.stderr = pipes.stderr === undefined ? null : open(readablePipe(pipes.stderr));
+    // Once reaped, the pipes give back their fds before anyone sees the status.
+    const settle = (): void => this.#ends.forEach((end) => end.settle());
+    this.status = this.#watch.promise.then(
+      (raw) => (settle(), toStatus(raw)),
+      (error) => {
+        settle();
+        throw error;
+      },
+    );
     // Marks the promise handled: a never-awaited child must not crash the process.
     this.status.catch(() => {});
-    this.stdin = pipes.stdin === undefined ? null : writablePipe(pipes.stdin);
-    this.stdout = pipes.stdout === undefined ? null : readablePipe(pipes.stdout);
-    this.stderr = pipes.stderr === undefined ? null : readablePipe(pipes.stderr);
   }
 
   /** Whether the child has been reaped (its pid may since belong to another process); kill() then sends nothing. */
@@ -123,7 +143,11 @@ export class Child implements AsyncDisposable {
     return { ...status, stdout, stderr };
   }
 
-  /** Sends SIGTERM if the child still runs, closes the pipes and waits for it. */
+  /**
+   * Sends SIGTERM if the child still runs, waits for it, and closes this
+   * process's ends of its pipes, read or not (a reader then sees the end of
+   * the stream, a writer an error).
+   */
   async [Symbol.asyncDispose](): Promise<void> {
     this.kill("SIGTERM");
     for (const stream of [this.stdout, this.stderr]) {
@@ -131,5 +155,6 @@ export class Child implements AsyncDisposable {
     }
     if (this.stdin !== null && !this.stdin.locked) await this.stdin.abort();
     await this.status.catch(() => {});
+    for (const end of this.#ends) end.release();
   }
 }

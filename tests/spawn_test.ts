@@ -135,6 +135,11 @@ async function leakWithoutHygiene(fds: readonly number[]): Promise<void> {
   }
 }
 
+/** Everything a stream yields. */
+async function collectAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
 async function stopped(child: Child): Promise<void> {
   child.kill("SIGKILL");
   await child.status;
@@ -593,6 +598,51 @@ test("pipes: cancelling an unread stdout closes this process's end", async () =>
   await child.stdin!.close();
   await child.status;
   assert.deepEqual(openFds(), before);
+});
+
+test("pipes: 60 children's unread stdout and stderr are closed once they are reaped, without GC", async () => {
+  await spawn(["sh", "-c", "echo warm"], { stdout: "pipe" }).output(); // starts the waiter
+  const before = openFds();
+  const all = Array.from(
+    { length: 60 },
+    (_, i) =>
+      spawn(["sh", "-c", `echo out ${i}; echo err ${i} >&2`], {
+        stdin: "pipe",
+        stdout: "pipe",
+        stderr: "pipe",
+      }),
+  );
+  assert.ok(openFds().length >= before.length + 180, "the pipes were not open");
+  const statuses = await Promise.all(all.map((child) => child.status));
+  assert.ok(statuses.every((s) => s.success));
+  assert.deepEqual(openFds(), before);
+  // What the children wrote is still there to read.
+  assert.equal(text((await all[7]!.output()).stdout), "out 7\n");
+  assert.equal(text(await collectAll(all[59]!.stderr!)), "err 59\n");
+});
+
+test("pipes: one a grandchild still holds stays open after the reap, and dispose closes it", async () => {
+  await spawn(["true"], { stdout: "pipe" }).status;
+  const before = openFds();
+  const child = spawn(["sh", "-c", "sleep 30 2>/dev/null & echo $! >&2; echo before"], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const grandchild = Number(text(await collectAll(child.stderr!)).trim());
+  assert.ok(grandchild > 0);
+  try {
+    assert.equal((await child.status).code, 0);
+    // stdout's writer lives on in the grandchild: no EOF yet, so the read end stays.
+    assert.equal(openFds().length, before.length + 1);
+    const reader = child.stdout!.getReader();
+    assert.equal(text((await reader.read()).value!), "before\n");
+    const pending = reader.read();
+    await child[Symbol.asyncDispose]();
+    assert.deepEqual(await pending, { done: true, value: undefined });
+    assert.deepEqual(openFds(), before);
+  } finally {
+    process.kill(grandchild, "SIGKILL");
+  }
 });
 
 test("raw layer: file actions and attributes own their structs; posixSpawn + waitpid", () => {
