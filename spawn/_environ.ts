@@ -13,6 +13,11 @@ import { CStringArray } from "./raw.ts";
 
 const C = platform.constants;
 
+/** The environment variable that tells a child which fd carries which region. */
+export const INHERITED_FDS_VARIABLE = "SHMKIT_FDS";
+const INHERITED_PREFIX = `${INHERITED_FDS_VARIABLE}=`;
+const INHERITED_NAME = cString(INHERITED_FDS_VARIABLE, "name");
+
 let environCell: BigUint64Array | null | undefined;
 
 /** The address of the C `environ` variable, as a view of its 8 bytes; null if not found. */
@@ -49,9 +54,11 @@ function readEnviron(address: number): string[] {
 
 /**
  * This process's environment as `NAME=value` strings, or (Deno) the
- * address of the C `environ` when `copy` is false.
+ * address of the C `environ` when `copy` is false. Never with
+ * `SHMKIT_FDS`: a child gets that only from the one who hands it fds.
  */
 function currentEnvironment(copy: boolean): string[] | number {
+  const passable = (entry: string): boolean => !entry.startsWith(INHERITED_PREFIX);
   if (backend.runtime === "bun") {
     // Bun keeps process.env in JS; assignments never reach the C environ.
     const env = nodeProcess?.env ?? {};
@@ -59,13 +66,16 @@ function currentEnvironment(copy: boolean): string[] | number {
     for (const [name, value] of Object.entries(env)) {
       if (value !== undefined) entries.push(`${name}=${value}`);
     }
-    return entries;
+    return entries.filter(passable);
   }
   // Deno.env.set writes the C environment (setenv), so environ is current.
   const address = environAddress();
-  if (address !== 0) return copy ? readEnviron(address) : address;
+  if (address !== 0) {
+    const clean = unsafeLibc.getenv(INHERITED_NAME) === 0;
+    return copy || !clean ? readEnviron(address).filter(passable) : address;
+  }
   try {
-    return Object.entries(deno!.env.toObject()).map(([k, v]) => `${k}=${v}`);
+    return Object.entries(deno!.env.toObject()).map(([k, v]) => `${k}=${v}`).filter(passable);
   } catch (error) {
     throw new Error(
       `Cannot read the environment for the child: this C library does not expose environ to dlsym, and ${error}; pass env with clearEnv: true, or grant --allow-env`,

@@ -11,9 +11,9 @@ import { checkChoice, checkOptions } from "../core/_validate.ts";
 import type { Child } from "./child.ts";
 import type { FdSource, SpawnOptions } from "./_plan.ts";
 import { spawn } from "./spawn.ts";
+import { INHERITED_FDS_VARIABLE } from "./_environ.ts";
 
-/** The environment variable that tells a child which fd carries which region. */
-export const INHERITED_FDS_VARIABLE = "SHMKIT_FDS";
+export { INHERITED_FDS_VARIABLE } from "./_environ.ts";
 
 /** Options of {@linkcode spawnScript}: those of {@linkcode spawn} but `path`, plus these. */
 export interface SpawnScriptOptions extends Omit<SpawnOptions, "path"> {

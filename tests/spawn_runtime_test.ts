@@ -78,6 +78,26 @@ test("regions skip fd numbers taken by fds, and SHMKIT_FDS lists them", async ()
   assert.deepEqual(report.fds, { counter: 4, log: 5 });
 });
 
+test("SHMKIT_FDS and its fds reach no grandchild, by shmkit's spawn or the runtime's", async () => {
+  using counter = Memfd.create({ size: 8 });
+  const child = spawnScript(new URL("./fixtures/spawn_grandchild.ts", import.meta.url), {
+    regions: { counter },
+    runtimeArgs: runtime === "deno" ? ["--allow-run", "--allow-env", "--quiet"] : [],
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const output = await child.output();
+  const decoder = new TextDecoder();
+  assert.equal(output.code, 0, decoder.decode(output.stderr));
+  assert.deepEqual(JSON.parse(decoder.decode(output.stdout)), {
+    runtimeEnv: null,
+    cEnv: null,
+    viaShmkit: "unset|",
+    viaRuntime: "unset|",
+    fds: { counter: 3 },
+  });
+});
+
 test("spawnScript refuses bad options before starting anything", () => {
   using memory = Memfd.create({ size: 8 });
   assert.throws(() => spawnScript(CHILD, { regions: { "a=b": memory } }), RangeError);

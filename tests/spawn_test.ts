@@ -220,6 +220,20 @@ test("env: the current environment by default, env merged on top, clearEnv start
   }
 });
 
+test("env: an SHMKIT_FDS in this process's environment is not passed on unless env sets it", async () => {
+  process.env.SHMKIT_FDS = "stale=3";
+  try {
+    const show = ["sh", "-c", 'printf "%s|%s" "${SHMKIT_FDS-unset}" "${PATH:+path}"'];
+    assert.equal(text((await spawn(show, { stdout: "pipe" }).output()).stdout), "unset|path");
+    const merged = await spawn(show, { stdout: "pipe", env: { OTHER: "1" } }).output();
+    assert.equal(text(merged.stdout), "unset|path");
+    const given = await spawn(show, { stdout: "pipe", env: { SHMKIT_FDS: "mine=4" } }).output();
+    assert.equal(text(given.stdout), "mine=4|path");
+  } finally {
+    delete process.env.SHMKIT_FDS;
+  }
+});
+
 test("cwd: the child runs in the given directory", async () => {
   const dir = tempDir();
   try {
