@@ -15,8 +15,35 @@ const C = platform.constants;
 
 /** The environment variable that tells a child which fd carries which region. */
 export const INHERITED_FDS_VARIABLE = "SHMKIT_FDS";
-const INHERITED_PREFIX = `${INHERITED_FDS_VARIABLE}=`;
-const INHERITED_NAME = cString(INHERITED_FDS_VARIABLE, "name");
+/** The environment variable that names the fd of a spawnScript child's lifeline (`_lifeline.ts`). */
+export const LIFELINE_VARIABLE = "SHMKIT_LIFELINE";
+// Variables for one child only: never passed on from this process's environment.
+const PRIVATE_VARIABLES = [INHERITED_FDS_VARIABLE, LIFELINE_VARIABLE].map((name) => ({
+  prefix: `${name}=`,
+  cName: cString(name, "name"),
+}));
+
+/**
+ * Takes a variable out of this process's environment (the C environ, and
+ * Bun's `process.env`) and returns the value it had ("" if unset). The
+ * first call in the process reads it; later ones, even from a second copy
+ * of shmkit, get the same value.
+ */
+export function takeVariable(name: string): string {
+  const key = Symbol.for(`shmkit.env.${name}`);
+  const scope = globalThis as { [key]?: string };
+  const known = scope[key];
+  if (known !== undefined) return known;
+  const cName = cString(name, "name");
+  const address = unsafeLibc.getenv(cName);
+  const value = address === 0 ? "" : unsafeReadCString(address, unsafeLibc.strlen(address) + 1);
+  scope[key] = value;
+  if (address !== 0) {
+    unsafeLibc.unsetenv(cName);
+    if (nodeProcess !== undefined) delete nodeProcess.env[name];
+  }
+  return value;
+}
 
 let environCell: BigUint64Array | null | undefined;
 
@@ -58,7 +85,8 @@ function readEnviron(address: number): string[] {
  * `SHMKIT_FDS`: a child gets that only from the one who hands it fds.
  */
 function currentEnvironment(copy: boolean): string[] | number {
-  const passable = (entry: string): boolean => !entry.startsWith(INHERITED_PREFIX);
+  const passable = (entry: string): boolean =>
+    !PRIVATE_VARIABLES.some((v) => entry.startsWith(v.prefix));
   if (backend.runtime === "bun") {
     // Bun keeps process.env in JS; assignments never reach the C environ.
     const env = nodeProcess?.env ?? {};
@@ -71,7 +99,7 @@ function currentEnvironment(copy: boolean): string[] | number {
   // Deno.env.set writes the C environment (setenv), so environ is current.
   const address = environAddress();
   if (address !== 0) {
-    const clean = unsafeLibc.getenv(INHERITED_NAME) === 0;
+    const clean = PRIVATE_VARIABLES.every((v) => unsafeLibc.getenv(v.cName) === 0);
     return copy || !clean ? readEnviron(address).filter(passable) : address;
   }
   try {

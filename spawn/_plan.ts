@@ -16,7 +16,15 @@ import {
   checkInteger,
   checkOptions,
 } from "../core/_validate.ts";
-import { CStringArray, posixSpawn, PosixSpawnFileActions, SpawnFlags } from "./raw.ts";
+import {
+  CStringArray,
+  posixSpawn,
+  PosixSpawnFileActions,
+  type SignalName,
+  signalNumber,
+  SpawnFlags,
+} from "./raw.ts";
+import type { Supervision } from "./_supervise.ts";
 import { buildEnvironment } from "./_environ.ts";
 
 const C = platform.constants;
@@ -69,6 +77,24 @@ export interface SpawnOptions {
    * the id of an existing group (default: this process's group).
    */
   readonly processGroup?: boolean | number;
+  /**
+   * End the child if it still runs after this many milliseconds: send
+   * `killSignal`, then SIGKILL after `graceMs`. `status` then resolves with
+   * the signal that ended it.
+   */
+  readonly timeoutMs?: number;
+  /** An AbortSignal that ends the child as `timeoutMs` does; already aborted, spawn throws its reason. */
+  readonly signal?: AbortSignal;
+  /**
+   * Send `killSignal` to the child when this process ends, however it ends,
+   * SIGKILL included (through a guardian process, see docs/spawn.md);
+   * default false.
+   */
+  readonly killOnExit?: boolean;
+  /** The signal for `timeoutMs`, `signal` and `killOnExit` (default "SIGTERM"). */
+  readonly killSignal?: SignalName | number;
+  /** How long a child has after `killSignal` before SIGKILL, for `timeoutMs` and `signal` (default 5000). */
+  readonly graceMs?: number;
 }
 
 export type StdioPlan =
@@ -107,7 +133,7 @@ function checkOpen(fd: number, what: string): void {
 }
 
 /** `stat(path)`'s st_mode, or the errno number negated. */
-function statMode(path: string): number {
+export function statMode(path: string): number {
   const layout = platform.structs.stat;
   const buffer = allocStruct(layout);
   if (unsafeLibc.stat(cString(path, "path"), buffer) === -1) return -errno();
@@ -198,6 +224,41 @@ export interface Plan {
   readonly dups: ReadonlyMap<number, number>;
   readonly flags: number;
   readonly pgroup: number;
+  readonly supervision: Supervision;
+}
+
+const MAX_DELAY = 0x7fffffff; // what setTimeout takes
+
+function checkDelay(value: unknown, what: string, min: number): number {
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `Cannot use ${what}: expected a number of milliseconds, got ${typeName(value)}`,
+    );
+  }
+  if (!(value >= min && value <= MAX_DELAY)) {
+    throw new RangeError(`Cannot use ${what} ${value}: expected ${min} to ${MAX_DELAY} ms`);
+  }
+  return value;
+}
+
+function supervision(o: SpawnOptions): Supervision {
+  const signal = o.signal;
+  if (signal !== undefined) {
+    const like = signal as { aborted?: unknown; addEventListener?: unknown } | null;
+    if (
+      typeof like !== "object" || like === null || typeof like.aborted !== "boolean" ||
+      typeof like.addEventListener !== "function"
+    ) {
+      throw new TypeError(`Cannot use signal: expected an AbortSignal, got ${typeName(signal)}`);
+    }
+  }
+  return {
+    timeoutMs: o.timeoutMs === undefined ? undefined : checkDelay(o.timeoutMs, "timeoutMs", 1),
+    graceMs: o.graceMs === undefined ? 5000 : checkDelay(o.graceMs, "graceMs", 0),
+    killSignal: signalNumber(o.killSignal ?? "SIGTERM"),
+    killOnExit: checkBoolean(o.killOnExit, "killOnExit", false),
+    signal,
+  };
 }
 
 export function plan(argv: readonly string[], options: SpawnOptions | undefined): Plan {
@@ -281,6 +342,7 @@ export function plan(argv: readonly string[], options: SpawnOptions | undefined)
       : checkInteger(o.processGroup, "processGroup", 1, 0x7fffffff);
   }
 
+  const supervised = supervision(o);
   const envp = buildEnvironment(o.env, clearEnv);
 
   // Everything is well-formed; now the checks that ask the kernel.
@@ -292,5 +354,18 @@ export function plan(argv: readonly string[], options: SpawnOptions | undefined)
     const relative = !search && cwd !== undefined && !file.startsWith("/");
     checkExecutable(relative ? `${cwd}/${file}` : file, search);
   }
-  return { file, search, argv: args, envp, cwd, stdio, dups, flags, pgroup };
+  // Already aborted: nothing starts (as fetch does).
+  if (supervised.signal?.aborted) throw supervised.signal.reason;
+  return {
+    file,
+    search,
+    argv: args,
+    envp,
+    cwd,
+    stdio,
+    dups,
+    flags,
+    pgroup,
+    supervision: supervised,
+  };
 }

@@ -23,11 +23,9 @@
  */
 import { ErrnoError } from "../core/errors.ts";
 import { errno, unsafeLibc } from "../ffi/libc.ts";
-import { cString, unsafeReadCString } from "../ffi/pointer.ts";
 import { Memfd, type MemfdFromFdOptions } from "../shm/memfd.ts";
 import { platform } from "../platform/mod.ts";
-import { INHERITED_FDS_VARIABLE } from "./_environ.ts";
-import { nodeProcess } from "../core/_runtime.ts";
+import { INHERITED_FDS_VARIABLE, takeVariable } from "./_environ.ts";
 import { checkOptions } from "../core/_validate.ts";
 
 const C = platform.constants;
@@ -39,25 +37,14 @@ const taken = new Map<string, Memfd>();
  * `SHMKIT_FDS` as this process started with it. It is taken out of the
  * environment when shmkit loads (the C environ, and Bun's `process.env`),
  * and the fds it names are marked close-on-exec, so this process's own
- * children (by any API) never see a list of fds they don't have. Kept on
- * `globalThis` so a second copy of shmkit in the process finds it too.
+ * children (by any API) never see a list of fds they don't have.
  */
 const inheritedText: string = (() => {
-  const key = Symbol.for("shmkit.inheritedFdsText");
-  const scope = globalThis as { [key]?: string };
-  if (scope[key] !== undefined) return scope[key];
-  const name = cString(INHERITED_FDS_VARIABLE, "name");
-  const address = unsafeLibc.getenv(name);
-  const text = address === 0 ? "" : unsafeReadCString(address, unsafeLibc.strlen(address) + 1);
-  scope[key] = text;
-  if (address !== 0) {
-    unsafeLibc.unsetenv(name);
-    if (nodeProcess !== undefined) delete nodeProcess.env[INHERITED_FDS_VARIABLE];
-    try {
-      for (const fd of Object.values(parseInheritedFds(text))) setCloexec(fd);
-    } catch {
-      // Malformed: inheritedFds() says so when asked.
-    }
+  const text = takeVariable(INHERITED_FDS_VARIABLE);
+  try {
+    for (const fd of Object.values(parseInheritedFds(text))) setCloexec(fd);
+  } catch {
+    // Malformed: inheritedFds() says so when asked.
   }
   return text;
 })();

@@ -7,11 +7,12 @@
 import { backend } from "../ffi/libc.ts";
 import { cString, typeName } from "../ffi/pointer.ts";
 import { execPath as runtimeExecPath } from "../core/_runtime.ts";
-import { checkChoice, checkOptions } from "../core/_validate.ts";
+import { checkBoolean, checkChoice, checkOptions } from "../core/_validate.ts";
 import type { Child } from "./child.ts";
-import type { FdSource, SpawnOptions } from "./_plan.ts";
+import { type FdSource, type SpawnOptions, statMode } from "./_plan.ts";
 import { spawn } from "./spawn.ts";
-import { INHERITED_FDS_VARIABLE } from "./_environ.ts";
+import { INHERITED_FDS_VARIABLE, LIFELINE_VARIABLE } from "./_environ.ts";
+import { lifelineReadEnd } from "./_lifeline.ts";
 
 export { INHERITED_FDS_VARIABLE } from "./_environ.ts";
 
@@ -37,6 +38,28 @@ export interface SpawnScriptOptions extends Omit<SpawnOptions, "path"> {
    * (`["--allow-read"]`; `--allow-ffi` is always given) or Bun flags.
    */
   readonly runtimeArgs?: readonly string[];
+  /**
+   * Let the child outlive this process (default false). Otherwise the child
+   * exits (code 129) as soon as this process is gone, however it ended,
+   * SIGKILL included: it watches a pipe only this process holds open.
+   */
+  readonly detached?: boolean;
+}
+
+// Preloaded into supervised children, so the watch runs whether or not the
+// script imports shmkit; absent where shmkit is bundled (npm), where the
+// watch starts when the script loads shmkit.
+const LIFELINE_MODULE = new URL("./_lifeline.ts", import.meta.url);
+let lifelinePreload: string | null | undefined;
+
+function preloadPath(): string | null {
+  if (lifelinePreload !== undefined) return lifelinePreload;
+  lifelinePreload = null;
+  if (LIFELINE_MODULE.protocol === "file:") {
+    const path = decodeURIComponent(LIFELINE_MODULE.pathname);
+    if (statMode(path) >= 0) lifelinePreload = path;
+  }
+  return lifelinePreload;
 }
 
 const REGION_NAME = /^[A-Za-z0-9_.-]+$/;
@@ -67,7 +90,9 @@ function stringList(value: unknown, what: string): readonly string[] {
  * `inheritedRegion(name)`. The script may run on the other runtime.
  *
  * Deno children run as `deno run --allow-ffi [runtimeArgs] module [args]`,
- * Bun children as `bun [runtimeArgs] module [args]`.
+ * Bun children as `bun [runtimeArgs] module [args]`, each with a
+ * `--preload` of shmkit's lifeline watch unless `detached`: the child ends
+ * when this process does (see {@linkcode SpawnScriptOptions.detached}).
  *
  * @example The classic fork program, without fork
  * ```ts
@@ -120,10 +145,27 @@ export function spawnScript(module: string | URL, options?: SpawnScriptOptions):
   }
   const env: Record<string, string> = { ...o.env, [INHERITED_FDS_VARIABLE]: listed.join(",") };
   if (runtime === "deno") env.DENO_NO_UPDATE_CHECK ??= "1";
+  const supervisor: string[] = [];
+  if (!checkBoolean(o.detached, "detached", false)) {
+    let at = 3;
+    while (Object.hasOwn(fds, at)) at++;
+    fds[at] = lifelineReadEnd();
+    env[LIFELINE_VARIABLE] = String(at);
+    const preload = preloadPath();
+    if (preload !== null) supervisor.push("--preload", preload);
+  }
 
   const argv = runtime === "deno"
-    ? [execPath, "run", "--allow-ffi", ...runtimeArgs, path, ...args]
-    : [execPath, ...runtimeArgs, path, ...args];
-  const { regions: _r, runtime: _rt, execPath: _e, args: _a, runtimeArgs: _ra, ...rest } = o;
+    ? [execPath, "run", "--allow-ffi", ...supervisor, ...runtimeArgs, path, ...args]
+    : [execPath, ...supervisor, ...runtimeArgs, path, ...args];
+  const {
+    regions: _r,
+    runtime: _rt,
+    execPath: _e,
+    args: _a,
+    runtimeArgs: _ra,
+    detached: _d,
+    ...rest
+  } = o;
   return spawn(argv, { ...rest, env, fds });
 }

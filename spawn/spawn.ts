@@ -48,6 +48,7 @@ import {
 } from "./raw.ts";
 import { Child, type PipeEnds } from "./child.ts";
 import { type Plan, plan, type SpawnOptions, STDIO_NAMES } from "./_plan.ts";
+import { supervise } from "./_supervise.ts";
 
 export { Child, type ChildOutput, type ChildStatus } from "./child.ts";
 export type { FdSource, SpawnOptions, Stdio } from "./_plan.ts";
@@ -221,7 +222,17 @@ function launch(p: Plan): Child {
  * @throws {ErrnoError} `posix_spawn`/`posix_spawnp` with ENOENT (no such program) or
  *   EACCES; `chdir` with ENOENT when `cwd` does not exist; `fcntl` with EBADF when an fd
  *   to hand over is not open; `pipe2` with EMFILE. No child is started then.
+ * @throws {unknown} `signal.reason` when `signal` is already aborted (nothing starts).
  */
 export function spawn(argv: readonly string[], options?: SpawnOptions): Child {
-  return launch(plan(argv, options));
+  const p = plan(argv, options);
+  const child = launch(p);
+  try {
+    supervise(child, p.supervision, spawn);
+  } catch (error) {
+    // Its supervision could not be arranged: it must not run unsupervised.
+    child.kill("SIGKILL");
+    throw error;
+  }
+  return child;
 }

@@ -8,10 +8,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, realpathSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync } from "node:fs";
+import process from "node:process";
 import { ErrnoError, inheritedFds, inheritedRegion, Memfd, spawnScript } from "../mod.ts";
 import { parseInheritedFds } from "../raw.ts";
-import { repoPath } from "./fixtures/runtimes.ts";
+import { repoPath, RUNTIMES, startFixture, waitFor } from "./fixtures/runtimes.ts";
 import { runtime } from "./helpers.ts";
 
 /** The real executables behind node_modules/.bin (which are links, or could be wrappers). */
@@ -97,6 +98,52 @@ test("SHMKIT_FDS and its fds reach no grandchild, by shmkit's spawn or the runti
     fds: { counter: 3 },
   });
 });
+
+/** Whether a process has ended (gone, or a zombie nobody reaped yet). */
+function gone(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").startsWith("Z");
+  } catch {
+    return true;
+  }
+}
+
+const self = RUNTIMES.find((r) => r.name === runtime)!;
+
+test("spawnScript children end when their parent is SIGKILLed; a detached one lives on", async () => {
+  const parent = startFixture(self, "spawn_supervised_parent.ts", []);
+  const pids = (await parent.ready).split(" ").slice(1).map(Number);
+  assert.equal(pids.length, 4);
+  const [detached] = pids.splice(3);
+  try {
+    parent.process.kill("SIGKILL");
+    assert.equal((await parent.exited).signal, "SIGKILL");
+    await waitFor(() => pids.every(gone), "the supervised children to end");
+    assert.equal(gone(detached!), false, "the detached child ended too");
+  } finally {
+    for (const pid of [...pids, detached!]) if (!gone(pid)) process.kill(pid, "SIGKILL");
+  }
+});
+
+for (const how of ["exit", "throw", "SIGTERM", "SIGINT", "SIGKILL"] as const) {
+  test(`killOnExit: the child is killed when the parent ends (${how}); others live on`, async () => {
+    const parent = startFixture(self, "spawn_kill_on_exit.ts", [
+      how.startsWith("SIG") ? "wait" : how,
+    ]);
+    const [guarded, unguarded] = (await parent.ready).split(" ").slice(1).map(Number);
+    try {
+      if (how.startsWith("SIG")) parent.process.kill(how as NodeJS.Signals);
+      const end = await parent.exited;
+      if (how === "exit") assert.equal(end.code, 0, end.stderr);
+      if (how === "throw") assert.notEqual(end.code, 0);
+      if (how.startsWith("SIG")) assert.equal(end.signal, how);
+      await waitFor(() => gone(guarded!), "the guarded child to end");
+      assert.equal(gone(unguarded!), false, "the unguarded child ended too");
+    } finally {
+      for (const pid of [guarded!, unguarded!]) if (!gone(pid)) process.kill(pid, "SIGKILL");
+    }
+  });
+}
 
 test("spawnScript refuses bad options before starting anything", () => {
   using memory = Memfd.create({ size: 8 });

@@ -37,6 +37,7 @@ import { cString } from "../ffi/pointer.ts";
 import { reactorEngine, useTimerEngineForTesting } from "../spawn/_poll_reactor.ts";
 import { checkProgramsFirstForTesting } from "../spawn/_plan.ts";
 import { withoutCloseFromForTesting } from "../spawn/spawn.ts";
+import { GUARDIAN_SCRIPT, guardianPidForTesting } from "../spawn/_supervise.ts";
 import { type ExitStrategy, useExitStrategyForTesting } from "../spawn/_exit_watch.ts";
 import { repoPath, RUNTIMES } from "./fixtures/runtimes.ts";
 import { emulator, runtime, tempDir, tick } from "./helpers.ts";
@@ -656,6 +657,95 @@ test("pipes: one a grandchild still holds stays open after the reap, and dispose
     assert.deepEqual(openFds(), before);
   } finally {
     process.kill(grandchild, "SIGKILL");
+  }
+});
+
+test("timeoutMs: SIGTERM when time is up, SIGKILL after graceMs for a child that ignores it", async () => {
+  const child = spawn(["sleep", "30"], { timeoutMs: 50 });
+  assert.deepEqual(await child.status, { code: null, signal: "SIGTERM", success: false });
+  const stubborn = spawn(["sh", "-c", "trap '' TERM; exec sleep 30"], {
+    timeoutMs: 50,
+    graceMs: 50,
+  });
+  assert.equal((await stubborn.status).signal, "SIGKILL");
+  const chosen = spawn(["sleep", "30"], { timeoutMs: 50, killSignal: "SIGINT" });
+  assert.equal((await chosen.status).signal, "SIGINT");
+  // A child that ends in time is left alone, and so is its reused pid later.
+  assert.equal((await spawn(["true"], { timeoutMs: 60_000 }).status).success, true);
+});
+
+test("signal: an abort ends the child; an abort before spawn starts nothing", async () => {
+  const controller = new AbortController();
+  const child = spawn(["sleep", "30"], { signal: controller.signal, stdout: "pipe" });
+  controller.abort();
+  const output = await child.output();
+  assert.deepEqual(
+    { code: output.code, signal: output.signal, success: output.success },
+    { code: null, signal: "SIGTERM", success: false },
+  );
+  // Aborting again, after the reap, sends nothing.
+  assert.equal(child.kill("SIGKILL"), false);
+
+  const childrenBefore = children();
+  const fdsBefore = openFds();
+  const reason = new Error("stop before starting");
+  assert.throws(
+    () => spawn(["sleep", "30"], { signal: AbortSignal.abort(reason), stdout: "pipe" }),
+    (error: unknown) => error === reason,
+  );
+  assert.throws(
+    () => spawn(["sleep", "30"], { signal: AbortSignal.abort() }),
+    (error: unknown) => (error as Error).name === "AbortError",
+  );
+  assert.deepEqual(children(), childrenBefore);
+  assert.deepEqual(openFds(), fdsBefore);
+});
+
+test("supervision options are checked before anything starts", () => {
+  const childrenBefore = children();
+  assert.throws(() => spawn(["true"], { timeoutMs: 0 }), RangeError);
+  assert.throws(() => spawn(["true"], { timeoutMs: Number.NaN }), RangeError);
+  assert.throws(() => spawn(["true"], { timeoutMs: "5" as never }), TypeError);
+  assert.throws(() => spawn(["true"], { graceMs: -1 }), RangeError);
+  assert.throws(() => spawn(["true"], { killSignal: "SIGNOPE" as SignalName }), RangeError);
+  assert.throws(() => spawn(["true"], { killOnExit: "yes" as never }), TypeError);
+  assert.throws(() => spawn(["true"], { signal: {} as never }), TypeError);
+  assert.deepEqual(children(), childrenBefore);
+});
+
+test("the killOnExit guardian signals exactly the pids still listed at EOF", async () => {
+  // `kill` as a function that prints what it would do.
+  const guardian = spawn(["sh", "-c", `kill() { echo "$@"; }\n${GUARDIAN_SCRIPT}`], {
+    stdin: "pipe",
+    stdout: "pipe",
+  });
+  const writer = guardian.stdin!.getWriter();
+  await writer.write(
+    new TextEncoder().encode("+ 1 15\n+ 12 9\n+ 123 15\n- 12\n+ 1234 2\n- 1\n- 99\n"),
+  );
+  await writer.close();
+  const output = await guardian.output();
+  assert.equal(text(output.stdout), "-15 123\n-2 1234\n");
+});
+
+test("killOnExit: one guardian serves every child, and a guardian killed is replaced", async () => {
+  const a = spawn(["sleep", "30"], { killOnExit: true });
+  const b = spawn(["sleep", "30"], { killOnExit: true });
+  const guardian = guardianPidForTesting();
+  assert.ok(guardian !== undefined && children().has(guardian));
+  try {
+    process.kill(guardian, "SIGKILL");
+    for (let i = 0; i < 2000 && guardianPidForTesting() === guardian; i++) await tick(5);
+    const replacement = guardianPidForTesting();
+    assert.ok(replacement !== undefined && replacement !== guardian);
+    // Running (not a zombie), once its exec is through.
+    for (let i = 0; i < 400 && readFileSync(`/proc/${replacement}/comm`, "utf8") !== "sh\n"; i++) {
+      await tick(5);
+    }
+    assert.match(readFileSync(`/proc/${replacement}/stat`, "utf8"), /^\d+ \(sh\) [RS] /);
+  } finally {
+    await stopped(a);
+    await stopped(b);
   }
 });
 
