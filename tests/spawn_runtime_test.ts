@@ -23,6 +23,9 @@ const BINARIES = {
 
 const CHILD = new URL("./fixtures/spawn_child.ts", import.meta.url);
 
+/** For tests that start runtimes: Bun's 5 s default is too short on a loaded machine. */
+const SLOW = { timeout: 120_000 };
+
 function run(runtimeName: "deno" | "bun", script: string, args: string[]): string {
   const argv = runtimeName === "deno"
     ? ["run", "--allow-ffi", "--quiet", repoPath(script), ...args]
@@ -34,19 +37,23 @@ function run(runtimeName: "deno" | "bun", script: string, args: string[]): strin
   });
 }
 
-test("spawnScript runs a script on this runtime with named regions it maps by name", async () => {
-  using counter = Memfd.create({ name: "counter", size: 8 });
-  using log = Memfd.create({ name: "log", size: 4096 });
-  counter.view(BigUint64Array)[0] = 21n;
-  const child = spawnScript(CHILD, { regions: { counter, log }, stdout: "pipe" });
-  const output = await child.output();
-  assert.equal(output.code, 0);
-  assert.equal(new TextDecoder().decode(output.stdout), `child ${runtime} done\n`);
-  assert.equal(counter.view(BigUint64Array)[0], 42n);
-  const bytes = log.view();
-  const report = JSON.parse(new TextDecoder().decode(bytes.subarray(0, bytes.indexOf(0))));
-  assert.deepEqual(report, { runtime, fds: { counter: 3, log: 4 } });
-});
+test(
+  "spawnScript runs a script on this runtime with named regions it maps by name",
+  SLOW,
+  async () => {
+    using counter = Memfd.create({ name: "counter", size: 8 });
+    using log = Memfd.create({ name: "log", size: 4096 });
+    counter.view(BigUint64Array)[0] = 21n;
+    const child = spawnScript(CHILD, { regions: { counter, log }, stdout: "pipe" });
+    const output = await child.output();
+    assert.equal(output.code, 0);
+    assert.equal(new TextDecoder().decode(output.stdout), `child ${runtime} done\n`);
+    assert.equal(counter.view(BigUint64Array)[0], 42n);
+    const bytes = log.view();
+    const report = JSON.parse(new TextDecoder().decode(bytes.subarray(0, bytes.indexOf(0))));
+    assert.deepEqual(report, { runtime, fds: { counter: 3, log: 4 } });
+  },
+);
 
 for (const parent of ["deno", "bun"] as const) {
   for (const child of ["deno", "bun"] as const) {
@@ -64,7 +71,7 @@ for (const parent of ["deno", "bun"] as const) {
   }
 }
 
-test("regions skip fd numbers taken by fds, and SHMKIT_FDS lists them", async () => {
+test("regions skip fd numbers taken by fds, and SHMKIT_FDS lists them", SLOW, async () => {
   using counter = Memfd.create({ size: 8 });
   using log = Memfd.create({ size: 4096 });
   using other = Memfd.create({ size: 8 });
@@ -79,25 +86,29 @@ test("regions skip fd numbers taken by fds, and SHMKIT_FDS lists them", async ()
   assert.deepEqual(report.fds, { counter: 4, log: 5 });
 });
 
-test("SHMKIT_FDS and its fds reach no grandchild, by shmkit's spawn or the runtime's", async () => {
-  using counter = Memfd.create({ size: 8 });
-  const child = spawnScript(new URL("./fixtures/spawn_grandchild.ts", import.meta.url), {
-    regions: { counter },
-    runtimeArgs: runtime === "deno" ? ["--allow-run", "--allow-env", "--quiet"] : [],
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const output = await child.output();
-  const decoder = new TextDecoder();
-  assert.equal(output.code, 0, decoder.decode(output.stderr));
-  assert.deepEqual(JSON.parse(decoder.decode(output.stdout)), {
-    runtimeEnv: null,
-    cEnv: null,
-    viaShmkit: "unset|",
-    viaRuntime: "unset|",
-    fds: { counter: 3 },
-  });
-});
+test(
+  "SHMKIT_FDS and its fds reach no grandchild, by shmkit's spawn or the runtime's",
+  SLOW,
+  async () => {
+    using counter = Memfd.create({ size: 8 });
+    const child = spawnScript(new URL("./fixtures/spawn_grandchild.ts", import.meta.url), {
+      regions: { counter },
+      runtimeArgs: runtime === "deno" ? ["--allow-run", "--allow-env", "--quiet"] : [],
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const output = await child.output();
+    const decoder = new TextDecoder();
+    assert.equal(output.code, 0, decoder.decode(output.stderr));
+    assert.deepEqual(JSON.parse(decoder.decode(output.stdout)), {
+      runtimeEnv: null,
+      cEnv: null,
+      viaShmkit: "unset|",
+      viaRuntime: "unset|",
+      fds: { counter: 3 },
+    });
+  },
+);
 
 /** Whether a process has ended (gone, or a zombie nobody reaped yet). */
 function gone(pid: number): boolean {
@@ -110,39 +121,47 @@ function gone(pid: number): boolean {
 
 const self = RUNTIMES.find((r) => r.name === runtime)!;
 
-test("spawnScript children end when their parent is SIGKILLed; a detached one lives on", async () => {
-  const parent = startFixture(self, "spawn_supervised_parent.ts", []);
-  const pids = (await parent.ready).split(" ").slice(1).map(Number);
-  assert.equal(pids.length, 4);
-  const [detached] = pids.splice(3);
-  try {
-    parent.process.kill("SIGKILL");
-    assert.equal((await parent.exited).signal, "SIGKILL");
-    await waitFor(() => pids.every(gone), "the supervised children to end");
-    assert.equal(gone(detached!), false, "the detached child ended too");
-  } finally {
-    for (const pid of [...pids, detached!]) if (!gone(pid)) process.kill(pid, "SIGKILL");
-  }
-});
+test(
+  "spawnScript children end when their parent is SIGKILLed; a detached one lives on",
+  SLOW,
+  async () => {
+    const parent = startFixture(self, "spawn_supervised_parent.ts", []);
+    const pids = (await parent.ready).split(" ").slice(1).map(Number);
+    assert.equal(pids.length, 4);
+    const [detached] = pids.splice(3);
+    try {
+      parent.process.kill("SIGKILL");
+      assert.equal((await parent.exited).signal, "SIGKILL");
+      await waitFor(() => pids.every(gone), "the supervised children to end");
+      assert.equal(gone(detached!), false, "the detached child ended too");
+    } finally {
+      for (const pid of [...pids, detached!]) if (!gone(pid)) process.kill(pid, "SIGKILL");
+    }
+  },
+);
 
 for (const how of ["exit", "throw", "SIGTERM", "SIGINT", "SIGKILL"] as const) {
-  test(`killOnExit: the child is killed when the parent ends (${how}); others live on`, async () => {
-    const parent = startFixture(self, "spawn_kill_on_exit.ts", [
-      how.startsWith("SIG") ? "wait" : how,
-    ]);
-    const [guarded, unguarded] = (await parent.ready).split(" ").slice(1).map(Number);
-    try {
-      if (how.startsWith("SIG")) parent.process.kill(how as NodeJS.Signals);
-      const end = await parent.exited;
-      if (how === "exit") assert.equal(end.code, 0, end.stderr);
-      if (how === "throw") assert.notEqual(end.code, 0);
-      if (how.startsWith("SIG")) assert.equal(end.signal, how);
-      await waitFor(() => gone(guarded!), "the guarded child to end");
-      assert.equal(gone(unguarded!), false, "the unguarded child ended too");
-    } finally {
-      for (const pid of [guarded!, unguarded!]) if (!gone(pid)) process.kill(pid, "SIGKILL");
-    }
-  });
+  test(
+    `killOnExit: the child is killed when the parent ends (${how}); others live on`,
+    SLOW,
+    async () => {
+      const parent = startFixture(self, "spawn_kill_on_exit.ts", [
+        how.startsWith("SIG") ? "wait" : how,
+      ]);
+      const [guarded, unguarded] = (await parent.ready).split(" ").slice(1).map(Number);
+      try {
+        if (how.startsWith("SIG")) parent.process.kill(how as NodeJS.Signals);
+        const end = await parent.exited;
+        if (how === "exit") assert.equal(end.code, 0, end.stderr);
+        if (how === "throw") assert.notEqual(end.code, 0);
+        if (how.startsWith("SIG")) assert.equal(end.signal, how);
+        await waitFor(() => gone(guarded!), "the guarded child to end");
+        assert.equal(gone(unguarded!), false, "the unguarded child ended too");
+      } finally {
+        for (const pid of [guarded!, unguarded!]) if (!gone(pid)) process.kill(pid, "SIGKILL");
+      }
+    },
+  );
 }
 
 test("spawnScript refuses bad options before starting anything", () => {

@@ -43,6 +43,8 @@ import { repoPath, RUNTIMES } from "./fixtures/runtimes.ts";
 import { emulator, runtime, tempDir, tick } from "./helpers.ts";
 
 const C = platform.constants;
+/** For tests that start many processes: Bun's 5 s default is too short on a loaded machine. */
+const SLOW = { timeout: 120_000 };
 const decoder = new TextDecoder();
 const text = (bytes: Uint8Array): string => decoder.decode(bytes);
 
@@ -502,7 +504,7 @@ test("waiting never blocks the event loop: timers fire while sleep 0.3 runs", as
   assert.ok(ticks >= 3, `only ${ticks} timer ticks while the child ran`);
 });
 
-test("many children at once are all reaped", async () => {
+test("many children at once are all reaped", SLOW, async () => {
   const all = Array.from({ length: 20 }, (_, i) => spawn(["sh", "-c", `exit ${i}`]));
   const statuses = await Promise.all(all.map((c) => c.status));
   assert.deepEqual(statuses.map((s) => s.code), Array.from({ length: 20 }, (_, i) => i));
@@ -615,26 +617,30 @@ test("pipes: cancelling an unread stdout closes this process's end", async () =>
   assert.deepEqual(openFds(), before);
 });
 
-test("pipes: 60 children's unread stdout and stderr are closed once they are reaped, without GC", async () => {
-  await spawn(["sh", "-c", "echo warm"], { stdout: "pipe" }).output(); // starts the waiter
-  const before = openFds();
-  const all = Array.from(
-    { length: 60 },
-    (_, i) =>
-      spawn(["sh", "-c", `echo out ${i}; echo err ${i} >&2`], {
-        stdin: "pipe",
-        stdout: "pipe",
-        stderr: "pipe",
-      }),
-  );
-  assert.ok(openFds().length >= before.length + 180, "the pipes were not open");
-  const statuses = await Promise.all(all.map((child) => child.status));
-  assert.ok(statuses.every((s) => s.success));
-  assert.deepEqual(openFds(), before);
-  // What the children wrote is still there to read.
-  assert.equal(text((await all[7]!.output()).stdout), "out 7\n");
-  assert.equal(text(await collectAll(all[59]!.stderr!)), "err 59\n");
-});
+test(
+  "pipes: 60 children's unread stdout and stderr are closed once they are reaped, without GC",
+  SLOW,
+  async () => {
+    await spawn(["sh", "-c", "echo warm"], { stdout: "pipe" }).output(); // starts the waiter
+    const before = openFds();
+    const all = Array.from(
+      { length: 60 },
+      (_, i) =>
+        spawn(["sh", "-c", `echo out ${i}; echo err ${i} >&2`], {
+          stdin: "pipe",
+          stdout: "pipe",
+          stderr: "pipe",
+        }),
+    );
+    assert.ok(openFds().length >= before.length + 180, "the pipes were not open");
+    const statuses = await Promise.all(all.map((child) => child.status));
+    assert.ok(statuses.every((s) => s.success));
+    assert.deepEqual(openFds(), before);
+    // What the children wrote is still there to read.
+    assert.equal(text((await all[7]!.output()).stdout), "out 7\n");
+    assert.equal(text(await collectAll(all[59]!.stderr!)), "err 59\n");
+  },
+);
 
 test("pipes: one a grandchild still holds stays open after the reap, and dispose closes it", async () => {
   await spawn(["true"], { stdout: "pipe" }).status;
@@ -660,19 +666,23 @@ test("pipes: one a grandchild still holds stays open after the reap, and dispose
   }
 });
 
-test("timeoutMs: SIGTERM when time is up, SIGKILL after graceMs for a child that ignores it", async () => {
-  const child = spawn(["sleep", "30"], { timeoutMs: 50 });
-  assert.deepEqual(await child.status, { code: null, signal: "SIGTERM", success: false });
-  const stubborn = spawn(["sh", "-c", "trap '' TERM; exec sleep 30"], {
-    timeoutMs: 50,
-    graceMs: 50,
-  });
-  assert.equal((await stubborn.status).signal, "SIGKILL");
-  const chosen = spawn(["sleep", "30"], { timeoutMs: 50, killSignal: "SIGINT" });
-  assert.equal((await chosen.status).signal, "SIGINT");
-  // A child that ends in time is left alone, and so is its reused pid later.
-  assert.equal((await spawn(["true"], { timeoutMs: 60_000 }).status).success, true);
-});
+test(
+  "timeoutMs: SIGTERM when time is up, SIGKILL after graceMs for a child that ignores it",
+  SLOW,
+  async () => {
+    const child = spawn(["sleep", "30"], { timeoutMs: 50 });
+    assert.deepEqual(await child.status, { code: null, signal: "SIGTERM", success: false });
+    const stubborn = spawn(["sh", "-c", "trap '' TERM; exec sleep 30"], {
+      timeoutMs: 50,
+      graceMs: 50,
+    });
+    assert.equal((await stubborn.status).signal, "SIGKILL");
+    const chosen = spawn(["sleep", "30"], { timeoutMs: 50, killSignal: "SIGINT" });
+    assert.equal((await chosen.status).signal, "SIGINT");
+    // A child that ends in time is left alone, and so is its reused pid later.
+    assert.equal((await spawn(["true"], { timeoutMs: 60_000 }).status).success, true);
+  },
+);
 
 test("signal: an abort ends the child; an abort before spawn starts nothing", async () => {
   const controller = new AbortController();
@@ -728,26 +738,34 @@ test("the killOnExit guardian signals exactly the pids still listed at EOF", asy
   assert.equal(text(output.stdout), "-15 123\n-2 1234\n");
 });
 
-test("killOnExit: one guardian serves every child, and a guardian killed is replaced", async () => {
-  const a = spawn(["sleep", "30"], { killOnExit: true });
-  const b = spawn(["sleep", "30"], { killOnExit: true });
-  const guardian = guardianPidForTesting();
-  assert.ok(guardian !== undefined && children().has(guardian));
-  try {
-    process.kill(guardian, "SIGKILL");
-    for (let i = 0; i < 2000 && guardianPidForTesting() === guardian; i++) await tick(5);
-    const replacement = guardianPidForTesting();
-    assert.ok(replacement !== undefined && replacement !== guardian);
-    // Running (not a zombie), once its exec is through.
-    for (let i = 0; i < 400 && readFileSync(`/proc/${replacement}/comm`, "utf8") !== "sh\n"; i++) {
-      await tick(5);
+test(
+  "killOnExit: one guardian serves every child, and a guardian killed is replaced",
+  SLOW,
+  async () => {
+    const a = spawn(["sleep", "30"], { killOnExit: true });
+    const b = spawn(["sleep", "30"], { killOnExit: true });
+    const guardian = guardianPidForTesting();
+    assert.ok(guardian !== undefined && children().has(guardian));
+    try {
+      process.kill(guardian, "SIGKILL");
+      for (let i = 0; i < 2000 && guardianPidForTesting() === guardian; i++) await tick(5);
+      const replacement = guardianPidForTesting();
+      assert.ok(replacement !== undefined && replacement !== guardian);
+      // Running (not a zombie), once its exec is through.
+      for (
+        let i = 0;
+        i < 400 && readFileSync(`/proc/${replacement}/comm`, "utf8") !== "sh\n";
+        i++
+      ) {
+        await tick(5);
+      }
+      assert.match(readFileSync(`/proc/${replacement}/stat`, "utf8"), /^\d+ \(sh\) [RS] /);
+    } finally {
+      await stopped(a);
+      await stopped(b);
     }
-    assert.match(readFileSync(`/proc/${replacement}/stat`, "utf8"), /^\d+ \(sh\) [RS] /);
-  } finally {
-    await stopped(a);
-    await stopped(b);
-  }
-});
+  },
+);
 
 test("raw layer: file actions and attributes own their structs; posixSpawn + waitpid", () => {
   const dir = tempDir();
@@ -850,7 +868,7 @@ test("unref(): a running child does not keep this process alive; unawaited child
   assert.match(out, /done/);
 });
 
-test("every way of noticing a child's end reaps it and reports its status", async () => {
+test("every way of noticing a child's end reaps it and reports its status", SLOW, async () => {
   const ways: ExitStrategy[] = runtime === "deno"
     ? ["signal", "pidfd", "timer"]
     : ["pidfd", "timer"];
