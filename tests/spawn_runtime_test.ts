@@ -119,6 +119,51 @@ function gone(pid: number): boolean {
   }
 }
 
+/** A process's command line and state, for failure messages. */
+function describe(pid: number): string {
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+    const environ = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+    return `${pid} [${stat[0]} ppid ${stat[1]}] ${cmdline} ${
+      environ.filter((e) => e.startsWith("SHMKIT")).join(" ")
+    }`;
+  } catch (error) {
+    return `${pid}: ${error}`;
+  }
+}
+
+/**
+ * The pids a fixture prints on its "ready" line. The fixture helper may
+ * resolve `ready` on a line still being written, so this waits for its end.
+ */
+async function readyPids(
+  fixture: ReturnType<typeof startFixture>,
+  count: number,
+): Promise<number[]> {
+  let out = "";
+  fixture.process.stdout!.on("data", (chunk: string) => (out += chunk));
+  await fixture.ready;
+  await waitFor(() => /^ready [^\n]*\n/m.test(out), "the whole ready line");
+  const pids = /^ready ([^\n]*)\n/m.exec(out)![1]!.split(" ").map(Number);
+  assert.equal(pids.length, count, out);
+  assert.ok(pids.every((pid) => Number.isInteger(pid) && pid > 1), out);
+  return pids;
+}
+
+/** SIGKILLs what is left of the processes a test started (and only those: by command line). */
+function killLeft(pids: readonly number[], command: string): void {
+  for (const pid of pids) {
+    try {
+      if (!gone(pid) && readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(command)) {
+        process.kill(pid, "SIGKILL");
+      }
+    } catch {
+      // It ended meanwhile.
+    }
+  }
+}
+
 const self = RUNTIMES.find((r) => r.name === runtime)!;
 
 test(
@@ -126,16 +171,17 @@ test(
   SLOW,
   async () => {
     const parent = startFixture(self, "spawn_supervised_parent.ts", []);
-    const pids = (await parent.ready).split(" ").slice(1).map(Number);
-    assert.equal(pids.length, 4);
+    const pids = await readyPids(parent, 4);
     const [detached] = pids.splice(3);
     try {
       parent.process.kill("SIGKILL");
       assert.equal((await parent.exited).signal, "SIGKILL");
-      await waitFor(() => pids.every(gone), "the supervised children to end");
+      await waitFor(() => pids.every(gone), "the supervised children to end").catch((error) => {
+        throw new Error(`${error.message}: ${pids.filter((pid) => !gone(pid)).map(describe)}`);
+      });
       assert.equal(gone(detached!), false, "the detached child ended too");
     } finally {
-      for (const pid of [...pids, detached!]) if (!gone(pid)) process.kill(pid, "SIGKILL");
+      killLeft([...pids, detached!], "_child.ts");
     }
   },
 );
@@ -148,7 +194,7 @@ for (const how of ["exit", "throw", "SIGTERM", "SIGINT", "SIGKILL"] as const) {
       const parent = startFixture(self, "spawn_kill_on_exit.ts", [
         how.startsWith("SIG") ? "wait" : how,
       ]);
-      const [guarded, unguarded] = (await parent.ready).split(" ").slice(1).map(Number);
+      const [guarded, unguarded] = await readyPids(parent, 2);
       try {
         if (how.startsWith("SIG")) parent.process.kill(how as NodeJS.Signals);
         const end = await parent.exited;
@@ -158,11 +204,25 @@ for (const how of ["exit", "throw", "SIGTERM", "SIGINT", "SIGKILL"] as const) {
         await waitFor(() => gone(guarded!), "the guarded child to end");
         assert.equal(gone(unguarded!), false, "the unguarded child ended too");
       } finally {
-        for (const pid of [guarded!, unguarded!]) if (!gone(pid)) process.kill(pid, "SIGKILL");
+        killLeft([guarded!, unguarded!], "sleep");
       }
     },
   );
 }
+
+test(
+  "a long-lived child that takes its region with const still writes after its module body",
+  SLOW,
+  async () => {
+    using counter = Memfd.create({ size: 8 });
+    counter.view(BigUint64Array)[0] = 100n;
+    const child = spawnScript(new URL("./fixtures/spawn_long_child.ts", import.meta.url), {
+      regions: { counter },
+    });
+    assert.equal((await child.status).code, 0);
+    assert.equal(counter.view(BigUint64Array)[0], 103n);
+  },
+);
 
 test("spawnScript refuses bad options before starting anything", () => {
   using memory = Memfd.create({ size: 8 });
