@@ -36,7 +36,9 @@ export function takeVariable(name: string): string {
   if (known !== undefined) return known;
   const cName = cString(name, "name");
   const address = unsafeLibc.getenv(cName);
-  const value = address === 0 ? "" : unsafeReadCString(address, unsafeLibc.strlen(address) + 1);
+  const length = address === 0 ? 0 : unsafeLibc.strlen(address);
+  // An empty value is read without a view (Bun refuses zero-length ones).
+  const value = length === 0 ? "" : unsafeReadCString(address, length + 1);
   scope[key] = value;
   if (address !== 0) {
     unsafeLibc.unsetenv(cName);

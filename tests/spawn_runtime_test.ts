@@ -174,6 +174,7 @@ test(
     const pids = await readyPids(parent, 4);
     const [detached] = pids.splice(3);
     try {
+      assert.ok(![...pids, detached!].some(gone), "a child was not running");
       parent.process.kill("SIGKILL");
       assert.equal((await parent.exited).signal, "SIGKILL");
       await waitFor(() => pids.every(gone), "the supervised children to end").catch((error) => {
@@ -221,6 +222,28 @@ test(
     });
     assert.equal((await child.status).code, 0);
     assert.equal(counter.view(BigUint64Array)[0], 103n);
+  },
+);
+
+test(
+  "a child handed no regions loads shmkit, finds none, and passes nothing on",
+  SLOW,
+  async () => {
+    const child = spawnScript(new URL("./fixtures/spawn_grandchild.ts", import.meta.url), {
+      runtimeArgs: runtime === "deno" ? ["--allow-run", "--allow-env", "--quiet"] : [],
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const output = await child.output();
+    const decoder = new TextDecoder();
+    assert.equal(output.code, 0, decoder.decode(output.stderr));
+    assert.deepEqual(JSON.parse(decoder.decode(output.stdout)), {
+      runtimeEnv: null,
+      cEnv: null,
+      viaShmkit: "unset|",
+      viaRuntime: "unset|",
+      fds: {},
+    });
   },
 );
 
