@@ -6,7 +6,7 @@
  */
 import { backend } from "../ffi/libc.ts";
 import { cString, typeName } from "../ffi/pointer.ts";
-import { execPath as runtimeExecPath } from "../core/_runtime.ts";
+import { deno, execPath as runtimeExecPath } from "../core/_runtime.ts";
 import { checkBoolean, checkChoice, checkOptions } from "../core/_validate.ts";
 import type { Child } from "./child.ts";
 import { type FdSource, type SpawnOptions, statMode } from "./_plan.ts";
@@ -47,19 +47,28 @@ export interface SpawnScriptOptions extends Omit<SpawnOptions, "path"> {
 }
 
 // Preloaded into supervised children, so the watch runs whether or not the
-// script imports shmkit; absent where shmkit is bundled (npm), where the
-// watch starts when the script loads shmkit.
+// script imports shmkit. Not where shmkit is not a local file (bundled for
+// npm, or remote), nor for a Deno that may lack --preload (before 2.4): the
+// watch then starts when the script loads shmkit.
 const LIFELINE_MODULE = new URL("./_lifeline.ts", import.meta.url);
-let lifelinePreload: string | null | undefined;
+let lifelinePath: string | null | undefined;
 
-function preloadPath(): string | null {
-  if (lifelinePreload !== undefined) return lifelinePreload;
-  lifelinePreload = null;
-  if (LIFELINE_MODULE.protocol === "file:") {
-    const path = decodeURIComponent(LIFELINE_MODULE.pathname);
-    if (statMode(path) >= 0) lifelinePreload = path;
+function preloadFor(runtime: "deno" | "bun", execPath: string): string[] {
+  if (lifelinePath === undefined) {
+    lifelinePath = null;
+    if (LIFELINE_MODULE.protocol === "file:") {
+      const path = decodeURIComponent(LIFELINE_MODULE.pathname);
+      if (statMode(path) >= 0) lifelinePath = path;
+    }
   }
-  return lifelinePreload;
+  if (lifelinePath === null) return [];
+  if (runtime === "deno") {
+    // Only this very Deno is known to have the flag.
+    const [major = 0, minor = 0] = (deno?.version.deno ?? "0.0").split(".").map(Number);
+    const ownDeno = deno !== undefined && execPath === runtimeExecPath();
+    if (!ownDeno || major < 2 || (major === 2 && minor < 4)) return [];
+  }
+  return ["--preload", lifelinePath];
 }
 
 const REGION_NAME = /^[A-Za-z0-9_.-]+$/;
@@ -91,8 +100,9 @@ function stringList(value: unknown, what: string): readonly string[] {
  *
  * Deno children run as `deno run --allow-ffi [runtimeArgs] module [args]`,
  * Bun children as `bun [runtimeArgs] module [args]`, each with a
- * `--preload` of shmkit's lifeline watch unless `detached`: the child ends
- * when this process does (see {@linkcode SpawnScriptOptions.detached}).
+ * `--preload` of shmkit's lifeline watch unless `detached` (where the
+ * runtime is known to have the flag): the child ends when this process does
+ * (see {@linkcode SpawnScriptOptions.detached}).
  *
  * @example The classic fork program, without fork
  * ```ts
@@ -151,8 +161,7 @@ export function spawnScript(module: string | URL, options?: SpawnScriptOptions):
     while (Object.hasOwn(fds, at)) at++;
     fds[at] = lifelineReadEnd();
     env[LIFELINE_VARIABLE] = String(at);
-    const preload = preloadPath();
-    if (preload !== null) supervisor.push("--preload", preload);
+    supervisor.push(...preloadFor(runtime, execPath));
   }
 
   const argv = runtime === "deno"

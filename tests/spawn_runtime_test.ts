@@ -13,7 +13,7 @@ import process from "node:process";
 import { ErrnoError, inheritedFds, inheritedRegion, Memfd, spawnScript } from "../mod.ts";
 import { parseInheritedFds } from "../raw.ts";
 import { repoPath, RUNTIMES, startFixture, waitFor } from "./fixtures/runtimes.ts";
-import { runtime } from "./helpers.ts";
+import { runtime, skipReason } from "./helpers.ts";
 
 /** The real executables behind node_modules/.bin (which are links, or could be wrappers). */
 const BINARIES = {
@@ -244,6 +244,31 @@ test(
       viaRuntime: "unset|",
       fds: {},
     });
+  },
+);
+
+const OLD_DENO = repoPath(".cache/minver/deno-2.0.0/deno");
+
+test(
+  "a child on a Deno without --preload (2.0) still starts, and gets its regions",
+  {
+    ...SLOW,
+    skip: existsSync(OLD_DENO) ? false : skipReason("no Deno 2.0 (scripts/check_min_versions.sh)"),
+  },
+  async () => {
+    using counter = Memfd.create({ size: 8 });
+    using log = Memfd.create({ size: 4096 });
+    counter.view(BigUint64Array)[0] = 21n;
+    const child = spawnScript(CHILD, {
+      regions: { counter, log },
+      runtime: "deno",
+      execPath: OLD_DENO,
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const output = await child.output();
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    assert.equal(counter.view(BigUint64Array)[0], 42n);
   },
 );
 
