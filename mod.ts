@@ -111,12 +111,10 @@ export {
   type ChildOutput,
   type ChildStatus,
   type FdSource,
-  INHERITED_FDS_VARIABLE,
   spawn,
   type SpawnOptions,
-  spawnScript,
-  type SpawnScriptOptions,
   type Stdio,
 } from "./spawn/spawn.ts";
+export { INHERITED_FDS_VARIABLE, spawnScript, type SpawnScriptOptions } from "./spawn/script.ts";
 export type { SignalName } from "./spawn/raw.ts";
 export { inheritedFd, inheritedFds, inheritedRegion, inheritedRegions } from "./spawn/inherited.ts";

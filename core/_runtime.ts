@@ -12,6 +12,7 @@ export type RuntimeName = "deno" | "bun";
 /** The part of the `Deno` global this library uses. */
 export interface DenoApi {
   readonly build: { readonly os: string; readonly arch: string };
+  readonly version: { readonly deno: string };
   readonly env: { toObject(): Record<string, string> };
   execPath(): string;
   exit(code: number): never;

@@ -225,6 +225,8 @@ export const SYMBOLS = {
   strlen: { args: ["pointer"], result: "usize" },
   /** char *getenv(const char *name);  NULL when unset; reads the C environment (no Deno --allow-env) */
   getenv: { args: ["buffer"], result: "pointer" },
+  /** int unsetenv(const char *name);  takes SHMKIT_FDS out of a child's C environment */
+  unsetenv: { args: ["buffer"], result: "i32" },
 
   // --- process-shared pthread mutexes (for C peers that use them)
   /** int pthread_mutexattr_init(pthread_mutexattr_t *attr); */

@@ -5,7 +5,8 @@
  * The parent passes each region's fd at a fixed number (3, 4, ...) and
  * lists them in the environment variable `SHMKIT_FDS` (`counter=3,log=4`).
  * The variable is read from the C environment, so Deno needs no
- * `--allow-env` (only `--allow-ffi`).
+ * `--allow-env` (only `--allow-ffi`), and taken out of it when shmkit
+ * loads: grandchildren never see it.
  *
  * @example A child script doubling a shared counter
  * ```ts
@@ -22,16 +23,38 @@
  */
 import { ErrnoError } from "../core/errors.ts";
 import { errno, unsafeLibc } from "../ffi/libc.ts";
-import { cString, unsafeReadCString } from "../ffi/pointer.ts";
 import { Memfd, type MemfdFromFdOptions } from "../shm/memfd.ts";
 import { platform } from "../platform/mod.ts";
-import { INHERITED_FDS_VARIABLE } from "./spawn.ts";
+import { INHERITED_FDS_VARIABLE, takeVariable } from "./_environ.ts";
 import { checkOptions } from "../core/_validate.ts";
 
 const C = platform.constants;
 
 let parsed: Readonly<Record<string, number>> | undefined;
 const taken = new Map<string, Memfd>();
+
+/**
+ * `SHMKIT_FDS` as this process started with it. It is taken out of the
+ * environment when shmkit loads (the C environ, and Bun's `process.env`),
+ * and the fds it names are marked close-on-exec, so this process's own
+ * children (by any API) never see a list of fds they don't have.
+ */
+const inheritedText: string = (() => {
+  const text = takeVariable(INHERITED_FDS_VARIABLE);
+  try {
+    for (const fd of Object.values(parseInheritedFds(text))) setCloexec(fd);
+  } catch {
+    // Malformed: inheritedFds() says so when asked.
+  }
+  return text;
+})();
+
+/** Sets FD_CLOEXEC; the fd's flags, or -1 when it is not open. */
+function setCloexec(fd: number): number {
+  const flags = unsafeLibc.fcntl(fd, C.F_GETFD, 0);
+  if (flags !== -1) unsafeLibc.fcntl(fd, C.F_SETFD, flags | C.FD_CLOEXEC);
+  return flags;
+}
 
 /** Parses a `name=fd,name=fd` list. */
 export function parseInheritedFds(text: string): Record<string, number> {
@@ -56,10 +79,12 @@ export function parseInheritedFds(text: string): Record<string, number> {
 }
 
 /**
- * The fds the parent handed over, by name, from `SHMKIT_FDS`. Each is
- * checked to be open and marked close-on-exec, so it does not leak further
- * into this process's own children by accident. Empty when this process was
- * not started by {@linkcode spawnScript}.
+ * The fds the parent handed over, by name, from `SHMKIT_FDS` as this
+ * process started with it (shmkit takes the variable out of the environment
+ * when it loads, so children don't inherit it). Each is checked to be open
+ * and marked close-on-exec, so it does not leak further into this process's
+ * own children by accident. Empty when this process was not started by
+ * {@linkcode spawnScript}.
  *
  * @example
  * ```ts
@@ -71,12 +96,9 @@ export function parseInheritedFds(text: string): Record<string, number> {
  */
 export function inheritedFds(): Readonly<Record<string, number>> {
   if (parsed !== undefined) return parsed;
-  const address = unsafeLibc.getenv(cString(INHERITED_FDS_VARIABLE, "name"));
-  const text = address === 0 ? "" : unsafeReadCString(address, unsafeLibc.strlen(address) + 1);
-  const fds = parseInheritedFds(text);
+  const fds = parseInheritedFds(inheritedText);
   for (const [name, fd] of Object.entries(fds)) {
-    const flags = unsafeLibc.fcntl(fd, C.F_GETFD, 0);
-    if (flags === -1) {
+    if (setCloexec(fd) === -1) {
       throw new ErrnoError("fcntl", errno(), {
         fd,
         hint: `${INHERITED_FDS_VARIABLE} names fd ${fd} for ${
@@ -84,7 +106,6 @@ export function inheritedFds(): Readonly<Record<string, number>> {
         }, but it is not open here`,
       });
     }
-    unsafeLibc.fcntl(fd, C.F_SETFD, flags | C.FD_CLOEXEC);
   }
   parsed = Object.freeze(fds);
   return parsed;

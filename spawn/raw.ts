@@ -26,139 +26,59 @@
  */
 import { check, checkReturned, ErrnoError } from "../core/errors.ts";
 import { availableSymbols, errno, unsafeLibc } from "../ffi/libc.ts";
-import { allocStruct, cString, typeName, unsafeAddressOf } from "../ffi/pointer.ts";
+import { allocStruct, cString, typeName } from "../ffi/pointer.ts";
 import { platform } from "../platform/mod.ts";
 import { checkFd, checkInteger, checkMode } from "../core/_validate.ts";
+import { type SignalName, signalName, signalNumber, SignalSet } from "./signals.ts";
+
+import { CStringArray } from "./cstring_array.ts";
+
+export { type SignalName, signalName, signalNumber, SignalSet } from "./signals.ts";
+export { CStringArray } from "./cstring_array.ts";
 
 const C = platform.constants;
-const encoder = new TextEncoder();
+
+/** A constant the platform tables mark as missing (-1), as undefined. */
+function present(value: number): number | undefined {
+  return value === -1 ? undefined : value;
+}
 
 /**
  * The `POSIX_SPAWN_*` flags of {@linkcode PosixSpawnAttributes.setFlags},
- * with this platform's values; -1 marks a flag the platform lacks
- * (`SETSID` before glibc 2.26 and on older BSDs, `USEVFORK` outside glibc).
+ * with this platform's values. A flag the platform lacks is undefined
+ * (`SETSID` before glibc 2.26, `USEVFORK` outside glibc): check before use.
+ *
+ * @example A new session, where the C library has it
+ * ```ts
+ * import { PosixSpawnAttributes, SpawnFlags } from "@shmkit/shmkit/raw";
+ * using attributes = new PosixSpawnAttributes();
+ * if (SpawnFlags.SETSID !== undefined) attributes.setFlags(SpawnFlags.SETSID);
+ * ```
  */
-export const SpawnFlags = {
+export const SpawnFlags: {
   /** Reset the effective uid/gid to the real ones. */
-  RESETIDS: C.POSIX_SPAWN_RESETIDS,
+  readonly RESETIDS: number;
   /** Put the child in the process group set by `setPgroup` (0: a new group). */
-  SETPGROUP: C.POSIX_SPAWN_SETPGROUP,
+  readonly SETPGROUP: number;
   /** Reset the signals in the `setSigDefault` set to SIG_DFL. */
-  SETSIGDEF: C.POSIX_SPAWN_SETSIGDEF,
+  readonly SETSIGDEF: number;
   /** Give the child the signal mask set by `setSigMask`. */
+  readonly SETSIGMASK: number;
+  /** Start a new session (`setsid`) in the child; undefined where the C library lacks it. */
+  readonly SETSID: number | undefined;
+  /** Obsolete in glibc (it always uses a vfork-like clone); undefined outside glibc. */
+  readonly USEVFORK: number | undefined;
+} = {
+  RESETIDS: C.POSIX_SPAWN_RESETIDS,
+  SETPGROUP: C.POSIX_SPAWN_SETPGROUP,
+  SETSIGDEF: C.POSIX_SPAWN_SETSIGDEF,
   SETSIGMASK: C.POSIX_SPAWN_SETSIGMASK,
-  /** Start a new session (`setsid`) in the child. */
-  SETSID: C.POSIX_SPAWN_SETSID,
-  /** Obsolete in glibc (it always uses a vfork-like clone). */
-  USEVFORK: C.POSIX_SPAWN_USEVFORK,
-} as const;
+  SETSID: present(C.POSIX_SPAWN_SETSID),
+  USEVFORK: present(C.POSIX_SPAWN_USEVFORK),
+};
 
 /** The name of a `POSIX_SPAWN_*` flag, without the prefix. */
 export type SpawnFlag = keyof typeof SpawnFlags;
-
-/** A signal's name as C spells it (`"SIGTERM"`); the names in `platform.signals`. */
-export type SignalName = string;
-
-/**
- * Resolves a signal given by name (`"SIGTERM"`) or number to its number on
- * this platform.
- *
- * @throws {TypeError} When `signal` is neither a string nor a number.
- * @throws {RangeError} For an unknown name or a number out of range.
- */
-export function signalNumber(signal: SignalName | number): number {
-  if (typeof signal === "number") return checkInteger(signal, "signal", 0, C._NSIG - 1);
-  if (typeof signal !== "string") {
-    throw new TypeError(`Cannot use signal: expected a name or number, got ${typeName(signal)}`);
-  }
-  const value = platform.signals[signal];
-  if (value === undefined) {
-    throw new RangeError(
-      `Cannot use signal ${JSON.stringify(signal)}: unknown here; expected one of ${
-        Object.keys(platform.signals).join(", ")
-      }`,
-    );
-  }
-  return value;
-}
-
-const signalNames = new Map<number, string>();
-// Aliases (SIGIOT, SIGCLD, SIGPOLL) share numbers; prefer the common name.
-for (const name of ["SIGABRT", "SIGCHLD", "SIGIO"]) {
-  const value = platform.signals[name];
-  if (value !== undefined) signalNames.set(value, name);
-}
-for (const [name, value] of Object.entries(platform.signals)) {
-  if (!signalNames.has(value)) signalNames.set(value, name);
-}
-
-/** The name of a signal number (`15` → `"SIGTERM"`), or `"SIG<number>"` if unnamed (real-time). */
-export function signalName(value: number): string {
-  return signalNames.get(value) ?? `SIG${value}`;
-}
-
-/**
- * A `sigset_t`, built with `sigemptyset(3)`, `sigfillset(3)` and
- * `sigaddset(3)`.
- *
- * @example Every signal but SIGKILL and SIGSTOP
- * ```ts
- * import { SignalSet } from "@shmkit/shmkit/raw";
- * const all = SignalSet.full();
- * const none = SignalSet.empty().add("SIGTERM");
- * ```
- */
-export class SignalSet {
-  /** The C `sigset_t` bytes. */
-  readonly bytes: Uint8Array<ArrayBuffer>;
-
-  private constructor() {
-    this.bytes = allocStruct(platform.structs.sigset_t);
-  }
-
-  /** An empty set: `sigemptyset(&set)`. */
-  static empty(): SignalSet {
-    const set = new SignalSet();
-    check(unsafeLibc.sigemptyset(set.bytes), "sigemptyset");
-    return set;
-  }
-
-  /** Every signal: `sigfillset(&set)` (glibc leaves out the two it uses internally). */
-  static full(): SignalSet {
-    const set = new SignalSet();
-    check(unsafeLibc.sigfillset(set.bytes), "sigfillset");
-    return set;
-  }
-
-  /**
-   * Every signal number from 1 to `_NSIG - 1`, the C library's reserved ones
-   * included: `sigfillset(&set)`, then the bits `sigfillset` and `sigaddset`
-   * leave out. glibc reserves signals 32 and 33 for its threads and sets
-   * them to SIG_IGN in every posix_spawn child unless they are in the
-   * SETSIGDEF set; a program started by `fork` and `exec` would have them at
-   * SIG_DFL. Bits are set as Linux and Darwin lay out `sigset_t` on these
-   * little-endian targets: signal n is bit n - 1.
-   */
-  static every(): SignalSet {
-    const set = SignalSet.full();
-    for (let signal = 1; signal < C._NSIG; signal++) {
-      set.bytes[(signal - 1) >> 3]! |= 1 << ((signal - 1) & 7);
-    }
-    return set;
-  }
-
-  /**
-   * Adds a signal: `sigaddset(&set, signum)`.
-   *
-   * @throws {RangeError} For an unknown signal.
-   * @throws {ErrnoError} `sigaddset` with EINVAL for a number the C library refuses.
-   */
-  add(signal: SignalName | number): this {
-    const value = signalNumber(signal);
-    check(unsafeLibc.sigaddset(this.bytes, value), "sigaddset");
-    return this;
-  }
-}
 
 interface OwnedStruct {
   readonly bytes: Uint8Array<ArrayBuffer>;
@@ -391,14 +311,11 @@ export class PosixSpawnAttributes implements Disposable {
   /**
    * `posix_spawnattr_setflags(&attr, flags)`: an OR of {@linkcode SpawnFlags}.
    *
-   * @throws {RangeError} For a flag this platform lacks (-1) or bits outside a short.
+   * @throws {RangeError} For a negative number or bits outside a short.
    * @throws {ErrnoError} `posix_spawnattr_setflags` with EINVAL for bits the C library refuses.
    */
   setFlags(flags: number): this {
-    checkInteger(flags, "flags", -1, 0x7fff);
-    if (flags === -1) {
-      throw new RangeError("Cannot set spawn flags -1: a flag this platform lacks was used");
-    }
+    checkInteger(flags, "flags", 0, 0x7fff);
     checkReturned(
       unsafeLibc.posix_spawnattr_setflags(this.#live(), flags),
       "posix_spawnattr_setflags",
@@ -453,59 +370,6 @@ export class PosixSpawnAttributes implements Disposable {
 function checkSignalSet(set: unknown): void {
   if (!(set instanceof SignalSet)) {
     throw new TypeError(`Cannot use signal set: expected a SignalSet, got ${typeName(set)}`);
-  }
-}
-
-/**
- * A NULL-terminated `char *[]` (argv, envp): every string in one buffer,
- * and an array of their addresses. Keep it referenced until the call that
- * reads it returns.
- */
-export class CStringArray {
-  /** The `char *[]`, NULL-terminated: pass it where C wants `char *const argv[]`. */
-  readonly pointers: BigUint64Array<ArrayBuffer>;
-  /** The strings' bytes, which `pointers` point into. */
-  readonly strings: Uint8Array<ArrayBuffer>;
-  /** How many strings (without the NULL). */
-  readonly length: number;
-
-  /**
-   * Encodes strings as NUL-terminated UTF-8.
-   *
-   * @param values The strings.
-   * @param what What they are, for errors ("argv").
-   * @throws {TypeError} When `values` is not an array, or an entry is not a string or has a NUL.
-   */
-  constructor(values: readonly string[], what: string) {
-    if (!Array.isArray(values)) {
-      throw new TypeError(
-        `Cannot use ${what}: expected an array of strings, got ${typeName(values)}`,
-      );
-    }
-    let bound = 1;
-    for (let i = 0; i < values.length; i++) {
-      const value = values[i];
-      // cString throws the right TypeError; the common case skips its encoding.
-      if (typeof value !== "string" || value.includes("\0")) cString(value, `${what}[${i}]`);
-      bound += (value as string).length * 3 + 1;
-    }
-    // One encoding of every string, NULs between: a UTF-16 unit is at most 3 UTF-8 bytes.
-    // A buffer made from an ArrayBuffer is never stored inside the JS heap, so it can't move.
-    const strings = new Uint8Array(new ArrayBuffer(bound));
-    const { written } = encoder.encodeInto(values.join("\0") + "\0", strings);
-    this.strings = strings.subarray(0, Math.max(written, 1));
-    this.pointers = new BigUint64Array(new ArrayBuffer((values.length + 1) * 8));
-    // Addresses are below 2^53: write them as two little-endian 32-bit halves, no BigInt.
-    const halves = new Uint32Array(this.pointers.buffer);
-    const base = unsafeAddressOf(strings);
-    let start = 0;
-    for (let i = 0; i < values.length; i++) {
-      const address = base + start;
-      halves[2 * i] = address % 0x1_0000_0000;
-      halves[2 * i + 1] = Math.floor(address / 0x1_0000_0000);
-      start = strings.indexOf(0, start) + 1;
-    }
-    this.length = values.length;
   }
 }
 
@@ -646,8 +510,8 @@ export function kill(pid: number, signal: SignalName | number = "SIGTERM"): void
 export interface DecodedWaitStatus {
   /** The exit code when the child exited, else null. */
   readonly code: number | null;
-  /** The signal's name when a signal killed (or stopped) the child, else null. */
-  readonly signal: string | null;
+  /** The signal's name when a signal killed (or stopped) the child (`"SIG34"` if unnamed), else null. */
+  readonly signal: SignalName | `SIG${number}` | null;
   /** Whether the child is stopped (WUNTRACED) rather than gone. */
   readonly stopped: boolean;
   /** Whether the child exited with code 0. */

@@ -17,7 +17,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { ErrnoError, Memfd, spawn } from "../mod.ts";
+import { type Child, ErrnoError, Memfd, type SignalName, spawn } from "../mod.ts";
 import {
   decodeWaitStatus,
   platform,
@@ -27,20 +27,24 @@ import {
   signalName,
   signalNumber,
   SignalSet,
+  SpawnFlags,
   unsafeLibc,
   waitpid,
 } from "../raw.ts";
+import { PLATFORMS } from "../platform/mod.ts";
+import { SIGNAL_NAMES } from "../platform/signal_names.ts";
 import { cString } from "../ffi/pointer.ts";
 import { reactorEngine, useTimerEngineForTesting } from "../spawn/_poll_reactor.ts";
-import {
-  checkProgramsFirstForTesting,
-  type ExitStrategy,
-  useExitStrategyForTesting,
-} from "../spawn/spawn.ts";
+import { checkProgramsFirstForTesting } from "../spawn/_plan.ts";
+import { withoutCloseFromForTesting } from "../spawn/spawn.ts";
+import { GUARDIAN_SCRIPT, guardianPidForTesting } from "../spawn/_supervise.ts";
+import { type ExitStrategy, useExitStrategyForTesting } from "../spawn/_exit_watch.ts";
 import { repoPath, RUNTIMES } from "./fixtures/runtimes.ts";
 import { emulator, runtime, tempDir, tick } from "./helpers.ts";
 
 const C = platform.constants;
+/** For tests that start many processes: Bun's 5 s default is too short on a loaded machine. */
+const SLOW = { timeout: 120_000 };
 const decoder = new TextDecoder();
 const text = (bytes: Uint8Array): string => decoder.decode(bytes);
 
@@ -108,9 +112,38 @@ function openLeaky(path: string): number {
   return fd;
 }
 
-async function stopped(
-  child: { kill(signal?: string): boolean; status: Promise<unknown> },
-): Promise<void> {
+/** A leaky (not close-on-exec) /dev/null at the lowest free fd from `at` up. */
+function leakyAt(at: number): number {
+  const fd = openLeaky("/dev/null");
+  const moved = unsafeLibc.fcntl(fd, C.F_DUPFD_CLOEXEC, at);
+  unsafeLibc.close(fd);
+  assert.ok(moved >= at, `F_DUPFD_CLOEXEC ${at}`);
+  assert.equal(unsafeLibc.fcntl(moved, C.F_SETFD, 0), 0);
+  return moved;
+}
+
+/**
+ * Proves `fds` would leak without shmkit's closing: a child started by the
+ * raw posixSpawn, with no file actions, has them all open.
+ */
+async function leakWithoutHygiene(fds: readonly number[]): Promise<void> {
+  const pid = posixSpawn("/bin/sleep", null, null, ["sleep", "5"], []);
+  try {
+    await sleeping(pid);
+    const open = fdsOf(pid);
+    for (const fd of fds) assert.ok(open.includes(fd), `fd ${fd} is not leaky: ${open}`);
+  } finally {
+    unsafeLibc.kill(pid, platform.signals.SIGKILL!);
+    waitpid(pid);
+  }
+}
+
+/** Everything a stream yields. */
+async function collectAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+async function stopped(child: Child): Promise<void> {
   child.kill("SIGKILL");
   await child.status;
 }
@@ -187,6 +220,20 @@ test("env: the current environment by default, env merged on top, clearEnv start
     assert.equal(text(cleared.stdout), "ONLY=1\n");
   } finally {
     delete process.env.SHMKIT_SPAWN_TEST;
+  }
+});
+
+test("env: an SHMKIT_FDS in this process's environment is not passed on unless env sets it", async () => {
+  process.env.SHMKIT_FDS = "stale=3";
+  try {
+    const show = ["sh", "-c", 'printf "%s|%s" "${SHMKIT_FDS-unset}" "${PATH:+path}"'];
+    assert.equal(text((await spawn(show, { stdout: "pipe" }).output()).stdout), "unset|path");
+    const merged = await spawn(show, { stdout: "pipe", env: { OTHER: "1" } }).output();
+    assert.equal(text(merged.stdout), "unset|path");
+    const given = await spawn(show, { stdout: "pipe", env: { SHMKIT_FDS: "mine=4" } }).output();
+    assert.equal(text(given.stdout), "mine=4|path");
+  } finally {
+    delete process.env.SHMKIT_FDS;
   }
 });
 
@@ -269,6 +316,53 @@ test("hygiene: only fds 0 to 2 and the named ones reach the child, leaky fds inc
     unsafeLibc.close(leaky);
   }
 });
+
+for (const way of ["closefrom", "a close per listed fd"] as const) {
+  const setUp = (): () => void => way === "closefrom" ? () => {} : withoutCloseFromForTesting();
+
+  test(`hygiene (${way}): a plain spawn() gives the child fds 0 to 2 only, whatever leaky fds are open`, async () => {
+    const low = openLeaky("/dev/null");
+    const high = leakyAt(low + 150);
+    const restore = setUp();
+    try {
+      await leakWithoutHygiene([low, high]);
+      const child = spawn(["sleep", "5"]);
+      try {
+        assert.deepEqual(await settledFdsOf(child.pid, [0, 1, 2]), [0, 1, 2]);
+      } finally {
+        await stopped(child);
+      }
+    } finally {
+      restore();
+      unsafeLibc.close(low);
+      unsafeLibc.close(high);
+    }
+  });
+
+  test(`hygiene (${way}): a leaky fd in a gap between named fds, and one above them, stay out`, async () => {
+    const gap = leakyAt(120);
+    const above = leakyAt(gap + 60);
+    using a = Memfd.create({ name: "gap-below", size: 4096 });
+    using b = Memfd.create({ name: "gap-above", size: 4096 });
+    const restore = setUp();
+    try {
+      await leakWithoutHygiene([gap, above]);
+      const child = spawn(["sleep", "5"], { fds: { [gap - 2]: a, [gap + 2]: b } });
+      try {
+        const expected = [0, 1, 2, gap - 2, gap + 2];
+        assert.deepEqual(await settledFdsOf(child.pid, expected), expected);
+        assert.match(readlinkSync(`/proc/${child.pid}/fd/${gap - 2}`), /^\/memfd:gap-below/);
+        assert.match(readlinkSync(`/proc/${child.pid}/fd/${gap + 2}`), /^\/memfd:gap-above/);
+      } finally {
+        await stopped(child);
+      }
+    } finally {
+      restore();
+      unsafeLibc.close(gap);
+      unsafeLibc.close(above);
+    }
+  });
+}
 
 test("fds whose numbers are also targets are moved first, so a swap works", async () => {
   using a = Memfd.create({ name: "swap-a", size: 4096 });
@@ -410,7 +504,7 @@ test("waiting never blocks the event loop: timers fire while sleep 0.3 runs", as
   assert.ok(ticks >= 3, `only ${ticks} timer ticks while the child ran`);
 });
 
-test("many children at once are all reaped", async () => {
+test("many children at once are all reaped", SLOW, async () => {
   const all = Array.from({ length: 20 }, (_, i) => spawn(["sh", "-c", `exit ${i}`]));
   const statuses = await Promise.all(all.map((c) => c.status));
   assert.deepEqual(statuses.map((s) => s.code), Array.from({ length: 20 }, (_, i) => i));
@@ -418,7 +512,7 @@ test("many children at once are all reaped", async () => {
 
 test("kill(): unknown signals are refused; after the child is reaped it sends nothing", async () => {
   const child = spawn(["sleep", "30"]);
-  assert.throws(() => child.kill("SIGNOPE"), RangeError);
+  assert.throws(() => child.kill("SIGNOPE" as SignalName), RangeError);
   assert.throws(() => child.kill(1.5), RangeError);
   assert.equal(child.kill("SIGTERM"), true);
   assert.equal((await child.status).signal, "SIGTERM");
@@ -523,6 +617,156 @@ test("pipes: cancelling an unread stdout closes this process's end", async () =>
   assert.deepEqual(openFds(), before);
 });
 
+test(
+  "pipes: 60 children's unread stdout and stderr are closed once they are reaped, without GC",
+  SLOW,
+  async () => {
+    await spawn(["sh", "-c", "echo warm"], { stdout: "pipe" }).output(); // starts the waiter
+    const before = openFds();
+    const all = Array.from(
+      { length: 60 },
+      (_, i) =>
+        spawn(["sh", "-c", `echo out ${i}; echo err ${i} >&2`], {
+          stdin: "pipe",
+          stdout: "pipe",
+          stderr: "pipe",
+        }),
+    );
+    assert.ok(openFds().length >= before.length + 180, "the pipes were not open");
+    const statuses = await Promise.all(all.map((child) => child.status));
+    assert.ok(statuses.every((s) => s.success));
+    assert.deepEqual(openFds(), before);
+    // What the children wrote is still there to read.
+    assert.equal(text((await all[7]!.output()).stdout), "out 7\n");
+    assert.equal(text(await collectAll(all[59]!.stderr!)), "err 59\n");
+  },
+);
+
+test("pipes: one a grandchild still holds stays open after the reap, and dispose closes it", async () => {
+  await spawn(["true"], { stdout: "pipe" }).status;
+  const before = openFds();
+  const child = spawn(["sh", "-c", "sleep 30 2>/dev/null & echo $! >&2; echo before"], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const grandchild = Number(text(await collectAll(child.stderr!)).trim());
+  assert.ok(grandchild > 0);
+  try {
+    assert.equal((await child.status).code, 0);
+    // stdout's writer lives on in the grandchild: no EOF yet, so the read end stays.
+    assert.equal(openFds().length, before.length + 1);
+    const reader = child.stdout!.getReader();
+    assert.equal(text((await reader.read()).value!), "before\n");
+    const pending = reader.read();
+    await child[Symbol.asyncDispose]();
+    assert.deepEqual(await pending, { done: true, value: undefined });
+    assert.deepEqual(openFds(), before);
+  } finally {
+    process.kill(grandchild, "SIGKILL");
+  }
+});
+
+test(
+  "timeoutMs: SIGTERM when time is up, SIGKILL after graceMs for a child that ignores it",
+  SLOW,
+  async () => {
+    const child = spawn(["sleep", "30"], { timeoutMs: 50 });
+    assert.deepEqual(await child.status, { code: null, signal: "SIGTERM", success: false });
+    const stubborn = spawn(["sh", "-c", "trap '' TERM; exec sleep 30"], {
+      timeoutMs: 50,
+      graceMs: 50,
+    });
+    assert.equal((await stubborn.status).signal, "SIGKILL");
+    const chosen = spawn(["sleep", "30"], { timeoutMs: 50, killSignal: "SIGINT" });
+    assert.equal((await chosen.status).signal, "SIGINT");
+    // A child that ends in time is left alone, and so is its reused pid later.
+    assert.equal((await spawn(["true"], { timeoutMs: 60_000 }).status).success, true);
+  },
+);
+
+test("signal: an abort ends the child; an abort before spawn starts nothing", async () => {
+  const controller = new AbortController();
+  const child = spawn(["sleep", "30"], { signal: controller.signal, stdout: "pipe" });
+  controller.abort();
+  const output = await child.output();
+  assert.deepEqual(
+    { code: output.code, signal: output.signal, success: output.success },
+    { code: null, signal: "SIGTERM", success: false },
+  );
+  // Aborting again, after the reap, sends nothing.
+  assert.equal(child.kill("SIGKILL"), false);
+
+  const childrenBefore = children();
+  const fdsBefore = openFds();
+  const reason = new Error("stop before starting");
+  assert.throws(
+    () => spawn(["sleep", "30"], { signal: AbortSignal.abort(reason), stdout: "pipe" }),
+    (error: unknown) => error === reason,
+  );
+  assert.throws(
+    () => spawn(["sleep", "30"], { signal: AbortSignal.abort() }),
+    (error: unknown) => (error as Error).name === "AbortError",
+  );
+  assert.deepEqual(children(), childrenBefore);
+  assert.deepEqual(openFds(), fdsBefore);
+});
+
+test("supervision options are checked before anything starts", () => {
+  const childrenBefore = children();
+  assert.throws(() => spawn(["true"], { timeoutMs: 0 }), RangeError);
+  assert.throws(() => spawn(["true"], { timeoutMs: Number.NaN }), RangeError);
+  assert.throws(() => spawn(["true"], { timeoutMs: "5" as never }), TypeError);
+  assert.throws(() => spawn(["true"], { graceMs: -1 }), RangeError);
+  assert.throws(() => spawn(["true"], { killSignal: "SIGNOPE" as SignalName }), RangeError);
+  assert.throws(() => spawn(["true"], { killOnExit: "yes" as never }), TypeError);
+  assert.throws(() => spawn(["true"], { signal: {} as never }), TypeError);
+  assert.deepEqual(children(), childrenBefore);
+});
+
+test("the killOnExit guardian signals exactly the pids still listed at EOF", async () => {
+  // `kill` as a function that prints what it would do.
+  const guardian = spawn(["sh", "-c", `kill() { echo "$@"; }\n${GUARDIAN_SCRIPT}`], {
+    stdin: "pipe",
+    stdout: "pipe",
+  });
+  const writer = guardian.stdin!.getWriter();
+  await writer.write(
+    new TextEncoder().encode("+ 1 15\n+ 12 9\n+ 123 15\n- 12\n+ 1234 2\n- 1\n- 99\n"),
+  );
+  await writer.close();
+  const output = await guardian.output();
+  assert.equal(text(output.stdout), "-15 123\n-2 1234\n");
+});
+
+test(
+  "killOnExit: one guardian serves every child, and a guardian killed is replaced",
+  SLOW,
+  async () => {
+    const a = spawn(["sleep", "30"], { killOnExit: true });
+    const b = spawn(["sleep", "30"], { killOnExit: true });
+    const guardian = guardianPidForTesting();
+    assert.ok(guardian !== undefined && children().has(guardian));
+    try {
+      process.kill(guardian, "SIGKILL");
+      for (let i = 0; i < 2000 && guardianPidForTesting() === guardian; i++) await tick(5);
+      const replacement = guardianPidForTesting();
+      assert.ok(replacement !== undefined && replacement !== guardian);
+      // Running (not a zombie), once its exec is through.
+      for (
+        let i = 0;
+        i < 400 && readFileSync(`/proc/${replacement}/comm`, "utf8") !== "sh\n";
+        i++
+      ) {
+        await tick(5);
+      }
+      assert.match(readFileSync(`/proc/${replacement}/stat`, "utf8"), /^\d+ \(sh\) [RS] /);
+    } finally {
+      await stopped(a);
+      await stopped(b);
+    }
+  },
+);
+
 test("raw layer: file actions and attributes own their structs; posixSpawn + waitpid", () => {
   const dir = tempDir();
   try {
@@ -562,8 +806,8 @@ test("raw layer: signals by name, wait statuses decoded as the W* macros do", ()
   assert.equal(signalNumber("SIGKILL"), 9);
   assert.equal(signalName(platform.signals.SIGTERM!), "SIGTERM");
   assert.equal(signalName(platform.signals.SIGCHLD!), "SIGCHLD");
-  assert.throws(() => signalNumber("SIGFOO"), RangeError);
-  assert.throws(() => SignalSet.empty().add("SIGFOO"), RangeError);
+  assert.throws(() => signalNumber("SIGFOO" as SignalName), RangeError);
+  assert.throws(() => SignalSet.empty().add("SIGFOO" as SignalName), RangeError);
   assert.deepEqual(decodeWaitStatus(3 << 8), {
     code: 3,
     signal: null,
@@ -577,6 +821,34 @@ test("raw layer: signals by name, wait statuses decoded as the W* macros do", ()
   const stoppedStatus = decodeWaitStatus((platform.signals.SIGSTOP! << 8) | 0x7f);
   assert.equal(stoppedStatus.stopped, true);
   assert.equal(stoppedStatus.signal, "SIGSTOP");
+});
+
+test("signal names: every table's names are in the SignalName list; other platforms' are refused", () => {
+  // The generated list and the generated union agree (checked by the type checker).
+  const listed: readonly SignalName[] = SIGNAL_NAMES;
+  const unlisted: [Exclude<SignalName, typeof SIGNAL_NAMES[number]>] extends [never] ? true
+    : false = true;
+  assert.ok(unlisted && listed.length > 0);
+  const known = new Set<string>(SIGNAL_NAMES);
+  for (const table of PLATFORMS) {
+    for (const name of Object.keys(table.signals)) {
+      assert.ok(known.has(name), `${table.os}-${table.arch}: ${name} is not a SignalName`);
+    }
+  }
+  const elsewhere = SIGNAL_NAMES.filter((name) => platform.signals[name] === undefined);
+  assert.ok(elsewhere.length > 0, "every table has the same signals: the union test is moot");
+  for (const name of elsewhere) assert.throws(() => signalNumber(name), RangeError, name);
+});
+
+test("SpawnFlags: a flag the platform lacks is undefined, never -1", () => {
+  for (const [name, value] of Object.entries(SpawnFlags)) {
+    assert.ok(value === undefined || (Number.isInteger(value) && value > 0), `${name}: ${value}`);
+  }
+  // glibc 2.26+ has SETSID; newSession is refused with an Error where it is undefined.
+  assert.equal(SpawnFlags.SETSID, C.POSIX_SPAWN_SETSID);
+  const darwin = PLATFORMS.find((p) => p.os === "darwin")!;
+  assert.equal(darwin.constants.POSIX_SPAWN_USEVFORK, -1, "the tables mark a missing flag -1");
+  assert.throws(() => new PosixSpawnAttributes().setFlags(-1), RangeError);
 });
 
 test("unref(): a running child does not keep this process alive; unawaited children end cleanly", () => {
@@ -596,7 +868,7 @@ test("unref(): a running child does not keep this process alive; unawaited child
   assert.match(out, /done/);
 });
 
-test("every way of noticing a child's end reaps it and reports its status", async () => {
+test("every way of noticing a child's end reaps it and reports its status", SLOW, async () => {
   const ways: ExitStrategy[] = runtime === "deno"
     ? ["signal", "pidfd", "timer"]
     : ["pidfd", "timer"];

@@ -1,0 +1,156 @@
+/**
+ * The environment a child starts with: this process's (the C `environ`
+ * under Deno, `process.env` under Bun), optionally cleared, with the
+ * caller's variables on top.
+ *
+ * @module
+ */
+import { backend, unsafeLibc } from "../ffi/libc.ts";
+import { cString, typeName, unsafeReadCString, unsafeView } from "../ffi/pointer.ts";
+import { platform } from "../platform/mod.ts";
+import { deno, nodeProcess } from "../core/_runtime.ts";
+import { CStringArray } from "./raw.ts";
+
+const C = platform.constants;
+
+/** The environment variable that tells a child which fd carries which region. */
+export const INHERITED_FDS_VARIABLE = "SHMKIT_FDS";
+/** The environment variable that names the fd of a spawnScript child's lifeline (`_lifeline.ts`). */
+export const LIFELINE_VARIABLE = "SHMKIT_LIFELINE";
+// Variables for one child only: never passed on from this process's environment.
+const PRIVATE_VARIABLES = [INHERITED_FDS_VARIABLE, LIFELINE_VARIABLE].map((name) => ({
+  prefix: `${name}=`,
+  cName: cString(name, "name"),
+}));
+
+/**
+ * Takes a variable out of this process's environment (the C environ, and
+ * Bun's `process.env`) and returns the value it had ("" if unset). The
+ * first call in the process reads it; later ones, even from a second copy
+ * of shmkit, get the same value.
+ */
+export function takeVariable(name: string): string {
+  const key = Symbol.for(`shmkit.env.${name}`);
+  const scope = globalThis as { [key]?: string };
+  const known = scope[key];
+  if (known !== undefined) return known;
+  const cName = cString(name, "name");
+  const address = unsafeLibc.getenv(cName);
+  const length = address === 0 ? 0 : unsafeLibc.strlen(address);
+  // An empty value is read without a view (Bun refuses zero-length ones).
+  const value = length === 0 ? "" : unsafeReadCString(address, length + 1);
+  scope[key] = value;
+  if (address !== 0) {
+    unsafeLibc.unsetenv(cName);
+    if (nodeProcess !== undefined) delete nodeProcess.env[name];
+  }
+  return value;
+}
+
+let environCell: BigUint64Array | null | undefined;
+
+/** The address of the C `environ` variable, as a view of its 8 bytes; null if not found. */
+function environVariable(): BigUint64Array | null {
+  if (environCell !== undefined) return environCell;
+  environCell = null;
+  const { dlopen, dlsym } = unsafeLibc;
+  if (dlopen === undefined || dlsym === undefined) return null;
+  // The program's global scope: with a copy relocation (Bun), the live
+  // `environ` is the executable's copy, not libc's.
+  const handle = dlopen(null, C.RTLD_LAZY);
+  if (handle === 0) return null;
+  const address = dlsym(handle, cString("environ", "symbol"));
+  if (address === 0) return null;
+  environCell = new BigUint64Array(unsafeView(address, 8).buffer);
+  return environCell;
+}
+
+/** The current value of C `environ` (a `char **`), or 0 when unknown. */
+function environAddress(): number {
+  const cell = environVariable();
+  return cell === null ? 0 : Number(cell[0]!);
+}
+
+/** The C environment's `NAME=value` strings. */
+function readEnviron(address: number): string[] {
+  const entries: string[] = [];
+  for (let at = address;; at += 8) {
+    const pointer = Number(new BigUint64Array(unsafeView(at, 8).buffer)[0]!);
+    if (pointer === 0) return entries;
+    entries.push(unsafeReadCString(pointer, unsafeLibc.strlen(pointer) + 1));
+  }
+}
+
+/**
+ * This process's environment as `NAME=value` strings, or (Deno) the
+ * address of the C `environ` when `copy` is false. Never with
+ * `SHMKIT_FDS`: a child gets that only from the one who hands it fds.
+ */
+function currentEnvironment(copy: boolean): string[] | number {
+  const passable = (entry: string): boolean =>
+    !PRIVATE_VARIABLES.some((v) => entry.startsWith(v.prefix));
+  if (backend.runtime === "bun") {
+    // Bun keeps process.env in JS; assignments never reach the C environ.
+    const env = nodeProcess?.env ?? {};
+    const entries: string[] = [];
+    for (const [name, value] of Object.entries(env)) {
+      if (value !== undefined) entries.push(`${name}=${value}`);
+    }
+    return entries.filter(passable);
+  }
+  // Deno.env.set writes the C environment (setenv), so environ is current.
+  const address = environAddress();
+  if (address !== 0) {
+    const clean = PRIVATE_VARIABLES.every((v) => unsafeLibc.getenv(v.cName) === 0);
+    return copy || !clean ? readEnviron(address).filter(passable) : address;
+  }
+  try {
+    return Object.entries(deno!.env.toObject()).map(([k, v]) => `${k}=${v}`).filter(passable);
+  } catch (error) {
+    throw new Error(
+      `Cannot read the environment for the child: this C library does not expose environ to dlsym, and ${error}; pass env with clearEnv: true, or grant --allow-env`,
+    );
+  }
+}
+
+let lastEnvironment: { key: string; array: CStringArray } | undefined;
+
+export function buildEnvironment(
+  env: unknown,
+  clearEnv: boolean,
+): CStringArray | number | readonly string[] {
+  if (env === undefined && !clearEnv) {
+    const current = currentEnvironment(false);
+    if (typeof current === "number") return current;
+    // Bun: the environment rarely changes between spawns; reuse its encoding while it doesn't.
+    const key = current.join("\0");
+    if (lastEnvironment?.key !== key) {
+      lastEnvironment = { key, array: new CStringArray(current, "env") };
+    }
+    return lastEnvironment.array;
+  }
+  const merged = new Map<string, string>();
+  if (!clearEnv) {
+    for (const entry of currentEnvironment(true) as string[]) {
+      const eq = entry.indexOf("=");
+      if (eq > 0) merged.set(entry.slice(0, eq), entry.slice(eq + 1));
+    }
+  }
+  if (env !== undefined) {
+    if (typeof env !== "object" || env === null || Array.isArray(env)) {
+      throw new TypeError(`Cannot use env: expected an object of strings, got ${typeName(env)}`);
+    }
+    for (const [name, value] of Object.entries(env)) {
+      if (name === "" || name.includes("=") || name.includes("\0")) {
+        throw new RangeError(
+          `Cannot use env name ${JSON.stringify(name)}: it must be non-empty, without "=" or NUL`,
+        );
+      }
+      if (typeof value !== "string") {
+        throw new TypeError(`Cannot use env.${name}: expected a string, got ${typeName(value)}`);
+      }
+      merged.set(name, value);
+    }
+  }
+  return new CStringArray([...merged].map(([k, v]) => `${k}=${v}`), "env");
+}
