@@ -124,7 +124,7 @@ function start(): boolean {
     // Default dispositions (the shell then ignores what it must) and no blocked signals.
     attributes.setSigDefault(SignalSet.full()).setSigMask(SignalSet.empty());
     let flags = SpawnFlags.SETSIGDEF | SpawnFlags.SETSIGMASK;
-    if (SpawnFlags.SETSID !== -1) flags |= SpawnFlags.SETSID;
+    if (SpawnFlags.SETSID !== undefined) flags |= SpawnFlags.SETSID;
     attributes.setFlags(flags);
     pid = posixSpawn(
       "/bin/sh",
