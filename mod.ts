@@ -43,7 +43,7 @@ export {
 } from "./mapping/mapping.ts";
 export { type ProcMapsEntry, readProcMaps } from "./mapping/proc_maps.ts";
 export { ReadOnlyView } from "./mapping/readonly_view.ts";
-// POSIX shared memory, memfd and exit cleanup (shm/)
+// POSIX shared memory and memfd (shm/)
 export { FdMemory, type MemoryStat } from "./shm/fd_memory.ts";
 export {
   SharedMemory,
@@ -54,13 +54,6 @@ export {
   type SharedMemoryOpenOrCreateOptions,
 } from "./shm/shared_memory.ts";
 export { Memfd, type MemfdCreateOptions, type MemfdFromFdOptions, type Seal } from "./shm/memfd.ts";
-export {
-  type CleanupKey,
-  registerCleanup,
-  runCleanups,
-  setSignalCleanup,
-  unregisterCleanup,
-} from "./shm/cleanup.ts";
 // System V shared memory (sysv/)
 export {
   ftok,
@@ -115,6 +108,6 @@ export {
   type SpawnOptions,
   type Stdio,
 } from "./spawn/spawn.ts";
-export { INHERITED_FDS_VARIABLE, spawnScript, type SpawnScriptOptions } from "./spawn/script.ts";
+export { spawnScript, type SpawnScriptOptions } from "./spawn/script.ts";
 export type { SignalName } from "./spawn/raw.ts";
 export { inheritedFd, inheritedFds, inheritedRegion, inheritedRegions } from "./spawn/inherited.ts";

@@ -68,7 +68,15 @@ export {
   shmOpen,
   shmUnlink,
 } from "./shm/raw.ts";
-export { pendingCleanups } from "./shm/cleanup.ts";
+// Exit cleanup hooks (shm/cleanup.ts)
+export {
+  type CleanupKey,
+  pendingCleanups,
+  registerCleanup,
+  runCleanups,
+  setSignalCleanup,
+  unregisterCleanup,
+} from "./shm/cleanup.ts";
 // System V shared memory (sysv/raw.ts)
 export {
   decodeShmidDs,
@@ -119,3 +127,4 @@ export {
   type WaitpidResult,
 } from "./spawn/raw.ts";
 export { parseInheritedFds } from "./spawn/inherited.ts";
+export { INHERITED_FDS_VARIABLE } from "./spawn/script.ts";

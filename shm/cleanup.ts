@@ -24,7 +24,7 @@
  *
  * @example Remove a temporary file at exit unless it is removed sooner
  * ```ts
- * import { registerCleanup, unregisterCleanup } from "@shmkit/shmkit";
+ * import { registerCleanup, unregisterCleanup } from "@shmkit/shmkit/raw";
  * const path = Deno.makeTempFileSync();
  * registerCleanup(`file:${path}`, () => Deno.removeSync(path));
  * // ... later, if removed early:
@@ -153,7 +153,7 @@ function updateHooks(): void {
  *
  * @example
  * ```ts
- * import { registerCleanup } from "@shmkit/shmkit";
+ * import { registerCleanup } from "@shmkit/shmkit/raw";
  * registerCleanup("demo", () => console.log("bye"));
  * ```
  *
@@ -191,7 +191,7 @@ export function registerRemoval(key: CleanupKey, task: () => void, record: Clean
  *
  * @example
  * ```ts
- * import { registerCleanup, unregisterCleanup } from "@shmkit/shmkit";
+ * import { registerCleanup, unregisterCleanup } from "@shmkit/shmkit/raw";
  * registerCleanup("demo", () => {});
  * unregisterCleanup("demo"); // true
  * ```
@@ -220,7 +220,7 @@ export function pendingCleanups(): number {
  *
  * @example
  * ```ts
- * import { runCleanups } from "@shmkit/shmkit";
+ * import { runCleanups } from "@shmkit/shmkit/raw";
  * Deno.addSignalListener("SIGINT", () => {
  *   runCleanups();
  *   Deno.exit(130);
@@ -256,7 +256,7 @@ export function runCleanups(): number {
  *
  * @example
  * ```ts
- * import { setSignalCleanup } from "@shmkit/shmkit";
+ * import { setSignalCleanup } from "@shmkit/shmkit/raw";
  * setSignalCleanup(true); // macOS: unlink at Ctrl-C, from the event loop
  * ```
  *

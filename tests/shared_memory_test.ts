@@ -2,16 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, readdirSync, readlinkSync, rmdirSync, statfsSync, statSync } from "node:fs";
 import process from "node:process";
-import {
-  ClosedError,
-  ErrnoError,
-  registerCleanup,
-  runCleanups,
-  setSignalCleanup,
-  SharedMemory,
-  type SharedMemoryCreateOptions,
-  unregisterCleanup,
-} from "../mod.ts";
+import { ClosedError, ErrnoError, SharedMemory, type SharedMemoryCreateOptions } from "../mod.ts";
+import { registerCleanup, runCleanups, setSignalCleanup, unregisterCleanup } from "../raw.ts";
 import {
   closeFd,
   fchmod,
