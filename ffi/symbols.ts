@@ -257,6 +257,12 @@ export const SYMBOLS = {
   },
   /** int pthread_mutex_destroy(pthread_mutex_t *mutex); */
   pthread_mutex_destroy: { args: ["pointer"], result: "i32" },
+
+  // --- the creator record and the CLI (shm/_creator.ts, cli/): user xattrs on /dev/shm objects
+  /** int fsetxattr(int fd, const char *name, const void *value, size_t size, int flags); */
+  fsetxattr: { args: ["i32", "buffer", "buffer", "usize", "i32"], result: "i32", optional: true },
+  /** ssize_t lgetxattr(const char *path, const char *name, void *value, size_t size);  never follows a link */
+  lgetxattr: { args: ["buffer", "buffer", "buffer", "usize"], result: "isize", optional: true },
 } as const satisfies SymbolTable;
 
 /** The libc symbol table's type. */

@@ -137,6 +137,8 @@ export const DARWIN_AARCH64: Platform = {
     SYS_tgkill: -1,
     SYS_getpid: -1,
     SYS_sched_yield: -1,
+    // the CLI (cli/); unistd.h
+    _SC_CLK_TCK: 3,
     // sys/shm.h: (16*1024) when __arm64__ (4096 on x86_64)
     SHMLBA: 16384,
     SHM_DEST: -1,

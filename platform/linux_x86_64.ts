@@ -156,6 +156,7 @@ export const LINUX_X86_64: Platform = {
     WNOHANG: 1,
     WUNTRACED: 2,
     _NSIG: 65,
+    _SC_CLK_TCK: 2,
     _SC_NPROCESSORS_ONLN: 84,
     _SC_OPEN_MAX: 4,
     _SC_PAGESIZE: 30,

@@ -159,6 +159,8 @@ export const CONSTANT_NAMES = [
   "SYS_tgkill",
   "SYS_getpid",
   "SYS_sched_yield",
+  // the CLI (cli/)
+  "_SC_CLK_TCK",
 ] as const;
 
 /** A constant's name, as spelled in C. */

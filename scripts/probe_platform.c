@@ -354,6 +354,9 @@ static void constants(void) {
   CONST(SYS_getpid);
   CONST(SYS_sched_yield);
 
+  /* the CLI (cli/): clock ticks, to turn /proc/<pid>/stat start times into dates */
+  CONST(_SC_CLK_TCK);
+
   close_object();
 }
 

@@ -35,6 +35,7 @@ import { openOrCreate, type SharedMemoryOpenOrCreateOptions } from "./_open_or_c
 import { checkBacking } from "./_backing.ts";
 import { randomName, SHM_DIR, type ShmName, shmName, unlinkIfSame } from "./_names.ts";
 import { checkBoolean, checkMode, checkOptions, checkSize } from "../core/_validate.ts";
+import { recordCreator } from "./_creator.ts";
 
 const C = platform.constants;
 
@@ -257,6 +258,7 @@ export class SharedMemory extends FdMemory {
       if (reserve) posixFallocate(fd, 0, total);
       else ftruncate(fd, total);
       identity = statFd(fd);
+      recordCreator(fd); // best-effort, for `shmkit gc` (shm/_creator.ts)
     } catch (error) {
       unsafeLibc.close(fd);
       unsafeLibc.shm_unlink(chosen.c);
