@@ -12,7 +12,14 @@
  */
 import { shmctlRemove, shmctlStat } from "../sysv/raw.ts";
 import { shmName, unlinkIfSame } from "../shm/_names.ts";
-import { type PosixObject, posixObjects, type SysvSegment, sysvSegments } from "./_objects.ts";
+import {
+  hexKey,
+  type PosixObject,
+  posixObjects,
+  type SysvSegment,
+  sysvSegments,
+} from "./_objects.ts";
+import type { Target } from "./_commands.ts";
 import { scanUsers } from "./_procs.ts";
 import { table } from "./_table.ts";
 import { EXIT, type Outcome } from "./_outcome.ts";
@@ -26,6 +33,18 @@ export interface GcOptions {
   readonly allDead: boolean;
   /** Also list what was kept, and why. */
   readonly verbose: boolean;
+  /** Only these objects (names, ids, keys; see parseTarget); empty: all. */
+  readonly targets: readonly Target[];
+}
+
+function inScope(targets: readonly Target[], o: PosixObject | SysvSegment): boolean {
+  if (targets.length === 0) return true;
+  return targets.some((t) =>
+    o.type === "sysv-shm"
+      ? (t.kind === "sysv-id" && t.id === o.id) ||
+        (t.kind === "sysv-key" && hexKey(t.key) === o.key)
+      : t.kind === "posix" && t.name === o.name
+  );
 }
 
 /** One object gc looked at. */
@@ -64,7 +83,7 @@ export function gc(options: GcOptions): Outcome {
   const users = scanUsers();
   const actions: GcAction[] = [];
   for (const o of posixObjects(users)) {
-    if (o.type !== "posix-shm") continue;
+    if (o.type !== "posix-shm" || !inScope(options.targets, o)) continue;
     const keep = posixVerdict(o, options.allDead);
     const target = o.name;
     if (keep !== undefined) {
@@ -90,6 +109,7 @@ export function gc(options: GcOptions): Outcome {
   }
   if (options.allDead) {
     for (const s of sysvSegments(users)) {
+      if (!inScope(options.targets, s)) continue;
       const keep = sysvVerdict(s);
       const target = String(s.id);
       if (keep !== undefined) {

@@ -20,7 +20,7 @@
  * @module
  */
 import process from "node:process";
-import { limits, ls, rm, stat } from "./_commands.ts";
+import { limits, ls, parseTarget, rm, stat } from "./_commands.ts";
 import { gc } from "./_gc.ts";
 import { EXIT, type Outcome } from "./_outcome.ts";
 
@@ -34,9 +34,10 @@ Commands:
   ls [--prefix /P]         POSIX objects in /dev/shm, System V segments and semaphore sets
   stat TARGET              everything known about one object
   rm TARGET...             remove objects (shm_unlink, shmctl IPC_RMID)
-  gc [--dry-run] [--all-dead] [--verbose]
+  gc [--dry-run] [--all-dead] [--verbose] [TARGET...]
                            remove what dead creators left (shmkit's random-named objects;
-                           --all-dead: also its named ones and orphaned System V segments)
+                           --all-dead: also its named ones and orphaned System V segments);
+                           with targets, only those
   limits                   every limit: sysctls, /dev/shm room, rlimits, and what is in use
   help                     this text
 
@@ -133,8 +134,17 @@ export function run(args: readonly string[]): Outcome {
       case "gc": {
         const p = parse(rest, ["--json", "--dry-run", "--all-dead", "--verbose"], []);
         if (typeof p === "string") return usage(p);
-        if (p.positional.length > 0) return usage(`gc takes no targets (got ${p.positional[0]})`);
+        const targets = p.positional.map(parseTarget);
+        const bad = targets.find((t) => t.kind === "bad" || t.kind === "sem");
+        if (bad !== undefined) {
+          return usage(
+            `gc takes POSIX names, segment ids and keys (not ${
+              p.positional[targets.indexOf(bad)]
+            })`,
+          );
+        }
         return gc({
+          targets,
           json: p.flags.has("--json"),
           dryRun: p.flags.has("--dry-run"),
           allDead: p.flags.has("--all-dead"),
