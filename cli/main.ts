@@ -187,4 +187,5 @@ export function main(args: readonly string[] = process.argv.slice(2)): number {
   return outcome.exit;
 }
 
-if (import.meta.main) main();
+// Run as a program, not when imported (the npm bin imports it, then calls main).
+if ((import.meta as { main?: boolean }).main === true) main();

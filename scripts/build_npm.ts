@@ -1,8 +1,11 @@
 /**
  * Builds the npm package into `npm/`: ESM JavaScript bundled by esbuild,
- * `.d.ts` files emitted by TypeScript, a package.json, README and LICENSE,
- * which is what dnt would produce (dnt itself is a JSR package and JSR is not
- * reachable from our machines).
+ * `.d.ts` files emitted by TypeScript, a package.json, README, LICENSE,
+ * docs/ and BENCHMARKS.md (the README links to them: every relative link in
+ * the shipped Markdown is checked to exist in the package), and the
+ * `shmkit` bin (bin/shmkit.js, from cli/_npm_bin.mjs), which is what dnt would
+ * produce (dnt itself is a JSR package and JSR is not reachable from our
+ * machines).
  *
  * Usage: deno run -A scripts/build_npm.ts [--pack]
  *
@@ -42,6 +45,16 @@ function rewriteImports(dir: string): void {
 }
 
 const config = JSON.parse(Deno.readTextFileSync(`${ROOT}/deno.json`)) as { version: string };
+const devPackage = JSON.parse(Deno.readTextFileSync(`${ROOT}/package.json`)) as {
+  repository?: unknown;
+};
+
+/** Relative links in a Markdown text (not URLs, not in-page anchors). */
+function relativeLinks(markdown: string): string[] {
+  return [...markdown.matchAll(/\]\(([^)\s]+)\)/g)]
+    .map((m) => m[1]!.split("#")[0]!)
+    .filter((target) => target !== "" && !/^[a-z]+:/i.test(target));
+}
 
 try {
   Deno.removeSync(OUT, { recursive: true });
@@ -55,6 +68,7 @@ Deno.mkdirSync(`${OUT}/esm`, { recursive: true });
 await run(`${BIN}/esbuild`, [
   "mod.ts",
   "raw.ts",
+  "cli/main.ts",
   "--bundle",
   "--splitting",
   "--chunk-names=chunks/[name]-[hash]",
@@ -67,9 +81,7 @@ await run(`${BIN}/esbuild`, [
   `--outdir=${OUT}/esm`,
 ]);
 
-await run(`${BIN}/tsc`, [
-  "mod.ts",
-  "raw.ts",
+const tscOptions = (types: string): string[] => [
   "--declaration",
   "--emitDeclarationOnly",
   "--outDir",
@@ -87,9 +99,12 @@ await run(`${BIN}/tsc`, [
   "--lib",
   "es2024,esnext.disposable,dom",
   "--types",
-  "",
+  types,
   "--skipLibCheck",
-]);
+];
+// The library is checked without Node's types; the CLI uses node:fs and node:process.
+await run(`${BIN}/tsc`, ["mod.ts", "raw.ts", ...tscOptions("")]);
+await run(`${BIN}/tsc`, ["cli/main.ts", ...tscOptions("node")]);
 rewriteImports(`${OUT}/types`);
 
 const pkg = {
@@ -102,18 +117,61 @@ const pkg = {
   exports: {
     ".": { types: "./types/mod.d.ts", import: "./esm/mod.js", default: "./esm/mod.js" },
     "./raw": { types: "./types/raw.d.ts", import: "./esm/raw.js", default: "./esm/raw.js" },
+    "./cli": {
+      types: "./types/cli/main.d.ts",
+      import: "./esm/cli/main.js",
+      default: "./esm/cli/main.js",
+    },
   },
+  bin: { shmkit: "./bin/shmkit.js" },
   types: "./types/mod.d.ts",
   module: "./esm/mod.js",
   sideEffects: true,
   engines: ENGINES,
   os: ["linux", "darwin"],
   keywords: ["shared-memory", "mmap", "shm", "memfd", "sysv", "posix_spawn", "ffi", "deno", "bun"],
-  files: ["esm/", "types/", "README.md", "LICENSE"],
+  files: ["esm/", "types/", "bin/", "docs/", "README.md", "BENCHMARKS.md", "LICENSE"],
+  // Only a real, public URL: none is known yet, so none is invented.
+  ...(devPackage.repository === undefined ? {} : { repository: devPackage.repository }),
 };
 Deno.writeTextFileSync(`${OUT}/package.json`, JSON.stringify(pkg, null, 2) + "\n");
 Deno.copyFileSync(`${ROOT}/README.md`, `${OUT}/README.md`);
+Deno.copyFileSync(`${ROOT}/BENCHMARKS.md`, `${OUT}/BENCHMARKS.md`);
 Deno.copyFileSync(`${ROOT}/LICENSE`, `${OUT}/LICENSE`);
+Deno.mkdirSync(`${OUT}/docs`);
+for (const entry of Deno.readDirSync(`${ROOT}/docs`)) {
+  if (entry.isFile && entry.name.endsWith(".md")) {
+    Deno.copyFileSync(`${ROOT}/docs/${entry.name}`, `${OUT}/docs/${entry.name}`);
+  }
+}
+Deno.mkdirSync(`${OUT}/bin`);
+// The launcher (cli/_npm_bin.mjs says why it is one).
+Deno.copyFileSync(`${ROOT}/cli/_npm_bin.mjs`, `${OUT}/bin/shmkit.js`);
+Deno.chmodSync(`${OUT}/bin/shmkit.js`, 0o755);
+
+// A link the package doesn't ship is dead on npm: refuse to build it.
+const markdown = [
+  "README.md",
+  "BENCHMARKS.md",
+  ...[...Deno.readDirSync(`${OUT}/docs`)].map((e) => `docs/${e.name}`),
+];
+const dead: string[] = [];
+for (const file of markdown) {
+  const base = new URL(file, `file://${OUT}/`);
+  for (const link of relativeLinks(Deno.readTextFileSync(`${OUT}/${file}`))) {
+    const target = decodeURIComponent(new URL(link, base).pathname);
+    try {
+      Deno.statSync(target);
+    } catch {
+      dead.push(`${file}: ${link}`);
+    }
+  }
+}
+if (dead.length > 0) {
+  throw new Error(
+    `Cannot build the npm package: links to files it doesn't ship:\n${dead.join("\n")}`,
+  );
+}
 
 if (Deno.args.includes("--pack")) {
   const name = (await run("npm", ["pack", "--silent"], OUT)).trim().split("\n").pop()!;

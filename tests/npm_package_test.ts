@@ -6,7 +6,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import process from "node:process";
 import { join } from "node:path";
 import { have, skipReason, tempDir } from "./helpers.ts";
 
@@ -103,6 +104,22 @@ test("the npm package builds, packs, installs and runs under Bun and Deno", {
       encoding: "utf8",
     });
     assert.deepEqual(JSON.parse(fromDeno), expected);
+
+    // The shmkit bin (cli/): Bun and Deno run it in place; under Node it runs itself with Bun.
+    assert.equal(manifest.bin.shmkit, "./bin/shmkit.js");
+    const bin = join(scratch.path, "node_modules/.bin/shmkit");
+    const runs: string[][] = [[BUN, bin, "help"], [DENO, "run", "-A", bin, "help"]];
+    if (have("node")) runs.push([bin, "help"]);
+    for (const [program, ...args] of runs) {
+      const help = execFileSync(program!, args, {
+        cwd: scratch.path,
+        encoding: "utf8",
+        env: { ...process.env, PATH: `${join(ROOT, "node_modules/.bin")}:${process.env.PATH}` },
+      });
+      assert.match(help, /^Usage: shmkit/, `${program} ${args.join(" ")}`);
+    }
+    // The README's docs/ links resolve inside the package.
+    assert.ok(existsSync(join(scratch.path, "node_modules/shmkit/docs/shm.md")));
 
     // The .d.ts files type-check for a TypeScript consumer.
     writeFileSync(join(scratch.path, "typed.ts"), TYPED);
