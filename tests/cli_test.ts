@@ -274,6 +274,9 @@ test("rm removes POSIX objects and segments, reports each failure and exits 1 if
   const segment = ipcmk(["-M", "4096"]);
   madeSegments.add(segment);
   const missing = `/cli-rm-missing-${randomHex(6)}`;
+  // The same segment by its key.
+  const { key } = cliJson<SegmentJson>(["stat", String(segment)]);
+  assert.equal(cliJson<SegmentJson>(["stat", key]).id, segment);
 
   const run = cli(["rm", a, missing, String(segment), "/dev/shm" + b]);
   assert.equal(run.code, 1, "one target was missing");
