@@ -253,12 +253,12 @@ export class SharedMemory extends FdMemory {
 
     let identity: FdStat;
     try {
+      recordCreator(fd); // best-effort, for `shmkit gc`; before a mode without write
       if (mode !== undefined) fchmod(fd, mode); // the umask must not narrow an explicit mode
       // posix_fallocate sets the size as it reserves; ftruncate only when not reserving.
       if (reserve) posixFallocate(fd, 0, total);
       else ftruncate(fd, total);
       identity = statFd(fd);
-      recordCreator(fd); // best-effort, for `shmkit gc` (shm/_creator.ts)
     } catch (error) {
       unsafeLibc.close(fd);
       unsafeLibc.shm_unlink(chosen.c);
