@@ -2,8 +2,9 @@
  * The struct codec against other languages: the C compiler's own layout of
  * hand-written structs (x86_64, and aarch64 cross-compiled and run under
  * qemu), the emitted headers compiled with their static asserts, the
- * emitted ctypes modules imported by Python, and a Python peer reading and
- * writing a struct in a shared memory object.
+ * emitted ctypes modules imported by Python, and a Python peer and a C peer
+ * (using the emitted header) reading and writing a struct in a shared
+ * memory object.
  *
  * @module
  */
@@ -23,6 +24,7 @@ import { REFERENCE } from "./fixtures/layout_structs.ts";
 
 const REFERENCE_C = repoPath("tests/fixtures/layout_reference.c");
 const PEER_PY = repoPath("tests/fixtures/layout_peer.py");
+const PEER_C = repoPath("tests/fixtures/layout_peer.c");
 const CFLAGS = ["-std=gnu11", "-O0", "-Wall", "-Werror"];
 
 interface CLayout {
@@ -133,12 +135,12 @@ function emittedHeaders(): Record<string, string> {
 }
 
 for (
-  const [arch, cc, skip] of [
-    [hostArch, nativeCc, nativeSkip],
-    ["aarch64", "aarch64-linux-gnu-gcc", crossSkip],
+  const [which, cc, skip] of [
+    [`the native ${hostArch} compiler`, nativeCc, nativeSkip],
+    ["the aarch64 cross compiler", "aarch64-linux-gnu-gcc", crossSkip],
   ] as const
 ) {
-  test(`the emitted headers pass their own static asserts under ${arch} ${cc}`, { skip }, () => {
+  test(`the emitted headers pass their own static asserts under ${which} (${cc})`, { skip }, () => {
     assert.equal(compileHeaders(cc!, emittedHeaders()), undefined);
   });
 }
@@ -349,6 +351,64 @@ test("a Python peer reads what shmkit wrote through the emitted ctypes class, an
     assert.equal(view.path.at(1).label, "1234567");
     assert.notEqual(view.lock.tryLock(), null, "the peer left the mutex alone");
     view.lock.unlock();
+  } finally {
+    dir.remove();
+    if (leftovers().includes(name)) SharedMemory.unlink(name);
+  }
+});
+
+test("a C peer reads and writes the struct through the emitted header", {
+  skip: nativeSkip,
+}, () => {
+  const dir = tempDir();
+  const name = testName("layout-c");
+  try {
+    writeFileSync(join(dir.path, "record.h"), Record.toCHeader());
+    const exe = join(dir.path, "layout_peer");
+    run(nativeCc!, [...CFLAGS, "-I", dir.path, "-o", exe, PEER_C]);
+    using shm = SharedMemory.create({ name, size: 4096 });
+    const at = 128;
+    Record.init(shm, at);
+    Record.set(shm, FROM_SHMKIT, at);
+    const seen = Object.fromEntries(
+      run(exe, [name, String(at)]).trim().split("\n").map((line) => {
+        const eq = line.indexOf("=");
+        return [line.slice(0, eq), line.slice(eq + 1)];
+      }),
+    );
+    const v = FROM_SHMKIT;
+    assert.deepStrictEqual({ ...seen, path1: undefined }, {
+      magic: String(v.magic),
+      flag: "1",
+      tiny: "-128",
+      counter: String(v.counter),
+      offset: String(v.offset),
+      temperature: "-0",
+      ratio: "3.39999995e+38",
+      name: v.name,
+      samples: [...v.samples].join(","),
+      bigs: [...v.bigs].join(","),
+      flags: "1,0,1",
+      tags: "abcde,",
+      origin: "nan,-inf,origin",
+      last: "65535",
+      path1: undefined,
+    });
+    const [x, y, label] = seen.path1!.split(",");
+    assert.equal(Math.fround(Number(x)), v.path[1]!.x, "a subnormal f32");
+    assert.deepEqual([y, label], ["2", "b🙂"]);
+    const back = Record.get(shm, at);
+    assert.equal(back.counter, ((1n << 64n) - 1n) * 2n % (1n << 64n), "u64 wraps in C");
+    assert.equal(back.offset, -(1n << 63n));
+    assert.equal(back.temperature, -1 / 3);
+    assert.equal(back.flag, false);
+    assert.equal(back.name, "written by C");
+    assert.deepEqual([...back.samples], [0, -1000, -2000, -3000, -4000, -5000]);
+    assert.deepEqual(back.flags, [true, false, false]);
+    assert.deepEqual(back.tags, ["abcde", "tag"]);
+    assert.deepStrictEqual(back.path[1], { x: 0.25, y: 2, label: "c-side" });
+    assert.equal(back.last, 4242);
+    assert.equal(back.magic, v.magic, "untouched fields keep their values");
   } finally {
     dir.remove();
     if (leftovers().includes(name)) SharedMemory.unlink(name);
