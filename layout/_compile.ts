@@ -277,10 +277,19 @@ export function readStruct(s: Compiled, dv: DataView, at: number): Record<string
 
 /** Throws when `value` has a field the struct lacks or a value it can't store. */
 export function checkStruct(s: Compiled, value: unknown, path: string): void {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new TypeError(`Cannot set ${path}: expected an object, got ${typeName(value)}`);
+  const proto = typeof value === "object" && value !== null
+    ? Object.getPrototypeOf(value)
+    : undefined;
+  // A live view or class instance keeps its fields on the prototype: refuse it
+  // rather than write nothing.
+  if (proto !== Object.prototype && proto !== null) {
+    throw new TypeError(
+      `Cannot set ${path}: expected a plain object of field values, got ${
+        typeName(value)
+      } (read a view with get() first)`,
+    );
   }
-  for (const key of Object.keys(value)) {
+  for (const key of Object.keys(value as object)) {
     const f = s.byName.get(key);
     const where = `${path}.${key}`;
     if (f === undefined) throw new TypeError(`Cannot set ${where}: the struct has no such field`);

@@ -181,6 +181,15 @@ test("out-of-range and wrongly typed values are refused before any byte is writt
     assert.ok(bytes.every((b) => b === 0), `nothing written for ${Object.keys(value)}`);
   }
   assert.throws(() => All.set(bytes, null as never), TypeError);
+  assert.throws(
+    () => All.set(bytes, [] as never),
+    /expected a plain object of field values, got an array/,
+  );
+  const view = Point.view(new ArrayBuffer(Point.size));
+  assert.throws(
+    () => Point.set(new ArrayBuffer(Point.size), view as never),
+    /expected a plain object of field values, got View \(read a view with get\(\) first\)/,
+  );
 });
 
 test("a live view reads and writes the memory itself, zero-copy", () => {
