@@ -68,6 +68,7 @@ Deno.mkdirSync(`${OUT}/esm`, { recursive: true });
 await run(`${BIN}/esbuild`, [
   "mod.ts",
   "raw.ts",
+  "layout/mod.ts",
   "cli/main.ts",
   "--bundle",
   "--splitting",
@@ -103,7 +104,7 @@ const tscOptions = (types: string): string[] => [
   "--skipLibCheck",
 ];
 // The library is checked without Node's types; the CLI uses node:fs and node:process.
-await run(`${BIN}/tsc`, ["mod.ts", "raw.ts", ...tscOptions("")]);
+await run(`${BIN}/tsc`, ["mod.ts", "raw.ts", "layout/mod.ts", ...tscOptions("")]);
 await run(`${BIN}/tsc`, ["cli/main.ts", ...tscOptions("node")]);
 rewriteImports(`${OUT}/types`);
 
@@ -117,6 +118,11 @@ const pkg = {
   exports: {
     ".": { types: "./types/mod.d.ts", import: "./esm/mod.js", default: "./esm/mod.js" },
     "./raw": { types: "./types/raw.d.ts", import: "./esm/raw.js", default: "./esm/raw.js" },
+    "./layout": {
+      types: "./types/layout/mod.d.ts",
+      import: "./esm/layout/mod.js",
+      default: "./esm/layout/mod.js",
+    },
     "./cli": {
       types: "./types/cli/main.d.ts",
       import: "./esm/cli/main.js",

@@ -42,6 +42,8 @@ const AARCH64_SUBSET = [
   "tests/channel_test.ts",
   "tests/identity_test.ts",
   "tests/sigbus_guard_test.ts",
+  "tests/layout_test.ts",
+  "tests/layout_interop_test.ts",
 ];
 
 interface Tally {
@@ -159,7 +161,7 @@ async function checks(): Promise<void> {
     ["type check", ["check", "."]],
     ["lint", ["lint"]],
     ["format", ["fmt", "--check"]],
-    ["doc lint", ["doc", "--lint", "mod.ts", "raw.ts"]],
+    ["doc lint", ["doc", "--lint", "mod.ts", "raw.ts", "layout/mod.ts", "cli/main.ts"]],
     // JSR: no slow types, every published file resolvable.
     ["publish dry run", ["publish", "--dry-run", "--allow-dirty"]],
   ];
@@ -200,7 +202,18 @@ async function bunSuite(target: string, bun: string[], list: string[]): Promise<
 if (files.length === 0) await checks();
 
 /** The library's folders, one per capability. */
-const LIBRARY_DIRS = ["core", "ffi", "platform", "mapping", "shm", "sysv", "sync", "spawn"];
+const LIBRARY_DIRS = [
+  "core",
+  "ffi",
+  "platform",
+  "mapping",
+  "shm",
+  "sysv",
+  "sync",
+  "spawn",
+  "layout",
+  "cli",
+];
 
 /** Library modules whose JSDoc examples run as tests. */
 function libraryFiles(): string[] {
