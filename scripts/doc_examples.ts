@@ -48,16 +48,41 @@ export function libraryFiles(root: string): string[] {
   return list.sort();
 }
 
-/** Tracked and new (not ignored) files, as they are in the work tree, copied to `dir`. */
+/** Directories never copied when the tree is walked. */
+const SKIP = new Set(["node_modules", ".git", ".cache", "dist", "npm"]);
+
+/**
+ * The repository's files, relative to ROOT: those git knows (tracked, and new
+ * ones not ignored), or, outside a git work tree (the scratch copy of
+ * scripts/mutation_check.ts), every file but SKIP's.
+ */
+function repositoryFiles(): string[] {
+  try {
+    const out = new Deno.Command("git", {
+      args: ["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "null",
+    }).outputSync();
+    if (out.success) return decoder.decode(out.stdout).split("\0").filter((f) => f !== "");
+  } catch {
+    // no git: walk
+  }
+  const files: string[] = [];
+  const walk = (dir: string): void => {
+    for (const e of Deno.readDirSync(`${ROOT}/${dir}`)) {
+      const path = dir === "" ? e.name : `${dir}/${e.name}`;
+      if (e.isDirectory && !SKIP.has(e.name)) walk(path);
+      else if (e.isFile) files.push(path);
+    }
+  };
+  walk("");
+  return files;
+}
+
+/** The repository's files, as they are in the work tree, copied to `dir`. */
 function copyRepository(dir: string): void {
-  const out = new Deno.Command("git", {
-    args: ["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-    cwd: ROOT,
-    stdout: "piped",
-  }).outputSync();
-  if (!out.success) throw new Error("Cannot list the repository's files with git ls-files");
-  for (const file of decoder.decode(out.stdout).split("\0")) {
-    if (file === "") continue;
+  for (const file of repositoryFiles()) {
     let info: Deno.FileInfo;
     try {
       info = Deno.lstatSync(`${ROOT}/${file}`);
