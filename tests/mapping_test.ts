@@ -11,6 +11,20 @@ function mapsLine(address: number): string | undefined {
   return readProcMaps().find((entry) => entry.contains(address))?.line;
 }
 
+/** The kernel's VmFlags for the mapping holding `address` (/proc/self/smaps; "lo" = mlocked). */
+function vmFlags(address: number): string[] {
+  let inside = false;
+  for (const line of readFileSync("/proc/self/smaps", "utf8").split("\n")) {
+    const range = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    if (range !== null) {
+      inside = parseInt(range[1]!, 16) <= address && address < parseInt(range[2]!, 16);
+    } else if (inside && line.startsWith("VmFlags:")) {
+      return line.slice(8).trim().split(/\s+/);
+    }
+  }
+  throw new Error(`no smaps entry holds 0x${address.toString(16)}`);
+}
+
 test("pageSize() matches getconf PAGESIZE and is a power of two", () => {
   const size = pageSize();
   // getconf asks sysconf(_SC_PAGESIZE) in a process of its own: an independent reading.
@@ -250,13 +264,31 @@ test("protect() refuses to lower access once a view escaped by transfer", () => 
   assert.equal(new Uint8Array(moved)[0], 0);
 });
 
+test("lock and unlock set and clear the kernel's locked flag on exactly the range given", () => {
+  const page = pageSize();
+  using mapping = Mapping.anonymous(page * 4);
+  const at = (i: number): number => mapping.unsafeAddress + i * page;
+  const locked = (): boolean[] => [0, 1, 2, 3].map((i) => vmFlags(at(i)).includes("lo"));
+  assert.deepEqual(locked(), [false, false, false, false]);
+  mapping.lock();
+  assert.deepEqual(locked(), [true, true, true, true]);
+  mapping.unlock({ byteOffset: page, byteLength: 2 * page });
+  assert.deepEqual(locked(), [true, false, false, true]);
+  mapping.unlock();
+  assert.deepEqual(locked(), [false, false, false, false]);
+  mapping.lock({ byteOffset: 2 * page, byteLength: page });
+  assert.deepEqual(locked(), [false, false, true, false]);
+});
+
 test("advise, lock and unlock work on whole and page-aligned ranges", () => {
   using mapping = Mapping.anonymous(pageSize() * 4);
   mapping.view()[0] = 9;
   mapping.advise("willneed");
   mapping.advise("sequential", { byteOffset: pageSize(), byteLength: pageSize() });
   mapping.lock();
+  assert.ok(vmFlags(mapping.unsafeAddress).includes("lo"), "mlock set the locked flag");
   mapping.unlock();
+  assert.ok(!vmFlags(mapping.unsafeAddress).includes("lo"), "munlock cleared it");
   mapping.advise("dontneed", { byteOffset: 0, byteLength: pageSize() });
   assert.equal(mapping.view()[0], 9, "MAP_SHARED memory keeps its data after dontneed");
   using priv = Mapping.anonymous(pageSize(), { shared: false });
