@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { inspect } from "node:util";
 
 /** The key a `...` in an object literal becomes: "and other keys". */
 const MORE_KEY = "__docMore";
@@ -13,7 +14,7 @@ const MORE_KEY = "__docMore";
 const ran = new Set<string>();
 
 /** Whether `actual` is what the literal `expected` shows (deep, strict). */
-function matches(actual: unknown, expected: unknown): boolean {
+export function matches(actual: unknown, expected: unknown): boolean {
   if (Array.isArray(expected)) {
     return Array.isArray(actual) && actual.length === expected.length &&
       expected.every((e, i) => matches(actual[i], e));
@@ -44,7 +45,7 @@ export function __docExpect(
 ): unknown {
   ran.add(location);
   if (actual.length !== expected.length || !actual.every((a, i) => matches(a, expected[i]))) {
-    const shown = actual.map((a) => Deno.inspect(a, { depth: 4 })).join(" ");
+    const shown = actual.map((a) => inspect(a, { depth: 4 })).join(" ");
     throw new Error(
       `${location}: the example's comment says \`// ${comment}\`, but the value is ${shown}`,
     );
