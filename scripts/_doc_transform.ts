@@ -15,6 +15,10 @@
  *   unchecked.
  * - `EXPR; // V` (an expression statement) asserts when the comment starts
  *   with a literal; prose comments (`// changes nothing`) are left alone.
+ *   A value comment after a console.log that doesn't start its statement
+ *   (`if (ok) console.log(x); // 1`) fails the example: it can't be checked.
+ * - Only one-line statements are read: a comment on a line of its own (e.g.
+ *   after a console.log spread over several lines) is prose, never checked.
  * - Literals: strings ("..." or '...', JS escapes), numbers, bigints (`2000n`),
  *   true, false, null, undefined, NaN, Infinity, arrays, and objects (keys
  *   bare or quoted). `...` among an object's entries means "and other keys":
@@ -140,6 +144,16 @@ export function rewriteLine(body: string, location: string): Rewritten {
       args === "" ? "" : ", "
     }${args});`;
     return { kind: "asserted", code: indent + call };
+  }
+  if (values !== undefined && statement.includes("console.log(")) {
+    // e.g. `if (ok) console.log(x); // 1`: a value the harness can't check where it is.
+    const why = "a value comment on a line whose statement doesn't start with console.log(...) " +
+      'can\'t be checked: give the console.log a line of its own, or start the comment with "e.g."';
+    return {
+      kind: "error",
+      code: `${indent}throw new Error(${JSON.stringify(`${location}: ${why}`)});`,
+      why,
+    };
   }
   if (values === undefined || NOT_EXPRESSION.test(statement.trim())) return { kind: "unchanged" };
   return {

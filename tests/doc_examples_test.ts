@@ -69,6 +69,8 @@ test('after console.log, "e.g." marks an unchecked value and other prose is refu
   assert.equal(refused.kind, "error");
   assert.ok("code" in refused);
   assert.throws(() => new Function(refused.code)(), /demo\.ts:7: a comment after console\.log/);
+  const hidden = rewriteLine("if (ok) console.log(x); // 1", "demo.ts:7");
+  assert.equal(hidden.kind, "error", "a value after a console.log inside an if can't be checked");
   // A "//" inside a string is not a comment.
   assert.equal(rewriteLine('console.log("a // b");', "x").kind, "unchanged");
 });
@@ -80,7 +82,7 @@ test("transformFile rewrites only fenced JSDoc code, keeps line numbers, and che
     " * ```ts",
     " * const x = 40;",
     " * console.log(x + 2); // 42",
-    " * if (x > 100) console.log(x); // 1",
+    " * if (x > 100) console.log(x); // e.g. 1",
     " * ```",
     " */",
     "console.log(3); // 4",
@@ -96,7 +98,7 @@ test("transformFile rewrites only fenced JSDoc code, keeps line numbers, and che
     /^ \* import \{ __docExpect, __docExpectAll \} from "file:\/\/\/h\.ts"; const x/,
   );
   assert.equal(lines[4], ' * __docExpect("demo.ts:5", "42", [42], x + 2);', "same line number");
-  assert.equal(lines[5], " * if (x > 100) console.log(x); // 1", "not a statement of its own");
+  assert.equal(lines[5], " * if (x > 100) console.log(x); // e.g. 1", "marked unchecked");
   assert.equal(lines[6], ' * __docExpectAll(["demo.ts:5"]);');
   assert.equal(lines[9], "console.log(3); // 4", "code outside JSDoc is untouched");
   // A value line that never runs fails the block.
