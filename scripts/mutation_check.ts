@@ -80,6 +80,20 @@ const MUTANTS: readonly Mutant[] = [
     tests: ["tests/shared_memory_test.ts"],
   },
   {
+    name: "mapping-sync-async",
+    what: "sync() asks msync for MS_ASYNC (a no-op on Linux) when it should wait: MS_SYNC",
+    find: 'checkBoolean(o.async, "async", false) ? C.MS_ASYNC : C.MS_SYNC;',
+    replace: 'checkBoolean(o.async, "async", false) ? C.MS_ASYNC : C.MS_ASYNC;',
+    tests: ["tests/mapping_test.ts"],
+  },
+  {
+    name: "mapping-lock-range",
+    what: "lock() locks nothing: mlock is given a length of 0",
+    find: 'check(unsafeLibc.mlock(address, length), "mlock", {}, {',
+    replace: 'check(unsafeLibc.mlock(address, 0), "mlock", {}, {',
+    tests: ["tests/mapping_test.ts"],
+  },
+  {
     name: "channel-position-align",
     what: "a head or tail word that is not a multiple of 8 is accepted",
     find: "if (value < 0 || value >= this.capacity || (value & 7) !== 0) {",
