@@ -6,6 +6,10 @@
  * under Deno. A mutant whose tests still pass has survived: the suite would
  * not notice that bug. The work tree is never modified.
  *
+ * A mutant may also name library files whose JSDoc examples must fail
+ * (scripts/doc_examples.ts runs them, their value comments asserted): a
+ * documented value that changes must break its example.
+ *
  * Each mutant is found by a search string that must occur exactly once in the
  * library's sources; when a refactor removes or duplicates it, the check fails
  * and names the mutant, instead of silently testing nothing.
@@ -28,6 +32,8 @@ interface Mutant {
   readonly find: string;
   readonly replace: string;
   readonly tests: readonly string[];
+  /** Library files whose doc examples must fail too (or instead). */
+  readonly docs?: readonly string[];
 }
 
 const MUTANTS: readonly Mutant[] = [
@@ -73,10 +79,69 @@ const MUTANTS: readonly Mutant[] = [
     replace: "if (false) {",
     tests: ["tests/shared_memory_test.ts"],
   },
+  {
+    name: "mapping-sync-async",
+    what: "sync() asks msync for MS_ASYNC (a no-op on Linux) when it should wait: MS_SYNC",
+    find: 'checkBoolean(o.async, "async", false) ? C.MS_ASYNC : C.MS_SYNC;',
+    replace: 'checkBoolean(o.async, "async", false) ? C.MS_ASYNC : C.MS_ASYNC;',
+    tests: ["tests/mapping_test.ts"],
+  },
+  {
+    name: "mapping-lock-range",
+    what: "lock() locks nothing: mlock is given a length of 0",
+    find: 'check(unsafeLibc.mlock(address, length), "mlock", {}, {',
+    replace: 'check(unsafeLibc.mlock(address, 0), "mlock", {}, {',
+    tests: ["tests/mapping_test.ts"],
+  },
+  {
+    name: "channel-position-align",
+    what: "a head or tail word that is not a multiple of 8 is accepted",
+    find: "if (value < 0 || value >= this.capacity || (value & 7) !== 0) {",
+    replace: "if (value < 0 || value >= this.capacity) {",
+    tests: ["tests/channel_test.ts"],
+  },
+  {
+    name: "quarantine-sweep",
+    what: "the sweep gives back the ranges closed less than QUARANTINE_MS ago",
+    find: "while (held.length > 0 && now - held[0]!.since >= QUARANTINE_MS) unmapOldest();",
+    replace: "while (held.length > 0 && now - held[0]!.since <= QUARANTINE_MS) unmapOldest();",
+    tests: ["tests/quarantine_test.ts"],
+  },
+  {
+    name: "sigbus-guard-high",
+    what: "registering a range never raises the table's high-water mark: the handler can't see it",
+    find:
+      "if (Atomics.compareExchange(words, DATA.high / W, high, BigInt(slot + 1)) === high) break;",
+    replace: "break;",
+    tests: ["tests/sigbus_guard_test.ts"],
+  },
+  {
+    name: "cleaner-identity",
+    what: "the cleaner removes a /dev/shm name without checking its dev and inode",
+    find: `[ "$(stat -c '%d %i' -- "$f" 2>/dev/null)" = "$a $b" ] && rm -f -- "$f"`,
+    replace: `rm -f -- "$f"`,
+    tests: ["tests/cleanup_test.ts"],
+  },
+  {
+    name: "readonly-view-at-lookup",
+    what: "ReadOnlyView.at looks Uint8Array.prototype.at up at call time, not at load",
+    find: 'at: method(TypedArrayPrototype, "at"),',
+    replace: "at: function (this: Uint8Array, i: number) { return this.at(i); },",
+    tests: ["tests/readonly_view_test.ts"],
+  },
+  {
+    name: "channel-byte-length-doc",
+    what: "Channel.byteLengthFor(capacity) returns 8 bytes more than its example shows",
+    find: "return CHANNEL_HEADER_BYTES + ((c + 7) & ~7);",
+    replace: "return CHANNEL_HEADER_BYTES + ((c + 7) & ~7) + 8;",
+    tests: [],
+    docs: ["sync/channel.ts"],
+  },
 ];
 
 /** Where mutants may be planted: the library, not its tests or tools. */
-const LIBRARY = /^(?:[^/]+\.ts|(?:core|ffi|platform|mapping|shm|sysv|sync|spawn)\/.+\.ts)$/;
+const LIBRARY =
+  /^(?:[^/]+\.ts|(?:core|ffi|platform|mapping|shm|sysv|sync|spawn|layout|cli|ipc|messaging)\/.+\.ts)$/;
 /** A run that takes longer than this is stopped and counted as a hang. */
 const RUN_LIMIT_MS = 240_000;
 
@@ -174,18 +239,9 @@ function canUsePrivateShm(): boolean {
 
 const privateShm = canUsePrivateShm();
 
-/** Runs test files under Deno in the scratch copy; stops at the first failure. */
-async function runTests(dir: string, tests: readonly string[]): Promise<RunEnd> {
-  // Types were checked on the real tree; a mutant need not type-check.
-  const command = [
-    DENO,
-    "test",
-    "-A",
-    "--no-check",
-    "--fail-fast",
-    "--v8-flags=--expose-gc",
-    ...tests,
-  ];
+/** Runs `args` (a deno command) in the scratch copy, with a hang guard. */
+async function runDeno(dir: string, args: readonly string[]): Promise<RunEnd> {
+  const command = [DENO, ...args];
   if (privateShm) command.unshift(...PRIVATE_SHM);
   const child = new Deno.Command(command[0]!, {
     args: command.slice(1),
@@ -215,6 +271,31 @@ async function runTests(dir: string, tests: readonly string[]): Promise<RunEnd> 
       : `failed: "${failing.trim()}"`,
     output,
   };
+}
+
+/**
+ * Runs test files under Deno in the scratch copy, then the doc examples of
+ * `docs`; stops at the first failure.
+ */
+async function runTests(
+  dir: string,
+  tests: readonly string[],
+  docs: readonly string[] = [],
+): Promise<RunEnd> {
+  let end: RunEnd = { failed: false, how: "passed", output: "" };
+  if (tests.length > 0) {
+    // Types were checked on the real tree; a mutant need not type-check.
+    const args = ["test", "-A", "--no-check", "--fail-fast", "--v8-flags=--expose-gc"];
+    end = await runDeno(dir, [...args, ...tests]);
+  }
+  if (end.failed || docs.length === 0) return end;
+  const doc = await runDeno(dir, ["run", "-A", "scripts/doc_examples.ts", ...docs]);
+  return doc.failed ? { ...doc, how: `doc examples ${doc.how}` } : end;
+}
+
+/** What a mutant runs, for the report. */
+function targets(tests: readonly string[], docs: readonly string[] = []): string {
+  return [...tests, ...docs.map((d) => `examples of ${d}`)].join(" ");
 }
 
 function tail(text: string, lines: number): string {
@@ -256,14 +337,23 @@ try {
         .flatMap(([m]) => m.tests),
     ),
   ].sort();
+  const wantedDocs = [
+    ...new Set(
+      located.filter(([, w]) => typeof w !== "string")
+        .flatMap(([m]) => m.docs ?? []),
+    ),
+  ].sort();
   const t0 = performance.now();
-  const baseline = wanted.length === 0 ? undefined : await runTests(dir, wanted);
+  const baseline = wanted.length + wantedDocs.length === 0
+    ? undefined
+    : await runTests(dir, wanted, wantedDocs);
+  const all = targets(wanted, wantedDocs);
   if (baseline?.failed === false) {
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
-    console.log(`baseline  ${wanted.join(" ")} pass without mutants [${secs} s]`);
+    console.log(`baseline  ${all} pass without mutants [${secs} s]`);
   }
   if (baseline?.failed === true) {
-    console.log(`baseline: ${wanted.join(" ")} ${baseline.how} without any mutant:`);
+    console.log(`baseline: ${all} ${baseline.how} without any mutant:`);
     console.log(tail(baseline.output, 30));
     survived += located.filter(([, w]) => typeof w !== "string").length;
   } else {
@@ -271,18 +361,23 @@ try {
       if (typeof where === "string") continue;
       const path = `${dir}/${where.file}`;
       const original = Deno.readTextFileSync(path);
-      Deno.writeTextFileSync(path, original.replace(mutant.find, mutant.replace));
+      // A function, so that "$" in the replacement is taken as it is.
+      Deno.writeTextFileSync(path, original.replace(mutant.find, () => mutant.replace));
       const t0 = performance.now();
       try {
-        const end = await runTests(dir, mutant.tests);
+        const end = await runTests(dir, mutant.tests, mutant.docs);
         const secs = ((performance.now() - t0) / 1000).toFixed(1);
         const label = `${mutant.name} (${where.file}:${where.line}, ${mutant.what})`;
         if (end.failed) {
           killed++;
-          console.log(`killed    ${label}: ${mutant.tests.join(" ")} ${end.how} [${secs} s]`);
+          console.log(
+            `killed    ${label}: ${targets(mutant.tests, mutant.docs)} ${end.how} [${secs} s]`,
+          );
         } else {
           survived++;
-          console.log(`SURVIVED  ${label}: ${mutant.tests.join(" ")} still pass [${secs} s]`);
+          console.log(
+            `SURVIVED  ${label}: ${targets(mutant.tests, mutant.docs)} still pass [${secs} s]`,
+          );
         }
       } finally {
         Deno.writeTextFileSync(path, original);

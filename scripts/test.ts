@@ -201,34 +201,10 @@ async function bunSuite(target: string, bun: string[], list: string[]): Promise<
 
 if (files.length === 0) await checks();
 
-/** The library's folders, one per capability. */
-const LIBRARY_DIRS = [
-  "core",
-  "ffi",
-  "platform",
-  "mapping",
-  "shm",
-  "sysv",
-  "sync",
-  "spawn",
-  "layout",
-  "cli",
-];
-
-/** Library modules whose JSDoc examples run as tests. */
-function libraryFiles(): string[] {
-  const list: string[] = [];
-  for (const dir of [".", ...LIBRARY_DIRS]) {
-    for (const e of Deno.readDirSync(`${ROOT}/${dir}`)) {
-      if (e.isFile && e.name.endsWith(".ts")) list.push(dir === "." ? e.name : `${dir}/${e.name}`);
-    }
-  }
-  return list.sort();
-}
-
 if (files.length === 0 && only !== "bun") {
+  // The JSDoc examples, their value comments asserted (scripts/doc_examples.ts).
   const { output, ...end } = await run(
-    ...suite([`${BIN}/deno`, "test", "--doc", "-A", "--v8-flags=--expose-gc", ...libraryFiles()]),
+    ...suite([`${BIN}/deno`, "run", "-A", "scripts/doc_examples.ts"]),
   );
   record("deno doc examples", readDeno(output, end));
 }

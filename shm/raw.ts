@@ -54,7 +54,7 @@ export function shmNameMaxBytes(): number {
  * try {
  *   checkShmName("my-app-buffer");
  * } catch (error) {
- *   console.log((error as RangeError).message); // ... must start with "/" ...
+ *   console.log((error as RangeError).message); // 'Cannot use shared memory name "my-app-buffer": it must start with "/" (e.g. "/my-app-buffer")'
  * }
  * ```
  *

@@ -131,7 +131,7 @@ interface SharedMemoryInit {
  * import { SharedMemory } from "@shmkit/shmkit";
  * using shm = SharedMemory.create({ size: 1 << 20 });
  * shm.view()[0] = 1;
- * console.log(shm.name); // "/shmkit-…": pass it to the other process
+ * console.log(shm.name); // e.g. "/shmkit-…": pass it to the other process
  * using peer = SharedMemory.open(shm.name);
  * console.log(peer.view()[0]); // 1
  * ```

@@ -89,7 +89,7 @@ export function parseInheritedFds(text: string): Record<string, number> {
  * @example
  * ```ts
  * import { inheritedFds } from "@shmkit/shmkit";
- * console.log(inheritedFds()); // { counter: 3 }
+ * console.log(inheritedFds()); // e.g. { counter: 3 } in a child given one region
  * ```
  *
  * @throws {Error} When `SHMKIT_FDS` is malformed or names an fd that is not open.

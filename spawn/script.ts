@@ -111,7 +111,7 @@ function stringList(value: unknown, what: string): readonly string[] {
  * counter.view(BigUint64Array)[0] = 1000n;
  * const child = spawnScript(new URL("./double.ts", import.meta.url), { regions: { counter } });
  * await child.status;
- * console.log(counter.view(BigUint64Array)[0]); // 2000n
+ * console.log(counter.view(BigUint64Array)[0]); // e.g. 2000n, when double.ts is inheritedRegion's example
  * ```
  *
  * @param module The script: a path, or a `file:` URL.

@@ -1,14 +1,51 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { check, checkReturned, ErrnoError, errnoName } from "../core/errors.ts";
 import { unsafeLibc } from "../ffi/libc.ts";
 import { platform } from "../platform/mod.ts";
 import { checkFd, checkInteger, checkMode, checkSize } from "../core/_validate.ts";
+import { have, skipReason } from "./helpers.ts";
 
 test("errnoName names numbers, preferring EAGAIN over EWOULDBLOCK", () => {
   assert.equal(errnoName(platform.errno.EEXIST!), "EEXIST");
   assert.equal(errnoName(platform.errno.EWOULDBLOCK!), "EAGAIN");
   assert.equal(errnoName(99999), "E99999");
+  // Linux numbers, literally (asm-generic/errno-base.h), not from the table.
+  assert.deepEqual([1, 2, 9, 11, 12, 13, 17, 22].map(errnoName), [
+    "EPERM",
+    "ENOENT",
+    "EBADF",
+    "EAGAIN",
+    "ENOMEM",
+    "EACCES",
+    "EEXIST",
+    "EINVAL",
+  ]);
+});
+
+const python = have("python3") ? undefined : skipReason("python3 is not installed");
+
+test("every errno name and number agrees with Python's errno module", { skip: python }, () => {
+  // Python's errno module is built from the C library's headers: an independent source.
+  const script = "import errno, json; " +
+    'print(json.dumps({k: v for k, v in vars(errno).items() if k.startswith("E")}))';
+  const theirs = JSON.parse(
+    execFileSync("python3", ["-c", script], { encoding: "utf8" }),
+  ) as Record<
+    string,
+    number
+  >;
+  const ours = platform.errno;
+  const shared = Object.keys(ours).filter((name) => name in theirs);
+  assert.ok(shared.length >= 30, `only ${shared.length} names in common`);
+  for (const name of shared) assert.equal(ours[name], theirs[name], name);
+  // errnoName gives each number a name Python gives the same number (aliases allowed).
+  for (const value of new Set(Object.values(theirs))) {
+    const name = errnoName(value);
+    if (name === `E${value}`) continue; // a number the table leaves out
+    assert.equal(theirs[name], value, `errnoName(${value}) is ${name}`);
+  }
 });
 
 test("ErrnoError carries code, errno, syscall and the object, in an actionable message", () => {

@@ -1,14 +1,62 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { ClosedError, ErrnoError, Mapping, pageSize, readProcMaps } from "../mod.ts";
 import { tombstones } from "../core/_region.ts";
-import { collectGarbage, tempDir, tick } from "./helpers.ts";
+import { collectGarbage, skipReason, tempDir, tick } from "./helpers.ts";
 
 function mapsLine(address: number): string | undefined {
   return readProcMaps().find((entry) => entry.contains(address))?.line;
+}
+
+/** The /proc/self/smaps fields of the mapping holding `address` ("VmFlags", "Private_Dirty"...). */
+function smaps(address: number): Map<string, string> {
+  let fields: Map<string, string> | undefined;
+  for (const line of readFileSync("/proc/self/smaps", "utf8").split("\n")) {
+    const range = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    if (range !== null) {
+      if (fields !== undefined) break;
+      const inside = parseInt(range[1]!, 16) <= address && address < parseInt(range[2]!, 16);
+      if (inside) fields = new Map();
+    } else if (fields !== undefined) {
+      const colon = line.indexOf(":");
+      if (colon > 0) fields.set(line.slice(0, colon), line.slice(colon + 1).trim());
+    }
+  }
+  if (fields === undefined) throw new Error(`no smaps entry holds 0x${address.toString(16)}`);
+  return fields;
+}
+
+/** The kernel's VmFlags for the mapping holding `address` ("lo" = mlocked). */
+function vmFlags(address: number): string[] {
+  return (smaps(address).get("VmFlags") ?? "").split(/\s+/);
+}
+
+/** Dirty kB in the mapping holding `address`, as smaps counts them. */
+function dirtyKb(address: number): number {
+  const fields = smaps(address);
+  return parseInt(fields.get("Private_Dirty") ?? "0") + parseInt(fields.get("Shared_Dirty") ?? "0");
+}
+
+/**
+ * A scratch directory on a file system with writeback (not tmpfs, whose pages
+ * stay dirty whatever msync does), or undefined.
+ */
+function diskTempDir(): { path: string; remove(): void } | undefined {
+  for (const parent of [tmpdir(), "/var/tmp"]) {
+    try {
+      const type = execFileSync("stat", ["-f", "-c", "%T", parent], { encoding: "utf8" }).trim();
+      if (type === "tmpfs" || type === "ramfs") continue;
+      const path = mkdtempSync(join(parent, "shmkit-test-"));
+      return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+    } catch {
+      // no such directory, or no stat(1): try the next
+    }
+  }
+  return undefined;
 }
 
 test("pageSize() matches getconf PAGESIZE and is a power of two", () => {
@@ -166,6 +214,26 @@ test("file mapping: shared writes reach the file after sync", () => {
   }
 });
 
+const disk = diskTempDir();
+
+test("sync() writes the dirty pages back: smaps counts none dirty after it", {
+  skip: disk === undefined ? skipReason("no scratch directory outside tmpfs") : false,
+}, () => {
+  try {
+    const path = join(disk!.path, "data");
+    writeFileSync(path, "x".repeat(3 * pageSize()));
+    using mapping = Mapping.file(path);
+    mapping.view()[0] = 1;
+    mapping.view()[2 * pageSize()] = 2;
+    assert.ok(dirtyKb(mapping.unsafeAddress) > 0, "the writes dirtied pages");
+    mapping.sync(); // msync(MS_SYNC)
+    assert.equal(dirtyKb(mapping.unsafeAddress), 0, "msync(MS_SYNC) cleaned them");
+    assert.equal(readFileSync(path)[2 * pageSize()], 2);
+  } finally {
+    disk!.remove();
+  }
+});
+
 test("read-only file mapping: a write through its view stays private and does not crash", () => {
   const dir = tempDir();
   try {
@@ -250,13 +318,31 @@ test("protect() refuses to lower access once a view escaped by transfer", () => 
   assert.equal(new Uint8Array(moved)[0], 0);
 });
 
+test("lock and unlock set and clear the kernel's locked flag on exactly the range given", () => {
+  const page = pageSize();
+  using mapping = Mapping.anonymous(page * 4);
+  const at = (i: number): number => mapping.unsafeAddress + i * page;
+  const locked = (): boolean[] => [0, 1, 2, 3].map((i) => vmFlags(at(i)).includes("lo"));
+  assert.deepEqual(locked(), [false, false, false, false]);
+  mapping.lock();
+  assert.deepEqual(locked(), [true, true, true, true]);
+  mapping.unlock({ byteOffset: page, byteLength: 2 * page });
+  assert.deepEqual(locked(), [true, false, false, true]);
+  mapping.unlock();
+  assert.deepEqual(locked(), [false, false, false, false]);
+  mapping.lock({ byteOffset: 2 * page, byteLength: page });
+  assert.deepEqual(locked(), [false, false, true, false]);
+});
+
 test("advise, lock and unlock work on whole and page-aligned ranges", () => {
   using mapping = Mapping.anonymous(pageSize() * 4);
   mapping.view()[0] = 9;
   mapping.advise("willneed");
   mapping.advise("sequential", { byteOffset: pageSize(), byteLength: pageSize() });
   mapping.lock();
+  assert.ok(vmFlags(mapping.unsafeAddress).includes("lo"), "mlock set the locked flag");
   mapping.unlock();
+  assert.ok(!vmFlags(mapping.unsafeAddress).includes("lo"), "munlock cleared it");
   mapping.advise("dontneed", { byteOffset: 0, byteLength: pageSize() });
   assert.equal(mapping.view()[0], 9, "MAP_SHARED memory keeps its data after dontneed");
   using priv = Mapping.anonymous(pageSize(), { shared: false });

@@ -27,6 +27,7 @@ import {
   selectPlatform,
   STRUCT_NAMES,
 } from "../platform/mod.ts";
+import { DARWIN_AARCH64 } from "../platform/darwin.ts";
 import { LINUX_AARCH64 } from "../platform/linux_aarch64.ts";
 import { LINUX_X86_64 } from "../platform/linux_x86_64.ts";
 
@@ -216,5 +217,40 @@ test("errno and signal tables are keyed by their C names, with distinct core val
     assert.ok(values.every((v) => Number.isInteger(v) && v! > 0), `${where} core errno names`);
     assert.equal(new Set(values).size, core.length, `${where} core errno values are distinct`);
     assert.ok(Number.isInteger(table.signals.SIGKILL) && Number.isInteger(table.signals.SIGTERM));
+  }
+});
+
+test("the darwin System V layouts match the offsets read from Apple's headers, not from the table", () => {
+  // Transcribed by hand from the macOS SDK, independently of platform/darwin.ts:
+  // <sys/ipc.h> struct __ipc_perm_new { uid_t uid; gid_t gid; uid_t cuid; gid_t cgid;
+  //   mode_t mode; unsigned short _seq; key_t _key; }  (uid_t/gid_t 4 bytes, mode_t 2, key_t 4)
+  // <sys/shm.h> #pragma pack(4) struct __shmid_ds_new { struct __ipc_perm_new shm_perm;
+  //   size_t shm_segsz; pid_t shm_lpid; pid_t shm_cpid; shmatt_t shm_nattch (unsigned short);
+  //   time_t shm_atime, shm_dtime, shm_ctime; void *shm_internal; }  (arm64: size_t, time_t,
+  //   pointers 8 bytes; pack(4) puts shm_atime at 44, not 48)
+  const perm = { uid: 0, gid: 4, cuid: 8, cgid: 12, mode: 16, __seq: 18, __key: 20 };
+  const ds = {
+    shm_segsz: [24, 8],
+    shm_lpid: [32, 4],
+    shm_cpid: [36, 4],
+    shm_nattch: [40, 2],
+    shm_atime: [44, 8],
+    shm_dtime: [52, 8],
+    shm_ctime: [60, 8],
+  };
+  const table = DARWIN_AARCH64.structs;
+  assert.equal(table.ipc_perm.size, 24);
+  assert.equal(table.shmid_ds.size, 76, "68 + the 8-byte shm_internal");
+  for (const [name, offset] of Object.entries(perm)) {
+    assert.equal(table.ipc_perm.fields[name]?.offset, offset, `ipc_perm.${name}`);
+    assert.equal(table.shmid_ds.fields[`shm_perm.${name}`]?.offset, offset, `shm_perm.${name}`);
+  }
+  assert.equal(table.ipc_perm.fields.mode?.size, 2, "mode_t is 16 bits on Darwin");
+  for (const [name, [offset, size]] of Object.entries(ds)) {
+    assert.deepEqual(
+      [table.shmid_ds.fields[name]?.offset, table.shmid_ds.fields[name]?.size],
+      [offset, size],
+      name,
+    );
   }
 });
