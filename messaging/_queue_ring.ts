@@ -239,10 +239,11 @@ export class QueueRing {
   }
 
   /**
-   * A copy of the next message: a Uint8Array; null when empty; undefined
-   * when empty and ended; BUSY.
+   * A copy of the next message: a new Uint8Array, or its length once
+   * copied into `into` (at least maxMessage bytes); null when empty;
+   * undefined when empty and ended; BUSY.
    */
-  tryReceive(): Uint8Array | null | undefined | Busy {
+  tryReceive(into?: Uint8Array): Uint8Array | number | null | undefined | Busy {
     const action = "receive";
     const h = this.header;
     const n = this.slots;
@@ -279,7 +280,12 @@ export class QueueRing {
           );
         }
         const start = (s << 2) + QUEUE_SLOT_HEADER;
-        const copy = this.bytes.slice(start, start + length);
+        let copy: Uint8Array | number;
+        if (into === undefined) copy = this.bytes.slice(start, start + length);
+        else {
+          into.set(this.bytes.subarray(start, start + length));
+          copy = length;
+        }
         Atomics.store(h, s + SEQ, (pos + n) | 0);
         Atomics.store(h, s + OWNER, 0);
         this.#freed();

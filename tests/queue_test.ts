@@ -99,6 +99,22 @@ test("one process: FIFO through many laps, full refuses, end() drains then DONE"
   assert.deepEqual(a.dropped, { unpublished: 0, taken: 0 });
 });
 
+test("receiveInto copies into the caller's buffer and returns the length, without allocating", () => {
+  const shape = { slots: 4, maxMessage: 48 };
+  using mapping = Mapping.anonymous(Queue.byteLengthFor(shape));
+  const queue = Queue.init(mapping.view(), shape);
+  const buffer = new Uint8Array(48).fill(0xee);
+  queue.send(message(4, 13));
+  assert.equal(queue.receiveInto(buffer, 0), 21);
+  assert.equal(idOf(buffer.subarray(0, 21)), "4:13");
+  assert.equal(buffer[21], 0xee, "nothing written past the message");
+  assert.equal(queue.receiveInto(buffer, 1), null);
+  assert.throws(() => queue.receiveInto(new Uint8Array(47)), RangeError);
+  assert.throws(() => queue.receiveInto([] as unknown as Uint8Array), TypeError);
+  queue.end();
+  assert.equal(queue.receiveInto(buffer), Queue.DONE);
+});
+
 test(
   "2 producers + 2 consumers in separate processes, Deno and Bun mixed: each message exactly once",
   PEER_TEST,
