@@ -46,7 +46,7 @@ async function reach(control: Int32Array, index: number, value: number): Promise
 }
 
 /** The peer's side (this file run as a script). */
-async function peer(args: string[]): Promise<void> {
+function peer(args: string[]): void {
   const [mode, path, ...rest] = args as [string, string, ...string[]];
   using mapping = Mapping.file(path);
   const control = mapping.view(Int32Array, 0, CONTROL / 4);
@@ -274,5 +274,5 @@ export const benchmarks: Benchmark[] = [
 ];
 
 if (import.meta.main) {
-  await peer(process.argv.slice(2));
+  peer(process.argv.slice(2));
 }
