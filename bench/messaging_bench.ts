@@ -69,8 +69,9 @@ function peer(args: string[]): void {
   } else if (mode === "subscribe") {
     const subscriber = Broadcast.from(view).subscribe();
     bump(control, READY);
+    const buffer = new Uint8Array(subscriber.maxMessageBytes);
     let n = 0;
-    while (subscriber.receive() !== Subscriber.DONE) n++;
+    while (subscriber.receiveInto(buffer) !== Subscriber.DONE) n++;
     bump(control, RECEIVED, n);
     bump(control, CONSUMERS_DONE);
   } else if (mode === "loan-echo") {

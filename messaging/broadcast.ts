@@ -391,7 +391,11 @@ export class Subscriber {
     this.close();
   }
 
-  readonly #op = (): Uint8Array | null | typeof Subscriber.DONE => {
+  readonly #op = (): Uint8Array | null | typeof Subscriber.DONE =>
+    this.#read(undefined) as Uint8Array | null | typeof Subscriber.DONE;
+
+  /** The next message: a copy, or its length once copied into `into`. */
+  #read(into: Uint8Array | undefined): Uint8Array | number | null | typeof Subscriber.DONE {
     const action = "receive";
     const ring = this.#ring;
     const h = ring.live(action, this.#closed);
@@ -428,9 +432,14 @@ export class Subscriber {
       }
       const length = h[s + 1]!;
       const start = (s << 2) + BROADCAST_SLOT_HEADER;
-      const copy = length >= 0 && length <= ring.maxMessage
-        ? ring.bytes.slice(start, start + length)
-        : undefined;
+      let copy: Uint8Array | number | undefined;
+      if (length >= 0 && length <= ring.maxMessage) {
+        if (into === undefined) copy = ring.bytes.slice(start, start + length);
+        else {
+          into.set(ring.bytes.subarray(start, start + length));
+          copy = length;
+        }
+      }
       if (Atomics.load(h, s) !== first) {
         this.#lost++;
         this.#cursor = (c + 1) | 0;
@@ -448,7 +457,7 @@ export class Subscriber {
       return copy;
     }
     return null;
-  };
+  }
 
   /**
    * A copy of the next message, if there is one, without waiting.
@@ -458,6 +467,38 @@ export class Subscriber {
    */
   tryReceive(): Uint8Array | null | typeof Subscriber.DONE {
     return this.#op();
+  }
+
+  /**
+   * Receives the next message into `target`, blocking like `receive()`,
+   * without allocating.
+   *
+   * @param target Where the message is copied: at least `maxMessageBytes` long.
+   * @param timeoutMs Milliseconds to wait at most (default: forever).
+   * @returns The message's length; null when the time ran out; {@linkcode Subscriber.DONE} at the end.
+   * @throws {TypeError} When `target` is not a Uint8Array.
+   * @throws {RangeError} When it is shorter than `maxMessageBytes`.
+   * @throws {MessagingError} CORRUPTED when a word breaks the layout's rules.
+   */
+  receiveInto(target: Uint8Array, timeoutMs?: number): number | null | typeof Subscriber.DONE {
+    if (!(target instanceof Uint8Array)) {
+      throw new TypeError("Cannot receive: expected a Uint8Array to copy the message into");
+    }
+    if (target.length < this.#ring.maxMessage) {
+      throw new RangeError(
+        `Cannot receive into ${target.length} bytes: a message may have ${this.#ring.maxMessage}`,
+      );
+    }
+    const timeout = checkTimeout(timeoutMs);
+    const s = this.#settings;
+    const op = (): number | null | typeof Subscriber.DONE =>
+      this.#read(target) as number | null | typeof Subscriber.DONE;
+    return runSync(() => this.#ring.target, op, timeout, s.spinMs, s.checkIntervalMs);
+  }
+
+  /** The largest message, in bytes. */
+  get maxMessageBytes(): number {
+    return this.#ring.maxMessage;
   }
 
   /**

@@ -156,6 +156,11 @@ test("subscribers join at the head and leave at run time; the publisher never wa
   assert.throws(() => early.tryReceive(), ClosedError);
   for (let i = 4; i < 1000; i++) publisher.publish(new Uint32Array([i]));
   assert.equal(late.behind, 8);
+  const buffer = new Uint8Array(late.maxMessageBytes);
+  assert.equal(late.receiveInto(buffer, 0), 4, "receiveInto: the length");
+  assert.equal(new Uint32Array(buffer.buffer, 0, 1)[0], 992, "the oldest of the last 8");
+  assert.equal(late.lost, 988);
+  assert.throws(() => late.receiveInto(new Uint8Array(4)), RangeError);
   assert.equal(publisher.published, 1000);
 });
 
