@@ -141,6 +141,52 @@ test(
   },
 );
 
+test(
+  "a publisher flooding a 2-slot ring from another process: copies are whole and in order, received + lost = published",
+  PEER_TEST,
+  async () => {
+    const shape = { slots: 2, maxMessage: (256 << 10) - 8 };
+    const file = sharedFile(Broadcast.byteLengthFor(shape));
+    const controlFile = sharedFile(4096);
+    try {
+      using mapping = Mapping.file(file.path);
+      using controlMapping = Mapping.file(controlFile.path);
+      const control = controlMapping.view(Int32Array);
+      const subscriber = Broadcast.init(mapping.view(), shape).subscribe();
+      const count = 4000;
+      const flood = startPeer(other, FIXTURE, [
+        "broadcast-flood",
+        file.path,
+        count,
+        controlFile.path,
+      ]);
+      Atomics.store(control, 1, 1);
+      const buffer = new Uint8Array(subscriber.maxMessageBytes);
+      let received = 0;
+      let last = -1;
+      for (;;) {
+        const length = subscriber.receiveInto(buffer, 60_000);
+        if (length === Subscriber.DONE) break;
+        assert.notEqual(length, null, "the flood goes on");
+        assert.equal(length, shape.maxMessage);
+        const index = new DataView(buffer.buffer).getUint32(0, true);
+        assert.ok(index > last, `in order: ${index} after ${last}`);
+        last = index;
+        for (let k = 4; k < shape.maxMessage; k += 997) {
+          if (buffer[k] !== (index & 0xff)) assert.fail(`message ${index} torn at byte ${k}`);
+        }
+        received++;
+      }
+      await expectSuccess(flood, "flood");
+      assert.equal(received + subscriber.lost, count);
+      assert.ok(received > 0);
+    } finally {
+      controlFile.remove();
+      file.remove();
+    }
+  },
+);
+
 test("subscribers join at the head and leave at run time; the publisher never waits", () => {
   const shape = { slots: 8, maxMessage: 8 };
   using mapping = Mapping.anonymous(Broadcast.byteLengthFor(shape));
