@@ -252,7 +252,8 @@ export function runSync<T>(
   const deadline = start + timeoutMs;
   for (;;) {
     const t = target();
-    const seen = Atomics.load(t.word, 0);
+    // Unmapped memory: op() throws ClosedError before anything touches it.
+    const seen = t.word.length === 0 ? 0 : Atomics.load(t.word, 0);
     const result = op();
     if (result !== null && result !== BUSY) return result;
     const now = performance.now();
@@ -277,7 +278,8 @@ export async function runAsync<T>(
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     const t = target();
-    const seen = Atomics.load(t.word, 0);
+    // Unmapped memory: op() throws ClosedError before anything touches it.
+    const seen = t.word.length === 0 ? 0 : Atomics.load(t.word, 0);
     const result = op();
     if (result !== null && result !== BUSY) return result;
     const now = performance.now();

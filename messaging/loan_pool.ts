@@ -348,7 +348,10 @@ export class LoanPool {
 
   /** Moves block `i`'s owner word from `from` to `to`; a Loan's end. */
   setOwner(i: number, from: number, to: number, action: string): void {
-    const h = this.#live(action);
+    // Loans outlive close() of the handle that made them; not the memory.
+    if (this.#broken !== undefined) throw this.#broken;
+    const h = this.#header;
+    if (h.length === 0) throw new ClosedError(action, "loan pool's memory");
     const was = Atomics.compareExchange(h, OWNERS + i, from, to);
     if (was !== from) {
       this.#fail(action, `owner of block ${i}`, was, `this process (${from}) holds the block`);

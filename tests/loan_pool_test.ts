@@ -41,7 +41,12 @@ test("init writes the documented header; loans take owner words; release frees t
   assert.equal(words[17], 0);
   assert.throws(() => loans[1]!.bytes, ClosedError);
   assert.throws(() => loans[1]!.release(), ClosedError);
-  assert.equal(pool.tryLoan()!.offset, 256);
+  const again = pool.tryLoan()!;
+  assert.equal(again.offset, 256);
+  pool.close();
+  assert.throws(() => pool.tryLoan(), ClosedError);
+  again.release();
+  assert.equal(words[17], 0, "a loan outlives its pool handle's close()");
   assert.throws(() => LoanPool.byteLengthFor({ blocks: 1, blockBytes: 100 }), RangeError);
   assert.throws(() => LoanPool.init(mapping.view(Uint8Array, 0, 200), shape), RangeError);
 });

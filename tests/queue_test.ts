@@ -1,7 +1,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ClosedError, Mapping } from "../mod.ts";
-import { MessagingError, Queue, QUEUE_HEADER_BYTES, QUEUE_MAGIC } from "../messaging/mod.ts";
+import {
+  Broadcast,
+  LoanPool,
+  MessagingError,
+  Queue,
+  QUEUE_HEADER_BYTES,
+  QUEUE_MAGIC,
+} from "../messaging/mod.ts";
 import { have, skipReason } from "./helpers.ts";
 import {
   compileFixture,
@@ -97,6 +104,29 @@ test("one process: FIFO through many laps, full refuses, end() drains then DONE"
   b.close();
   assert.throws(() => b.tryReceive(), ClosedError);
   assert.deepEqual(a.dropped, { unpublished: 0, taken: 0 });
+});
+
+test("after the memory is unmapped, every object throws ClosedError instead of touching it", async () => {
+  const shape = { slots: 4, maxMessage: 48 };
+  const mapping = Mapping.anonymous(8192);
+  const queue = Queue.init(mapping.view(Uint8Array, 0, 4096), shape);
+  const broadcast = Broadcast.init(mapping.view(Uint8Array, 4096, 1024), shape);
+  const subscriber = broadcast.subscribe();
+  const pool = LoanPool.init(mapping.view(Uint8Array, 5120, 1024), { blocks: 2, blockBytes: 64 });
+  const loan = pool.tryLoan()!;
+  mapping.close();
+  assert.throws(() => queue.trySend(new Uint8Array(1)), ClosedError);
+  assert.throws(() => queue.receive(0), ClosedError);
+  assert.throws(() => broadcast.publish(new Uint8Array(1)), ClosedError);
+  assert.throws(() => subscriber.tryReceive(), ClosedError);
+  assert.throws(() => pool.tryLoan(), ClosedError);
+  assert.throws(() => loan.release(), ClosedError);
+  assert.throws(() => subscriber.receive(0), ClosedError);
+  assert.throws(() => pool.loan(0), ClosedError);
+  await assert.rejects(queue.receiveAsync(0), ClosedError);
+  await assert.rejects(queue.sendAsync(new Uint8Array(1), 0), ClosedError);
+  await assert.rejects(subscriber.receiveAsync(0), ClosedError);
+  await assert.rejects(pool.loanAsync(0), ClosedError);
 });
 
 test("receiveInto copies into the caller's buffer and returns the length, without allocating", () => {
