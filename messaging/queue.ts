@@ -303,6 +303,9 @@ export class Queue {
   send(message: ArrayBufferView, timeoutMs?: number): boolean {
     const bytes = messageBytes(message, this.#ring.maxMessage, "send");
     const timeout = checkTimeout(timeoutMs);
+    this.#ring.live("send");
+    // A free slot at hand costs no wait loop.
+    if (this.#ring.trySend(bytes) === true) return true;
     const s = this.#settings;
     const target = this.#producers;
     return runSync(() => target, this.#sendOp(bytes), timeout, s.spinMs, s.checkIntervalMs) ??
@@ -380,6 +383,9 @@ export class Queue {
       );
     }
     const timeout = checkTimeout(timeoutMs);
+    this.#ring.live("receive");
+    const first = this.#ring.tryReceive(target);
+    if (typeof first === "number") return first;
     const s = this.#settings;
     const target_ = this.#consumers;
     return runSync(
