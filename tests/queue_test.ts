@@ -305,7 +305,10 @@ test(
       while (queue.length > 0) {
         assert.ok(performance.now() < deadline, "what the peers left drains");
         const m = queue.receive(100);
-        if (m !== null) left.add(idOf(m));
+        if (m === null) continue;
+        const id = idOf(m);
+        assert.ok(!left.has(id), `${id} twice`);
+        left.add(id);
       }
       for (let i = 0; i < 100; i++) {
         assert.equal(queue.send(message(9, i), 60_000), true, `send ${i}`);
