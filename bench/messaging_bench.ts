@@ -1,0 +1,279 @@
+/**
+ * The messaging benchmarks: the MPMC queue with 2 producer and 2 consumer
+ * processes (64-byte messages) against a C program on the same layout and
+ * against a pipe (C, one write and one read per message); the broadcast
+ * ring to 4 subscriber processes against the same C program; and the loan
+ * pool's round trip of a 1 MiB message against a 64-byte one.
+ *
+ * Run as a script, this file is the peer the benchmarks start.
+ *
+ * @module
+ */
+import process from "node:process";
+import { Mapping, notify, wait, waitAsync } from "../mod.ts";
+import { Broadcast, LoanPool, Queue, Subscriber } from "../messaging/mod.ts";
+import { type Benchmark, compileC, type Measured, runForNumber } from "./harness.ts";
+import { exited, median, sharedFile, startPeer } from "./peers/support.ts";
+
+// Control words at the start of the shared file; the object starts at CONTROL bytes.
+const CONTROL = 4096;
+const GO = 0;
+const PRODUCERS_DONE = 1;
+const CONSUMERS_DONE = 2;
+const RECEIVED = 3;
+const READY = 4;
+const QUEUE_SHAPE = { slots: 1024, maxMessage: 64 };
+const SELF = "../messaging_bench.ts";
+
+function bump(control: Int32Array, index: number, by = 1): void {
+  Atomics.add(control, index, by);
+  notify(control, index);
+}
+
+function waitFor(control: Int32Array, index: number, value: number): void {
+  for (let v = Atomics.load(control, index); v < value; v = Atomics.load(control, index)) {
+    wait(control, index, v, 1000);
+  }
+}
+
+/** Waits (event loop free) until control[index] reaches `value`. */
+async function reach(control: Int32Array, index: number, value: number): Promise<void> {
+  const deadline = performance.now() + 120_000;
+  for (let v = Atomics.load(control, index); v < value; v = Atomics.load(control, index)) {
+    if (performance.now() > deadline) throw new Error(`Timed out waiting for word ${index}`);
+    await waitAsync(control, index, v, 1000);
+  }
+}
+
+/** The peer's side (this file run as a script). */
+function peer(args: string[]): void {
+  const [mode, path, ...rest] = args as [string, string, ...string[]];
+  using mapping = Mapping.file(path);
+  const control = mapping.view(Int32Array, 0, CONTROL / 4);
+  const view = mapping.view(Uint8Array, CONTROL);
+  if (mode === "produce") {
+    const queue = Queue.from(view);
+    const message = new Uint8Array(64).fill(1);
+    bump(control, READY);
+    waitFor(control, GO, 1);
+    for (let i = Number(rest[0]); i > 0; i--) queue.send(message);
+    bump(control, PRODUCERS_DONE);
+  } else if (mode === "consume") {
+    const queue = Queue.from(view);
+    bump(control, READY);
+    const buffer = new Uint8Array(queue.maxMessageBytes);
+    let n = 0;
+    while (queue.receiveInto(buffer) !== Queue.DONE) n++;
+    bump(control, RECEIVED, n);
+    bump(control, CONSUMERS_DONE);
+  } else if (mode === "subscribe") {
+    const subscriber = Broadcast.from(view).subscribe();
+    bump(control, READY);
+    const buffer = new Uint8Array(subscriber.maxMessageBytes);
+    let n = 0;
+    while (subscriber.receiveInto(buffer) !== Subscriber.DONE) n++;
+    bump(control, RECEIVED, n);
+    bump(control, CONSUMERS_DONE);
+  } else if (mode === "loan-echo") {
+    const [poolBytes, count] = [Number(rest[0]), Number(rest[1])];
+    const pools = LOAN_SHAPES.map((_, k) =>
+      LoanPool.from(mapping.view(Uint8Array, CONTROL + k * poolBytes, poolBytes))
+    );
+    const queues = queuesAfter(mapping, 2 * poolBytes);
+    const tokens = Queue.from(queues[0], { spinMs: 0 });
+    const acks = Queue.from(queues[1], { spinMs: 0 });
+    const ack = new Uint8Array(4);
+    bump(control, READY);
+    for (let i = 0; i < count; i++) {
+      const message = tokens.receive() as Uint8Array;
+      const words = new DataView(message.buffer);
+      const loan = pools[words.getUint32(0, true)]!.accept(words.getUint32(4, true));
+      const bytes = loan.bytes;
+      ack[0] = bytes[0]! ^ bytes[bytes.length - 1]!;
+      loan.release();
+      acks.send(ack);
+    }
+  }
+}
+
+/** The two pools of the loan round trip: 64-byte and 1 MiB blocks. */
+const LOAN_SHAPES = [{ blocks: 2, blockBytes: 64 }, { blocks: 2, blockBytes: 1 << 20 }];
+
+const SMALL_QUEUE = { slots: 2, maxMessage: 16 };
+
+function queuesAfter(mapping: Mapping, poolBytes: number): [Uint8Array, Uint8Array] {
+  const q = Queue.byteLengthFor(SMALL_QUEUE);
+  return [
+    mapping.view(Uint8Array, CONTROL + poolBytes, q),
+    mapping.view(Uint8Array, CONTROL + poolBytes + q, q),
+  ];
+}
+
+/** Messages per second through the queue: 2 producer and 2 consumer processes. */
+async function queueRate(perProducer: number): Promise<number> {
+  const samples: number[] = [];
+  for (let run = 0; run < 3; run++) {
+    const file = sharedFile(CONTROL + Queue.byteLengthFor(QUEUE_SHAPE));
+    try {
+      using mapping = Mapping.file(file.path);
+      const control = mapping.view(Int32Array, 0, CONTROL / 4);
+      const queue = Queue.init(mapping.view(Uint8Array, CONTROL), QUEUE_SHAPE);
+      const peers = [
+        startPeer(SELF, ["consume", file.path]),
+        startPeer(SELF, ["consume", file.path]),
+        startPeer(SELF, ["produce", file.path, perProducer]),
+        startPeer(SELF, ["produce", file.path, perProducer]),
+      ];
+      const done = Promise.all(peers.map((p) => exited(p, "queue peer")));
+      await reach(control, READY, 4);
+      const start = performance.now();
+      bump(control, GO);
+      await reach(control, PRODUCERS_DONE, 2);
+      queue.end();
+      await reach(control, CONSUMERS_DONE, 2);
+      const elapsed = performance.now() - start;
+      await done;
+      if (Atomics.load(control, RECEIVED) !== 2 * perProducer) {
+        throw new Error(`received ${Atomics.load(control, RECEIVED)} of ${2 * perProducer}`);
+      }
+      samples.push((2 * perProducer) / (elapsed / 1000));
+    } finally {
+      file.remove();
+    }
+  }
+  return median(samples);
+}
+
+/** Messages received per second per subscriber: this process publishes to 4 subscriber processes. */
+async function broadcastRate(count: number): Promise<number> {
+  const samples: number[] = [];
+  for (let run = 0; run < 3; run++) {
+    const file = sharedFile(CONTROL + Broadcast.byteLengthFor(QUEUE_SHAPE));
+    try {
+      using mapping = Mapping.file(file.path);
+      const control = mapping.view(Int32Array, 0, CONTROL / 4);
+      const publisher = Broadcast.init(mapping.view(Uint8Array, CONTROL), QUEUE_SHAPE);
+      const peers = [0, 1, 2, 3].map(() => startPeer(SELF, ["subscribe", file.path]));
+      const done = Promise.all(peers.map((p) => exited(p, "subscriber")));
+      await reach(control, READY, 4);
+      const message = new Uint8Array(64).fill(1);
+      const start = performance.now();
+      for (let i = 0; i < count; i++) publisher.publish(message);
+      publisher.end();
+      await reach(control, CONSUMERS_DONE, 4);
+      const elapsed = performance.now() - start;
+      await done;
+      samples.push(Atomics.load(control, RECEIVED) / 4 / (elapsed / 1000));
+    } finally {
+      file.remove();
+    }
+  }
+  return median(samples);
+}
+
+/**
+ * Median ns per loan round trip through another process, for each pool
+ * of LOAN_SHAPES, in alternating batches so that load drift hits both.
+ */
+async function loanRoundTrips(perBatch: number, batches: number): Promise<number[]> {
+  // Both pools get the larger pool's room, so the peer can find them.
+  const poolBytes = LoanPool.byteLengthFor(LOAN_SHAPES[1]!);
+  const file = sharedFile(CONTROL + 2 * poolBytes + 2 * Queue.byteLengthFor(SMALL_QUEUE));
+  try {
+    using mapping = Mapping.file(file.path);
+    const control = mapping.view(Int32Array, 0, CONTROL / 4);
+    const pools = LOAN_SHAPES.map((shape, k) =>
+      LoanPool.init(mapping.view(Uint8Array, CONTROL + k * poolBytes, poolBytes), shape)
+    );
+    const [a, b] = queuesAfter(mapping, 2 * poolBytes);
+    const tokens = Queue.init(a, SMALL_QUEUE, { spinMs: 0 });
+    const acks = Queue.init(b, SMALL_QUEUE, { spinMs: 0 });
+    const total = 2 * perBatch * (batches + 1);
+    const echo = startPeer(SELF, ["loan-echo", file.path, poolBytes, total]);
+    const done = exited(echo, "loan echo");
+    await reach(control, READY, 1);
+    const message = new Uint32Array(2);
+    const batch = (k: number): number => {
+      const pool = pools[k]!;
+      message[0] = k;
+      const start = performance.now();
+      for (let i = 0; i < perBatch; i++) {
+        const loan = pool.loan()!;
+        const bytes = loan.bytes;
+        bytes[0] = i;
+        bytes[bytes.length - 1] = i;
+        message[1] = loan.handOff();
+        tokens.send(message);
+        acks.receive();
+      }
+      return ((performance.now() - start) * 1e6) / perBatch;
+    };
+    batch(0);
+    batch(1);
+    const samples: number[][] = [[], []];
+    for (let r = 0; r < batches; r++) {
+      samples[0]!.push(batch(0));
+      samples[1]!.push(batch(1));
+    }
+    await done;
+    return samples.map(median);
+  } finally {
+    file.remove();
+  }
+}
+
+/** The messaging benchmarks. */
+export const benchmarks: Benchmark[] = [
+  {
+    name: "MPMC queue, 2 producer + 2 consumer processes, 64-byte messages",
+    unit: "msgs/s",
+    async run(): Promise<Measured> {
+      const value = await queueRate(100_000);
+      const exe = compileC("messaging_mpmc");
+      const c = runForNumber(exe, ["queue", "500000"]);
+      const pipe = runForNumber(exe, ["pipe", "100000"]);
+      return {
+        value,
+        comparisons: [
+          { baselineName: "C, same layout, 2+2 processes", baseline: c, goal: { min: 0.5 } },
+          { baselineName: "pipe, 2 writers + 2 readers (C)", baseline: pipe, goal: { min: 20 } },
+        ],
+      };
+    },
+  },
+  {
+    name: "broadcast ring to 4 subscriber processes, 64-byte messages, per subscriber",
+    unit: "msgs/s",
+    async run(): Promise<Measured> {
+      const value = await broadcastRate(200_000);
+      const c = runForNumber(compileC("messaging_mpmc"), ["broadcast", "500000"]);
+      return {
+        value,
+        comparisons: [
+          {
+            baselineName: "C, same layout, 4 subscriber processes",
+            baseline: c,
+            goal: { min: 0.5 },
+          },
+        ],
+      };
+    },
+  },
+  {
+    name: "loan round trip through another process, 1 MiB message",
+    unit: "ns/op",
+    async run(): Promise<Measured> {
+      const [small, value] = await loanRoundTrips(500, 9) as [number, number];
+      return {
+        value,
+        comparisons: [
+          { baselineName: "the same with a 64-byte message", baseline: small, goal: { max: 1.5 } },
+        ],
+      };
+    },
+  },
+];
+
+if (import.meta.main) {
+  peer(process.argv.slice(2));
+}

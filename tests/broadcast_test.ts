@@ -1,0 +1,295 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ClosedError, Mapping } from "../mod.ts";
+import { Broadcast, BROADCAST_MAGIC, MessagingError, Subscriber } from "../messaging/mod.ts";
+import {
+  expectSuccess,
+  other,
+  PEER_TEST,
+  self,
+  sharedFile,
+  startPeer,
+  until,
+} from "./fixtures/lock_peers.ts";
+
+const FIXTURE = "messaging_peer.ts";
+
+/** The u32 index a message carries. */
+function indexOf(message: Uint8Array | null | typeof Subscriber.DONE): number {
+  if (!(message instanceof Uint8Array)) assert.fail(`expected a message, got ${String(message)}`);
+  return new DataView(message.buffer, message.byteOffset).getUint32(0, true);
+}
+
+const corrupt = (word: string) => (e: unknown): boolean =>
+  e instanceof MessagingError && e.code === "CORRUPTED" && e.word === word;
+
+// Expected values worked out by hand from docs/messaging.md.
+test("init writes the documented header; publish stamps slots 2m + 2 and moves head", () => {
+  const shape = { slots: 4, maxMessage: 56 };
+  assert.equal(Broadcast.byteLengthFor(shape), 128 + 4 * 64);
+  using mapping = Mapping.anonymous(4096);
+  const publisher = Broadcast.init(mapping.view(), shape);
+  const words = mapping.view(Int32Array);
+  assert.equal(BROADCAST_MAGIC, 0x42435331);
+  assert.deepEqual([...words.subarray(0, 6)], [0x42435331, 4, 64, 56, 0, 0]);
+  const subscriber = publisher.subscribe();
+  for (let i = 0; i < 5; i++) publisher.publish(new Uint32Array([i, 7]));
+  assert.equal(words[16], 5, "head");
+  assert.notEqual(words[4], 0, "publisher's owner id");
+  // Message 4 went to slot 0, stamp 10; message 1 in slot 1, stamp 4.
+  assert.deepEqual([...words.subarray(32, 35)], [10, 8, 4], "slot 0: stamp, length, payload");
+  assert.deepEqual([...words.subarray(48, 50)], [4, 8], "slot 1");
+  assert.equal(indexOf(subscriber.tryReceive()), 1, "message 0 was overwritten");
+  assert.equal(subscriber.lost, 1);
+  assert.deepEqual([2, 3, 4].map(() => indexOf(subscriber.tryReceive())), [2, 3, 4]);
+  assert.equal(subscriber.tryReceive(), null);
+  assert.throws(() => publisher.publish(new Uint8Array(57)), RangeError);
+});
+
+test("a subscriber a whole ring behind gets an overrun count and the newest ring's worth, in order", () => {
+  const shape = { slots: 16, maxMessage: 8 };
+  using mapping = Mapping.anonymous(Broadcast.byteLengthFor(shape));
+  const publisher = Broadcast.init(mapping.view(), shape);
+  const fast = publisher.subscribe();
+  const slow = Broadcast.from(mapping.view()).subscribe();
+  const fastSeen: number[] = [];
+  for (let i = 0; i < 100; i++) {
+    publisher.publish(new Uint32Array([i]));
+    fastSeen.push(indexOf(fast.tryReceive()));
+  }
+  assert.deepEqual(fastSeen, Array.from({ length: 100 }, (_, i) => i));
+  assert.equal(fast.lost, 0);
+  assert.equal(slow.behind, 16);
+  const slowSeen: number[] = [];
+  for (let m = slow.tryReceive(); m !== null; m = slow.tryReceive()) slowSeen.push(indexOf(m));
+  assert.equal(slow.lost, 84);
+  assert.deepEqual(slowSeen, Array.from({ length: 16 }, (_, i) => 84 + i));
+});
+
+test(
+  "4 subscribers in separate processes (Deno and Bun) each see every message in order",
+  PEER_TEST,
+  async () => {
+    const shape = { slots: 4096, maxMessage: 24 };
+    const file = sharedFile(Broadcast.byteLengthFor(shape));
+    const controlFile = sharedFile(4096);
+    try {
+      using mapping = Mapping.file(file.path);
+      const publisher = Broadcast.init(mapping.view(), shape);
+      using controlMapping = Mapping.file(controlFile.path);
+      const control = controlMapping.view(Int32Array);
+      const peers = [self, other, self, other].map((peer) =>
+        startPeer(peer, FIXTURE, ["broadcast-subscribe", file.path, "live", controlFile.path])
+      );
+      const count = 3000;
+      // Each joins at the head it sees: start once all four have joined.
+      await waitForSubscribers(control, peers.length);
+      for (let i = 0; i < count; i++) {
+        publisher.publish(new Uint32Array([i, i * 3]));
+        if (i % 500 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      publisher.end();
+      for (const peer of peers) {
+        const out = JSON.parse((await expectSuccess(peer, "subscriber")).split("\n")[1]!) as {
+          count: number;
+          lost: number;
+          indices: number[];
+        };
+        assert.equal(out.lost, 0);
+        assert.deepEqual(out.indices, Array.from({ length: count }, (_, i) => i));
+      }
+    } finally {
+      controlFile.remove();
+      file.remove();
+    }
+  },
+);
+
+/** Word 0 of the control file: subscribers joined; word 1: "go" for a stalled one. */
+async function waitForSubscribers(control: Int32Array, n: number): Promise<void> {
+  await until(() => Atomics.load(control, 0) >= n, 60_000, `${n} subscribers`);
+}
+
+test(
+  "a slow subscriber in another process learns exactly how much it lost",
+  PEER_TEST,
+  async () => {
+    const shape = { slots: 32, maxMessage: 8 };
+    const file = sharedFile(Broadcast.byteLengthFor(shape));
+    const controlFile = sharedFile(4096);
+    try {
+      using mapping = Mapping.file(file.path);
+      const publisher = Broadcast.init(mapping.view(), shape);
+      using controlMapping = Mapping.file(controlFile.path);
+      const control = controlMapping.view(Int32Array);
+      const args = ["broadcast-subscribe", file.path, "stalled", controlFile.path];
+      const peer = startPeer(other, FIXTURE, args);
+      await waitForSubscribers(control, 1);
+      for (let i = 0; i < 100; i++) publisher.publish(new Uint32Array([i]));
+      publisher.end();
+      Atomics.store(control, 1, 1);
+      const out = JSON.parse((await expectSuccess(peer, "subscriber")).split("\n")[1]!) as {
+        lost: number;
+        indices: number[];
+      };
+      assert.equal(out.lost, 68);
+      assert.deepEqual(out.indices, Array.from({ length: 32 }, (_, i) => 68 + i));
+    } finally {
+      controlFile.remove();
+      file.remove();
+    }
+  },
+);
+
+test(
+  "a publisher flooding a 2-slot ring from another process: copies are whole and in order, received + lost = published",
+  PEER_TEST,
+  async () => {
+    const shape = { slots: 2, maxMessage: (256 << 10) - 8 };
+    const file = sharedFile(Broadcast.byteLengthFor(shape));
+    const controlFile = sharedFile(4096);
+    try {
+      using mapping = Mapping.file(file.path);
+      using controlMapping = Mapping.file(controlFile.path);
+      const control = controlMapping.view(Int32Array);
+      const subscriber = Broadcast.init(mapping.view(), shape).subscribe();
+      const count = 4000;
+      const flood = startPeer(other, FIXTURE, [
+        "broadcast-flood",
+        file.path,
+        count,
+        controlFile.path,
+      ]);
+      Atomics.store(control, 1, 1);
+      const buffer = new Uint8Array(subscriber.maxMessageBytes);
+      let received = 0;
+      let last = -1;
+      for (;;) {
+        const length = subscriber.receiveInto(buffer, 60_000);
+        if (length === Subscriber.DONE) break;
+        assert.notEqual(length, null, "the flood goes on");
+        assert.equal(length, shape.maxMessage);
+        const index = new DataView(buffer.buffer).getUint32(0, true);
+        assert.ok(index > last, `in order: ${index} after ${last}`);
+        last = index;
+        for (let k = 4; k < shape.maxMessage; k += 997) {
+          if (buffer[k] !== (index & 0xff)) assert.fail(`message ${index} torn at byte ${k}`);
+        }
+        received++;
+      }
+      await expectSuccess(flood, "flood");
+      assert.equal(received + subscriber.lost, count);
+      assert.ok(received > 0);
+    } finally {
+      controlFile.remove();
+      file.remove();
+    }
+  },
+);
+
+test("subscribers join at the head and leave at run time; the publisher never waits", () => {
+  const shape = { slots: 8, maxMessage: 8 };
+  using mapping = Mapping.anonymous(Broadcast.byteLengthFor(shape));
+  const publisher = Broadcast.init(mapping.view(), shape);
+  const early = publisher.subscribe();
+  for (let i = 0; i < 3; i++) publisher.publish(new Uint32Array([i]));
+  const late = Broadcast.from(mapping.view()).subscribe();
+  assert.equal(late.tryReceive(), null, "a new subscriber starts at the head");
+  publisher.publish(new Uint32Array([3]));
+  assert.equal(indexOf(late.tryReceive()), 3);
+  assert.equal(indexOf(early.tryReceive()), 0);
+  early.close();
+  assert.throws(() => early.tryReceive(), ClosedError);
+  for (let i = 4; i < 1000; i++) publisher.publish(new Uint32Array([i]));
+  assert.equal(late.behind, 8);
+  const buffer = new Uint8Array(late.maxMessageBytes);
+  assert.equal(late.receiveInto(buffer, 0), 4, "receiveInto: the length");
+  assert.equal(new Uint32Array(buffer.buffer, 0, 1)[0], 992, "the oldest of the last 8");
+  assert.equal(late.lost, 988);
+  assert.throws(() => late.receiveInto(new Uint8Array(4)), RangeError);
+  assert.equal(publisher.published, 1000);
+});
+
+test(
+  "the end: ended streams drain then DONE; a dead publisher's subscribers get DONE and its place is free",
+  PEER_TEST,
+  async () => {
+    const shape = { slots: 16, maxMessage: 8 };
+    const file = sharedFile(Broadcast.byteLengthFor(shape));
+    try {
+      using mapping = Mapping.file(file.path);
+      Broadcast.init(mapping.view(), shape);
+      const here = Broadcast.from(mapping.view(), { checkIntervalMs: 5 });
+      const subscriber = here.subscribe();
+      const holder = startPeer(other, FIXTURE, ["broadcast-hold", file.path, 3]);
+      await until(() => here.published === 3, 60_000, "the peer's messages");
+      assert.throws(
+        () => here.publish(new Uint8Array(1)),
+        (e) => e instanceof MessagingError && e.code === "ROLE_TAKEN",
+      );
+      // Joined before the peer published: sees its three messages, then waits.
+      assert.deepEqual([0, 1, 2].map(() => indexOf(subscriber.receive(0))), [0, 1, 2]);
+      assert.equal(subscriber.receive(10), null, "no DONE while the publisher lives");
+      const late = here.subscribe();
+      holder.kill("SIGKILL");
+      await holder.done;
+      assert.equal(subscriber.receive(), Subscriber.DONE, "DONE once the publisher died");
+      const seen: number[] = [];
+      for await (const m of late) seen.push(indexOf(m));
+      assert.deepEqual(seen, [], "for await ends too");
+      here.publish(new Uint32Array([3]));
+      const next = here.subscribe();
+      here.publish(new Uint32Array([4]));
+      here.end();
+      assert.equal(indexOf(next.receive(0)), 4);
+      assert.equal(next.receive(), Subscriber.DONE);
+      assert.throws(
+        () => here.publish(new Uint8Array(1)),
+        (e) => e instanceof MessagingError && e.code === "CLOSED",
+      );
+    } finally {
+      file.remove();
+    }
+  },
+);
+
+test("garbage words throw CORRUPTED naming them; an overwritten stamp counts as lost", () => {
+  const shape = { slots: 4, maxMessage: 8 };
+  using mapping = Mapping.anonymous(Broadcast.byteLengthFor(shape));
+  const words = mapping.view(Int32Array);
+  const publisher = Broadcast.init(mapping.view(), shape);
+  const a = publisher.subscribe();
+  publisher.publish(new Uint32Array([0]));
+  publisher.publish(new Uint32Array([1]));
+  // Slot 0 stamped as message 4 (a later lap): lost, not corrupted.
+  words[32] = 10;
+  assert.equal(indexOf(a.tryReceive()), 1);
+  assert.equal(a.lost, 1);
+  const b = Broadcast.from(mapping.view()).subscribe();
+  publisher.publish(new Uint32Array([2]));
+  words[64] = 79; // slot 2's stamp: no lap's (message 2 has 6; laps add 8)
+  assert.throws(() => b.tryReceive(), corrupt("stamp of slot 2"));
+  assert.throws(() => b.tryReceive(), corrupt("stamp of slot 2"), "refuses further use");
+  const c = Broadcast.from(mapping.view()).subscribe();
+  publisher.publish(new Uint32Array([3]));
+  words[81] = 4096; // slot 3's length
+  assert.throws(() => c.tryReceive(), corrupt("length of slot 3"));
+  const d = Broadcast.from(mapping.view()).subscribe();
+  words[16] = 1; // head went back
+  assert.throws(() => d.tryReceive(), corrupt("head"));
+  words[5] = 8;
+  assert.throws(() => Broadcast.from(mapping.view()), corrupt("closed"));
+  words[0] = 0;
+  assert.throws(() => Broadcast.from(mapping.view()), corrupt("magic"));
+});
+
+test("AbortSignal ends receiveAsync", async () => {
+  const shape = { slots: 4, maxMessage: 8 };
+  using mapping = Mapping.anonymous(Broadcast.byteLengthFor(shape));
+  const subscriber = Broadcast.init(mapping.view(), shape).subscribe();
+  const controller = new AbortController();
+  const reason = new Error("stop");
+  const receiving = subscriber.receiveAsync(undefined, { signal: controller.signal });
+  setTimeout(() => controller.abort(reason), 20);
+  await assert.rejects(receiving, (e) => e === reason);
+});
