@@ -104,7 +104,13 @@ const tscOptions = (types: string): string[] => [
   "--skipLibCheck",
 ];
 // The library is checked without Node's types; the CLI uses node:fs and node:process.
-await run(`${BIN}/tsc`, ["mod.ts", "raw.ts", "layout/mod.ts", ...tscOptions("")]);
+await run(`${BIN}/tsc`, [
+  "mod.ts",
+  "raw.ts",
+  "messaging/mod.ts",
+  "layout/mod.ts",
+  ...tscOptions(""),
+]);
 await run(`${BIN}/tsc`, ["cli/main.ts", ...tscOptions("node")]);
 rewriteImports(`${OUT}/types`);
 
@@ -122,6 +128,11 @@ const pkg = {
       types: "./types/layout/mod.d.ts",
       import: "./esm/layout/mod.js",
       default: "./esm/layout/mod.js",
+    },
+    "./messaging": {
+      types: "./types/messaging/mod.d.ts",
+      import: "./esm/messaging/mod.js",
+      default: "./esm/messaging/mod.js",
     },
     "./cli": {
       types: "./types/cli/main.d.ts",

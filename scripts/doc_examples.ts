@@ -32,6 +32,7 @@ export const LIBRARY_DIRS = [
   "sync",
   "spawn",
   "layout",
+  "messaging",
   "cli",
 ] as const;
 
