@@ -609,7 +609,10 @@ test("list() reads /proc/sysvipc/shm: what ipcs -m shows", () => {
   });
 });
 
-test("shmid_ds is decoded with each platform's generated layout, not fixed offsets", () => {
+// What this proves is decodeShmidDs's field mapping (each C field to its
+// property) under every layout; the offsets themselves are pinned against
+// independent sources: the C compiler (below) and Apple's headers (platform_test).
+test("decodeShmidDs maps every shmid_ds field to its property under each platform's layout", () => {
   const values: Record<string, number> = {
     "shm_perm.__key": -559038737, // 0xdeadbeef as key_t
     "shm_perm.uid": 1001,
