@@ -163,7 +163,7 @@ export const benchmarks: Benchmark[] = [
       return {
         value,
         comparisons: [
-          { baselineName: "C spin ping-pong over shared memory", baseline: c, goal: { max: 4 } },
+          { baselineName: "C spin ping-pong over shared memory", baseline: c, goal: { max: 3 } },
           { baselineName: "pipe round trip (same runtime)", baseline: pipe, goal: { max: 0.05 } },
           {
             baselineName: "Unix socket round trip (same runtime)",

@@ -67,7 +67,7 @@ export const benchmarks: Benchmark[] = [
       return Promise.resolve({
         value,
         comparisons: [
-          { baselineName: C_BASELINE, baseline: c, goal: { max: 2.0 } },
+          { baselineName: C_BASELINE, baseline: c, goal: { max: 1.5 } },
           { baselineName: PYTHON_BASELINE, baseline: python, goal: { max: 1 } },
         ],
       });

@@ -51,7 +51,7 @@ export const benchmarks: Benchmark[] = [
       });
       return Promise.resolve({
         value,
-        comparisons: [{ baselineName: BASELINE, baseline: c, goal: { max: 2.0 } }],
+        comparisons: [{ baselineName: BASELINE, baseline: c, goal: { max: 1.5 } }],
       });
     },
   },

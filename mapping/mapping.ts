@@ -14,7 +14,7 @@
  * @module
  */
 import { check } from "../core/errors.ts";
-import { unsafeLibc } from "../ffi/libc.ts";
+import { backend, unsafeLibc } from "../ffi/libc.ts";
 import { checkMapped, openFile, requireRegular, statFd } from "../core/_io.ts";
 import { MappedMemory, pageSize, roundUpToPage, setRegion } from "../core/memory.ts";
 import { ClosedError } from "../core/errors.ts";
@@ -91,6 +91,19 @@ const ADVICE: Readonly<Record<Advice, number>> = {
   dontdump: C.MADV_DONTDUMP,
   dodump: C.MADV_DODUMP,
 };
+
+// Deno's backend turns each 64-bit argument into a BigInt per call and passes
+// a BigInt through as is: the whole-mapping range is converted once (bench/ffi_bench.ts).
+type Wide = number | bigint;
+const wholeMadvise = unsafeLibc.madvise as (address: Wide, length: Wide, advice: number) => number;
+function wholeArguments(region: Region): readonly [Wide, Wide] {
+  return backend.runtime === "deno"
+    ? [BigInt(region.address), BigInt(region.length)]
+    : [region.address, region.length];
+}
+
+// A Map lookup needs no own-property check (advice could be "toString").
+const ADVICE_VALUES: ReadonlyMap<string, number> = new Map(Object.entries(ADVICE));
 
 const ACCESS: Readonly<Record<Access, number>> = {
   "read-write": C.PROT_READ | C.PROT_WRITE,
@@ -333,6 +346,8 @@ export class Mapping extends MappedMemory {
     }
   }
 
+  #whole: readonly [Wide, Wide] | undefined;
+
   #live(action: string): Region {
     if (this.#region.released) throw new ClosedError(action, "mapping");
     return this.#region;
@@ -402,10 +417,18 @@ export class Mapping extends MappedMemory {
    */
   advise(advice: Advice, range?: MappingRange): void {
     const region = this.#live("madvise");
-    const value = Object.hasOwn(ADVICE, advice) ? ADVICE[advice] : undefined;
+    const value = ADVICE_VALUES.get(advice);
     if (value === undefined) checkChoice(advice, "advice", Object.keys(ADVICE));
-    const [address, length] = this.#range(region, range, "madvise");
-    check(unsafeLibc.madvise(address, length, value!), "madvise");
+    // The whole mapping without a tuple: this call is often in a loop (measured in bench/ffi_bench.ts).
+    let result: number;
+    if (range === undefined) {
+      const whole = this.#whole ??= wholeArguments(region);
+      result = wholeMadvise(whole[0], whole[1], value!);
+    } else {
+      const [address, length] = this.#range(region, range, "madvise");
+      result = unsafeLibc.madvise(address, length, value!);
+    }
+    if (result === -1) check(result, "madvise");
   }
 
   /**

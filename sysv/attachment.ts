@@ -22,6 +22,8 @@ class SharedMapping {
   readonly id: number;
   readonly pool: Map<number, WeakRef<SharedMapping>> | undefined;
   attachments = 0;
+  /** Its entry in `live` and in the pool: one WeakRef (each costs ~0.4 us in Deno). */
+  ref: WeakRef<SharedMapping> | undefined;
 
   constructor(
     address: number,
@@ -57,18 +59,18 @@ function pooled(
 // can outrun by thousands of segments.
 const live = new Set<WeakRef<SharedMapping>>();
 const collected = new FinalizationRegistry<WeakRef<SharedMapping>>((ref) => live.delete(ref));
-const refs = new WeakMap<SharedMapping, WeakRef<SharedMapping>>();
 let maxLive = 1024;
 
-function track(shared: SharedMapping): void {
+function track(shared: SharedMapping): WeakRef<SharedMapping> {
   const ref = new WeakRef(shared);
-  refs.set(shared, ref);
+  shared.ref = ref;
   live.add(ref);
   collected.register(shared, ref, ref);
+  return ref;
 }
 
 function untrack(shared: SharedMapping): void {
-  const ref = refs.get(shared);
+  const ref = shared.ref;
   if (ref === undefined) return;
   live.delete(ref);
   collected.unregister(ref);
@@ -105,7 +107,7 @@ function segmentGone(id: number): boolean {
 function detachOne(shared: SharedMapping): void {
   shared.attachments--;
   if (shared.attachments > 0) return;
-  if (shared.pool?.get(shared.id)?.deref() === shared) shared.pool.delete(shared.id);
+  if (shared.pool?.get(shared.id) === shared.ref) shared.pool?.delete(shared.id);
   untrack(shared);
   shared.region.release();
 }
@@ -133,8 +135,8 @@ export function attachSegment(
     checkRoom(segment.id);
     const at = unsafeShmat(segment.id, address, flags);
     shared = new SharedMapping(at, segment.size, segment.id, pool);
-    pool?.set(segment.id, new WeakRef(shared));
-    track(shared);
+    const ref = track(shared);
+    pool?.set(segment.id, ref);
   }
   shared.attachments++;
   return makeAttachment(segment, shared, readOnly);

@@ -350,6 +350,7 @@ test("advise, lock and unlock work on whole and page-aligned ranges", () => {
   priv.advise("dontneed");
   assert.equal(priv.view()[0], 0, "MAP_PRIVATE anonymous memory is zeroed by dontneed");
   assert.throws(() => mapping.advise("bogus" as never), RangeError);
+  assert.throws(() => mapping.advise("toString" as never), RangeError, "not an inherited name");
   assert.throws(() => mapping.advise("normal", { byteOffset: 1 }), RangeError);
   assert.throws(() => mapping.lock({ byteLength: pageSize() * 5 }), RangeError);
 });
