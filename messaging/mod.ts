@@ -15,7 +15,8 @@
  * using mapping = Mapping.anonymous(Queue.byteLengthFor(shape));
  * const queue = Queue.init(mapping.view(), shape);
  * queue.send(new Uint8Array([1, 2, 3]));
- * console.log(Queue.from(mapping.view()).receive(0)); // Uint8Array [1, 2, 3]
+ * const message = Queue.from(mapping.view()).receive(0);
+ * console.log(message instanceof Uint8Array ? [...message] : message); // [1, 2, 3]
  * ```
  *
  * @module

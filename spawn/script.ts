@@ -107,11 +107,19 @@ function stringList(value: unknown, what: string): readonly string[] {
  * @example The classic fork program, without fork
  * ```ts
  * import { Memfd, spawnScript } from "@shmkit/shmkit";
+ * // The child: takes the region handed to it and doubles the number in it.
+ * const script = Deno.makeTempFileSync({ suffix: ".ts" });
+ * Deno.writeTextFileSync(script, `
+ *   import { inheritedRegion } from "${import.meta.resolve("@shmkit/shmkit")}";
+ *   const counter = inheritedRegion("counter");
+ *   counter.view(BigUint64Array)[0]! *= 2n;
+ * `);
  * using counter = Memfd.create({ size: 8 });
  * counter.view(BigUint64Array)[0] = 1000n;
- * const child = spawnScript(new URL("./double.ts", import.meta.url), { regions: { counter } });
- * await child.status;
- * console.log(counter.view(BigUint64Array)[0]); // e.g. 2000n, when double.ts is inheritedRegion's example
+ * const child = spawnScript(script, { regions: { counter } });
+ * console.log((await child.status).code); // 0
+ * console.log(counter.view(BigUint64Array)[0]); // 2000n
+ * Deno.removeSync(script);
  * ```
  *
  * @param module The script: a path, or a `file:` URL.
