@@ -257,6 +257,41 @@ export const SYMBOLS = {
   },
   /** int pthread_mutex_destroy(pthread_mutex_t *mutex); */
   pthread_mutex_destroy: { args: ["pointer"], result: "i32" },
+
+  // --- ipc: POSIX named semaphores and pthread mutex extras (ipc/)
+  /** int clock_gettime(clockid_t clockid, struct timespec *tp); */
+  clock_gettime: { args: ["i32", "buffer"], result: "i32" },
+  /** sem_t *sem_open(const char *name, int oflag, mode_t mode, unsigned int value);  variadic, fixed here; SEM_FAILED (NULL on glibc) on error */
+  sem_open: { args: ["buffer", "i32", "u32", "u32"], result: "pointer" },
+  /** int sem_close(sem_t *sem); */
+  sem_close: { args: ["pointer"], result: "i32" },
+  /** int sem_unlink(const char *name); */
+  sem_unlink: { args: ["buffer"], result: "i32" },
+  /** int sem_wait(sem_t *sem); */
+  sem_wait: { args: ["pointer"], result: "i32" },
+  /** int sem_trywait(sem_t *sem); */
+  sem_trywait: { args: ["pointer"], result: "i32" },
+  /** int sem_timedwait(sem_t *sem, const struct timespec *abstime);  CLOCK_REALTIME */
+  sem_timedwait: { args: ["pointer", "buffer"], result: "i32" },
+  /** int sem_clockwait(sem_t *sem, clockid_t clock, const struct timespec *abstime);  glibc 2.30+ */
+  sem_clockwait: { args: ["pointer", "i32", "buffer"], result: "i32", optional: true },
+  /** the same, on a worker thread (Deno); the timespec as an address */
+  sem_clockwait_nonblocking: {
+    name: "sem_clockwait",
+    args: ["pointer", "i32", "pointer"],
+    result: "i32",
+    optional: true,
+    nonblocking: true,
+  },
+  /** int sem_post(sem_t *sem); */
+  sem_post: { args: ["pointer"], result: "i32" },
+  /** int sem_getvalue(sem_t *sem, int *sval); */
+  sem_getvalue: { args: ["pointer", "buffer"], result: "i32" },
+  /** int pthread_mutexattr_settype(pthread_mutexattr_t *attr, int type); */
+  pthread_mutexattr_settype: { args: ["buffer", "i32"], result: "i32" },
+  /** int pthread_mutex_timedlock(pthread_mutex_t *mutex, const struct timespec *abstime);  CLOCK_REALTIME */
+  pthread_mutex_timedlock: { args: ["pointer", "buffer"], result: "i32", optional: true },
+  // --- end ipc
 } as const satisfies SymbolTable;
 
 /** The libc symbol table's type. */

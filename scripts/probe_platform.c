@@ -23,6 +23,7 @@
 #include <linux/futex.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdalign.h>
@@ -353,6 +354,14 @@ static void constants(void) {
   CONST(SYS_tgkill);
   CONST(SYS_getpid);
   CONST(SYS_sched_yield);
+
+  /* --- ipc: POSIX named semaphores and pthread mutexes (ipc/) */
+  CONST(PTHREAD_MUTEX_ERRORCHECK);
+  CONST(SEM_VALUE_MAX);
+  CONST(FUTEX_WAITERS);
+  CONST(FUTEX_OWNER_DIED);
+  CONST(FUTEX_TID_MASK);
+  /* --- end ipc */
 
   close_object();
 }
@@ -933,6 +942,14 @@ static void structs(void) {
   FIELD(siginfo_t, si_code);
   BYTES(siginfo_t, si_addr);
   STRUCT_END();
+
+  /* --- ipc: the sem_t sem_open maps, and glibc's mutex lock word (ipc/) */
+  OPAQUE("sem_t", sem_t);
+  STRUCT_BEGIN("pthread_mutex_internals", pthread_mutex_t);
+  FIELD(pthread_mutex_t, __data.__lock);
+  FIELD(pthread_mutex_t, __data.__owner);
+  STRUCT_END();
+  /* --- end ipc */
 
   close_object();
 }
