@@ -336,7 +336,7 @@ export class PthreadMutex {
    * @throws {LockError} EDEADLK (this thread holds it), ENOTRECOVERABLE.
    * @throws {ClosedError} When the memory is closed.
    */
-  async lockAsync(
+  lockAsync(
     timeoutMs?: number,
     options?: PthreadMutexLockOptions,
   ): Promise<PthreadLockResult | null> {
@@ -346,7 +346,15 @@ export class PthreadMutex {
     const pollMs = opts.pollMs === undefined
       ? DEFAULT_POLL_MS
       : checkTimeout(opts.pollMs, "pollMs");
-    const deadline = performance.now() + timeout;
+    this.#live("lock");
+    return this.#lockAsync(performance.now() + timeout, pollMs, signal);
+  }
+
+  async #lockAsync(
+    deadline: number,
+    pollMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<PthreadLockResult | null> {
     let delay = 0.5;
     for (;;) {
       signal?.throwIfAborted();
