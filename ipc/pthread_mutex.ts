@@ -40,6 +40,7 @@ import {
   type Timespec,
 } from "../sync/_futex.ts";
 import { LockError } from "../sync/_lock_error.ts";
+import { addressArgument } from "./_address.ts";
 import { deadlineCell, writeDeadline } from "./_deadline.ts";
 
 const C = platform.constants;
@@ -125,16 +126,16 @@ export class PthreadMutex {
   /** `_Alignof(pthread_mutex_t)` on this platform. */
   static readonly align: number = MUTEX.align;
 
-  readonly #view: Uint8Array;
   readonly #address: number;
   readonly #word: Int32Array | undefined;
-  #held = false;
-  #removeReleaseListener: (() => void) | undefined;
+  readonly #buffer: ArrayBufferLike;
+  /** Shared with the release listener, which must not keep this object alive. */
+  readonly #state = { held: false, watched: false };
   #timespec: Timespec | undefined;
 
   private constructor(view: Uint8Array, address: number) {
-    this.#view = view;
-    this.#address = address;
+    this.#buffer = view.buffer;
+    this.#address = addressArgument(address);
     this.#word = FUTEX_WORD
       ? new Int32Array(view.buffer, view.byteOffset + LOCK_FIELD!.offset, 1)
       : undefined;
@@ -219,30 +220,32 @@ export class PthreadMutex {
 
   /** Whether this object locked the mutex and has not unlocked it. */
   get held(): boolean {
-    return this.#held;
+    return this.#state.held;
   }
 
   #live(action: string): number {
-    if (this.#view.buffer.byteLength === 0) throw new ClosedError(action, "mutex's memory");
+    if (this.#buffer.byteLength === 0) throw new ClosedError(action, "mutex's memory");
     return this.#address;
   }
 
   #taken(code: number, action: string): PthreadLockResult | null {
     if (code === 0 || code === E.EOWNERDEAD) {
-      this.#held = true;
-      this.#removeReleaseListener ??= beforeRelease(this.#view.buffer, () => this.#forceUnlock());
+      const state = this.#state;
+      state.held = true;
+      if (!state.watched) {
+        // Once per object: a listener per lock would cost more than the lock.
+        state.watched = true;
+        const address = this.#address;
+        const buffer = this.#buffer;
+        beforeRelease(buffer, () => {
+          if (state.held && buffer.byteLength !== 0) unsafeLibc.pthread_mutex_unlock(address);
+          state.held = false;
+        });
+      }
       return code === 0 ? LOCKED : RECOVERED;
     }
     if (code === E.EBUSY || code === E.ETIMEDOUT) return null;
     throw lockError(code, action);
-  }
-
-  #forceUnlock(): void {
-    if (this.#held && this.#view.buffer.byteLength !== 0) {
-      unsafeLibc.pthread_mutex_unlock(this.#address);
-    }
-    this.#held = false;
-    this.#removeReleaseListener = undefined;
   }
 
   /**
@@ -398,9 +401,7 @@ export class PthreadMutex {
   unlock(): void {
     const result = unsafeLibc.pthread_mutex_unlock(this.#live("unlock"));
     if (result !== 0) throw lockError(result, "pthread_mutex_unlock");
-    this.#held = false;
-    this.#removeReleaseListener?.();
-    this.#removeReleaseListener = undefined;
+    this.#state.held = false;
   }
 
   /**
