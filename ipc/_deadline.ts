@@ -49,3 +49,8 @@ export function writeDeadline(cell: Timespec, clock: number, ms: number): void {
   write(cell.view, SEC, sec);
   write(cell.view, NSEC, nsec);
 }
+
+/** The seconds and nanoseconds of a timespec. */
+export function readDeadline(cell: Timespec): [number, number] {
+  return [read(cell.view, SEC), read(cell.view, NSEC)];
+}

@@ -21,14 +21,15 @@ import { ClosedError, ErrnoError } from "../core/errors.ts";
 import { nextMacrotask } from "../core/_runtime.ts";
 import { statPath } from "../core/_io.ts";
 import { checkInteger, checkMode, checkOptions } from "../core/_validate.ts";
-import { errno, unsafeLibc } from "../ffi/libc.ts";
+import { backend, errno, unsafeLibc } from "../ffi/libc.ts";
 import { platform } from "../platform/mod.ts";
 import { registerCleanup, registerRemoval, unregisterCleanup } from "../shm/cleanup.ts";
 import { randomName } from "../shm/_names.ts";
 import { encodeShmName } from "../shm/raw.ts";
 import { checkSignal, checkTimeout, DEFAULT_POLL_MS, type Timespec } from "../sync/_futex.ts";
 import { addressArgument } from "./_address.ts";
-import { deadlineCell, writeDeadline } from "./_deadline.ts";
+import { deadlineCell, readDeadline, writeDeadline } from "./_deadline.ts";
+import { semWaitInWorker, workerClock } from "./_sem_worker.ts";
 
 const C = platform.constants;
 const E = platform.errno;
@@ -38,7 +39,7 @@ const E = platform.errno;
  * ms: an aborted or closed wait frees its thread within this.
  */
 export const SEMAPHORE_SLICE_MS = 50;
-/** The longest pause between two tries of an async wait that polls (Bun), in ms. */
+/** The longest pause between two tries of an async wait that polls (no thread to block on), in ms. */
 export const SEMAPHORE_POLL_MAX_MS = 8;
 
 /** Options of {@linkcode NamedSemaphore.create}. */
@@ -110,6 +111,28 @@ function openHints(name: string, code: number): string | undefined {
   if (code === E.ENOENT) return `no semaphore is named ${name}`;
   if (code === E.ENAMETOOLONG) return 'glibc adds "sem.": the name may have at most 251 bytes';
   return undefined;
+}
+
+/**
+ * One blocking wait of at most `sliceMs` on another thread: Deno's
+ * nonblocking `sem_clockwait`, or (Bun) a pooled Worker. Resolves with the
+ * call's result (0: a unit taken), or undefined when no thread is available.
+ */
+async function blockOnce(
+  address: number,
+  argument: number,
+  cell: Timespec,
+  sliceMs: number,
+): Promise<number | undefined> {
+  const nonblocking = unsafeLibc.sem_clockwait_nonblocking;
+  if (nonblocking !== undefined) {
+    writeDeadline(cell, C.CLOCK_MONOTONIC, sliceMs);
+    return await nonblocking(argument, C.CLOCK_MONOTONIC, cell.address);
+  }
+  if (backend.runtime !== "bun") return undefined;
+  writeDeadline(cell, workerClock, sliceMs);
+  const [sec, nsec] = readDeadline(cell);
+  return (await semWaitInWorker(address, sec, nsec))?.[0];
 }
 
 /**
@@ -398,9 +421,11 @@ export class NamedSemaphore implements Disposable {
 
   /**
    * Takes one unit without blocking the event loop. It polls `sem_trywait`
-   * for `pollMs`, then (Deno) blocks in `sem_clockwait` on a worker thread
-   * in slices of {@linkcode SEMAPHORE_SLICE_MS}, or (Bun, no worker-thread
-   * calls) polls with pauses growing to {@linkcode SEMAPHORE_POLL_MAX_MS}.
+   * for `pollMs`, then blocks in `sem_clockwait` on another thread (Deno: a
+   * nonblocking FFI call; Bun: a pooled Worker) in slices of
+   * {@linkcode SEMAPHORE_SLICE_MS}. Where no thread is available (no
+   * sem_clockwait, or 16 Bun Workers busy) it polls with pauses growing to
+   * {@linkcode SEMAPHORE_POLL_MAX_MS}.
    * An abort settles the promise at once; a unit taken by a slice that ends
    * after the abort is posted back, so none is lost.
    *
@@ -458,28 +483,17 @@ export class NamedSemaphore implements Disposable {
       await nextMacrotask();
       if (this.#try(live())) return true;
     }
-    const blocking = unsafeLibc.sem_clockwait_nonblocking;
-    if (blocking === undefined) {
-      let delay = 0.5;
-      for (;;) {
-        const left = deadline - performance.now();
-        if (left <= 0) return false;
-        await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)));
-        if (this.#try(live())) return true;
-        delay = Math.min(delay * 2, SEMAPHORE_POLL_MAX_MS);
-      }
-    }
     const cell = deadlineCell(); // its own: other waits run meanwhile
     const state = this.#state;
     for (;;) {
       const left = deadline - performance.now();
       if (left <= 0) return false;
       const pointer = live();
-      writeDeadline(cell, C.CLOCK_MONOTONIC, Math.min(left, SEMAPHORE_SLICE_MS));
+      const slice = Math.min(left, SEMAPHORE_SLICE_MS);
       state.inflight++;
-      let result: number;
+      let result: number | undefined;
       try {
-        result = await blocking(pointer, C.CLOCK_MONOTONIC, cell.address);
+        result = await blockOnce(state.pointer, pointer, cell, slice);
         // Taken after the caller gave up: give it back while the pointer is still ours.
         if (result === 0 && (cancel.cancelled || state.closing)) unsafeLibc.sem_post(pointer);
       } finally {
@@ -490,8 +504,17 @@ export class NamedSemaphore implements Disposable {
         live();
         return true;
       }
-      // errno belongs to the worker thread: a synchronous try tells a lasting error apart.
+      if (result === undefined) break; // no thread to block on: poll
+      // errno belongs to another thread: a synchronous try tells a lasting error apart.
       if (this.#try(live())) return true;
+    }
+    let delay = 0.5;
+    for (;;) {
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)));
+      if (this.#try(live())) return true;
+      delay = Math.min(delay * 2, SEMAPHORE_POLL_MAX_MS);
     }
   }
 
