@@ -1,7 +1,8 @@
 /**
- * Internal, Bun: a pool of Workers that block in `sem_clockwait` (or
- * `sem_timedwait`) for `NamedSemaphore.waitAsync`, since Bun's FFI calls are
- * synchronous only. The same design as sync/_futex_worker.ts: the body is a
+ * Internal: the blocking phase of `NamedSemaphore.waitAsync`, on another
+ * thread ({@linkcode blockOnce}): Deno's nonblocking FFI calls, or (Bun,
+ * whose FFI calls are synchronous only) a pool of Workers that block in
+ * `sem_clockwait` (or `sem_timedwait`). The same design as sync/_futex_worker.ts: the body is a
  * type-checked function shipped as its source text; idle Workers are
  * unref'd so they never keep the process alive.
  *
@@ -9,9 +10,12 @@
  */
 import { platform } from "../platform/mod.ts";
 import { SYMBOLS } from "../ffi/symbols.ts";
-import { availableSymbols } from "../ffi/libc.ts";
+import { availableSymbols, backend, unsafeLibc } from "../ffi/libc.ts";
+import type { Timespec } from "../sync/_futex.ts";
+import { readDeadline, writeDeadline } from "./_deadline.ts";
 import { type BunSignature, bunSignature } from "../ffi/bun_backend.ts";
 
+const C = platform.constants;
 const TIMESPEC = platform.structs.timespec;
 
 interface Field {
@@ -201,4 +205,26 @@ export async function semWaitInWorker(
 /** How many semaphore Workers exist and how many are idle (Bun; for tests). */
 export function semWorkerCounts(): { live: number; idle: number } {
   return { live, idle: idle.length };
+}
+
+/**
+ * One blocking wait of at most `sliceMs` on another thread: Deno's
+ * nonblocking `sem_clockwait`, or (Bun) a pooled Worker. Resolves with the
+ * call's result (0: a unit taken), or undefined when no thread is available.
+ */
+export async function blockOnce(
+  address: number,
+  argument: number,
+  cell: Timespec,
+  sliceMs: number,
+): Promise<number | undefined> {
+  const nonblocking = unsafeLibc.sem_clockwait_nonblocking;
+  if (nonblocking !== undefined) {
+    writeDeadline(cell, C.CLOCK_MONOTONIC, sliceMs);
+    return await nonblocking(argument, C.CLOCK_MONOTONIC, cell.address);
+  }
+  if (backend.runtime !== "bun") return undefined;
+  writeDeadline(cell, workerClock, sliceMs);
+  const [sec, nsec] = readDeadline(cell);
+  return (await semWaitInWorker(address, sec, nsec))?.[0];
 }

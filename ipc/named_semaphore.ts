@@ -19,17 +19,16 @@
  */
 import { ClosedError, ErrnoError } from "../core/errors.ts";
 import { nextMacrotask } from "../core/_runtime.ts";
-import { statPath } from "../core/_io.ts";
 import { checkInteger, checkMode, checkOptions } from "../core/_validate.ts";
-import { backend, errno, unsafeLibc } from "../ffi/libc.ts";
+import { errno, unsafeLibc } from "../ffi/libc.ts";
 import { platform } from "../platform/mod.ts";
-import { registerCleanup, registerRemoval, unregisterCleanup } from "../shm/cleanup.ts";
 import { randomName } from "../shm/_names.ts";
 import { encodeShmName } from "../shm/raw.ts";
 import { checkSignal, checkTimeout, DEFAULT_POLL_MS, type Timespec } from "../sync/_futex.ts";
+import { identityOf, keepName, openError, removeOnExit, unlinkIfSame } from "./_sem_names.ts";
 import { addressArgument } from "./_address.ts";
-import { deadlineCell, readDeadline, writeDeadline } from "./_deadline.ts";
-import { semWaitInWorker, workerClock } from "./_sem_worker.ts";
+import { deadlineCell, writeDeadline } from "./_deadline.ts";
+import { blockOnce } from "./_sem_worker.ts";
 
 const C = platform.constants;
 const E = platform.errno;
@@ -82,58 +81,6 @@ interface State {
 const finalizer = new FinalizationRegistry<State>((state) => {
   if (state.pointer !== 0 && state.inflight === 0) unsafeLibc.sem_close(state.pointer);
 });
-
-function semPath(name: string): string {
-  return `/dev/shm/sem.${name.slice(1)}`;
-}
-
-function identityOf(name: string): { dev: number; ino: number } | undefined {
-  if (platform.os !== "linux") return undefined;
-  try {
-    return statPath(semPath(name));
-  } catch {
-    return undefined;
-  }
-}
-
-/** sem_unlink(name) if `name` still names the semaphore (dev, ino) this process created. */
-function unlinkIfSame(name: string, dev: number, ino: number): boolean {
-  const now = identityOf(name);
-  if (now !== undefined && (now.dev !== dev || now.ino !== ino)) return false;
-  if (now === undefined && platform.os === "linux") return false;
-  return unsafeLibc.sem_unlink(encodeShmName(name, "semaphore name")) === 0;
-}
-
-function openHints(name: string, code: number): string | undefined {
-  if (code === E.EEXIST) {
-    return `a semaphore named ${name} exists; open it with NamedSemaphore.open, or pick another name`;
-  }
-  if (code === E.ENOENT) return `no semaphore is named ${name}`;
-  if (code === E.ENAMETOOLONG) return 'glibc adds "sem.": the name may have at most 251 bytes';
-  return undefined;
-}
-
-/**
- * One blocking wait of at most `sliceMs` on another thread: Deno's
- * nonblocking `sem_clockwait`, or (Bun) a pooled Worker. Resolves with the
- * call's result (0: a unit taken), or undefined when no thread is available.
- */
-async function blockOnce(
-  address: number,
-  argument: number,
-  cell: Timespec,
-  sliceMs: number,
-): Promise<number | undefined> {
-  const nonblocking = unsafeLibc.sem_clockwait_nonblocking;
-  if (nonblocking !== undefined) {
-    writeDeadline(cell, C.CLOCK_MONOTONIC, sliceMs);
-    return await nonblocking(argument, C.CLOCK_MONOTONIC, cell.address);
-  }
-  if (backend.runtime !== "bun") return undefined;
-  writeDeadline(cell, workerClock, sliceMs);
-  const [sec, nsec] = readDeadline(cell);
-  return (await semWaitInWorker(address, sec, nsec))?.[0];
-}
 
 /**
  * An open POSIX named semaphore: the `sem_t *` `sem_open` returned, closed
@@ -200,37 +147,10 @@ export class NamedSemaphore implements Disposable {
       c = encodeShmName(name, "semaphore name");
       pointer = unsafeLibc.sem_open(c, C.O_CREAT | C.O_EXCL, mode, value);
     }
-    if (pointer === 0) {
-      const code = errno();
-      const hint = openHints(name, code);
-      throw new ErrnoError(
-        "sem_open",
-        code,
-        hint === undefined ? { path: name } : { path: name, hint },
-      );
-    }
+    if (pointer === 0) throw openError(name, errno());
     const identity = identityOf(name);
     const sem = new NamedSemaphore(name, pointer, !persist, identity);
-    if (!persist) {
-      const target = name;
-      if (identity !== undefined) {
-        const { dev, ino } = identity;
-        registerRemoval(
-          NamedSemaphore.#cleanupKey(name),
-          () => void unlinkIfSame(target, dev, ino),
-          {
-            kind: "shm",
-            name: `/sem.${name.slice(1)}`,
-            dev,
-            ino,
-          },
-        );
-      } else {
-        registerCleanup(NamedSemaphore.#cleanupKey(name), () => {
-          unsafeLibc.sem_unlink(encodeShmName(target, "semaphore name"));
-        });
-      }
-    }
+    if (!persist) removeOnExit(name, identity);
     return sem;
   }
 
@@ -256,15 +176,7 @@ export class NamedSemaphore implements Disposable {
   static open(name: string): NamedSemaphore {
     const c = encodeShmName(name, "semaphore name");
     const pointer = unsafeLibc.sem_open(c, 0, 0, 0);
-    if (pointer === 0) {
-      const code = errno();
-      const hint = openHints(name, code);
-      throw new ErrnoError(
-        "sem_open",
-        code,
-        hint === undefined ? { path: name } : { path: name, hint },
-      );
-    }
+    if (pointer === 0) throw openError(name, errno());
     return new NamedSemaphore(name, pointer, false, undefined);
   }
 
@@ -290,10 +202,6 @@ export class NamedSemaphore implements Disposable {
     const code = errno();
     if (code === E.ENOENT) return false;
     throw new ErrnoError("sem_unlink", code, { path: name });
-  }
-
-  static #cleanupKey(name: string): string {
-    return `sem:${name}`;
   }
 
   /** The name ("/x"). */
@@ -561,7 +469,7 @@ export class NamedSemaphore implements Disposable {
    * @throws {ErrnoError} When sem_unlink fails other than ENOENT.
    */
   unlink(): boolean {
-    unregisterCleanup(NamedSemaphore.#cleanupKey(this.#name));
+    keepName(this.#name);
     if (this.#identity !== undefined) {
       return unlinkIfSame(this.#name, this.#identity.dev, this.#identity.ino);
     }
