@@ -261,7 +261,7 @@ export const SYMBOLS = {
   // --- ipc: POSIX named semaphores and pthread mutex extras (ipc/)
   /** int clock_gettime(clockid_t clockid, struct timespec *tp); */
   clock_gettime: { args: ["i32", "buffer"], result: "i32" },
-  /** sem_t *sem_open(const char *name, int oflag, mode_t mode, unsigned int value);  variadic, fixed here; SEM_FAILED (NULL on glibc) on error */
+  /** sem_t *sem_open(const char *name, int oflag, mode_t mode, unsigned int value);  variadic, fixed here; SEM_FAILED on error (glibc NULL, Darwin -1) */
   sem_open: { args: ["buffer", "i32", "u32", "u32"], result: "pointer" },
   /** int sem_close(sem_t *sem); */
   sem_close: { args: ["pointer"], result: "i32" },
@@ -271,8 +271,8 @@ export const SYMBOLS = {
   sem_wait: { args: ["pointer"], result: "i32" },
   /** int sem_trywait(sem_t *sem); */
   sem_trywait: { args: ["pointer"], result: "i32" },
-  /** int sem_timedwait(sem_t *sem, const struct timespec *abstime);  CLOCK_REALTIME */
-  sem_timedwait: { args: ["pointer", "buffer"], result: "i32" },
+  /** int sem_timedwait(sem_t *sem, const struct timespec *abstime);  CLOCK_REALTIME; not on Darwin */
+  sem_timedwait: { args: ["pointer", "buffer"], result: "i32", optional: true },
   /** int sem_clockwait(sem_t *sem, clockid_t clock, const struct timespec *abstime);  glibc 2.30+ */
   sem_clockwait: { args: ["pointer", "i32", "buffer"], result: "i32", optional: true },
   /** the same, on a worker thread (Deno); the timespec as an address */

@@ -125,6 +125,10 @@ export const workerClock: number = availableSymbols.has("sem_clockwait")
   ? platform.constants.CLOCK_MONOTONIC
   : platform.constants.CLOCK_REALTIME;
 
+/** Whether libc has a timed wait a Worker can block in (Darwin has neither). */
+const workerCanWait = availableSymbols.has("sem_clockwait") ||
+  availableSymbols.has("sem_timedwait");
+
 function init(): SemWorkerInit {
   const clockwait = availableSymbols.has("sem_clockwait");
   return {
@@ -223,7 +227,7 @@ export async function blockOnce(
     writeDeadline(cell, C.CLOCK_MONOTONIC, sliceMs);
     return await nonblocking(argument, C.CLOCK_MONOTONIC, cell.address);
   }
-  if (backend.runtime !== "bun") return undefined;
+  if (backend.runtime !== "bun" || !workerCanWait) return undefined;
   writeDeadline(cell, workerClock, sliceMs);
   const [sec, nsec] = readDeadline(cell);
   return (await semWaitInWorker(address, sec, nsec))?.[0];

@@ -82,6 +82,11 @@ const finalizer = new FinalizationRegistry<State>((state) => {
   if (state.pointer !== 0 && state.inflight === 0) unsafeLibc.sem_close(state.pointer);
 });
 
+/** SEM_FAILED: NULL on glibc, (sem_t *)-1 on Darwin (as a 64-bit value past 2^53). */
+function failed(pointer: number): boolean {
+  return pointer === 0 || pointer >= 2 ** 53;
+}
+
 /**
  * An open POSIX named semaphore: the `sem_t *` `sem_open` returned, closed
  * exactly once (`close()`, `using`, or a finalizer as a safety net).
@@ -141,13 +146,13 @@ export class NamedSemaphore implements Disposable {
     let name = given ?? randomName();
     let c = encodeShmName(name, "semaphore name");
     let pointer = unsafeLibc.sem_open(c, C.O_CREAT | C.O_EXCL, mode, value);
-    for (let tries = 0; pointer === 0 && given === undefined && tries < 8; tries++) {
+    for (let tries = 0; failed(pointer) && given === undefined && tries < 8; tries++) {
       if (errno() !== E.EEXIST) break;
       name = randomName();
       c = encodeShmName(name, "semaphore name");
       pointer = unsafeLibc.sem_open(c, C.O_CREAT | C.O_EXCL, mode, value);
     }
-    if (pointer === 0) throw openError(name, errno());
+    if (failed(pointer)) throw openError(name, errno());
     const identity = identityOf(name);
     const sem = new NamedSemaphore(name, pointer, !persist, identity);
     if (!persist) removeOnExit(name, identity);
@@ -176,7 +181,7 @@ export class NamedSemaphore implements Disposable {
   static open(name: string): NamedSemaphore {
     const c = encodeShmName(name, "semaphore name");
     const pointer = unsafeLibc.sem_open(c, 0, 0, 0);
-    if (pointer === 0) throw openError(name, errno());
+    if (failed(pointer)) throw openError(name, errno());
     return new NamedSemaphore(name, pointer, false, undefined);
   }
 
@@ -310,11 +315,17 @@ export class NamedSemaphore implements Disposable {
     }
     const cell = this.#timespec ??= deadlineCell();
     const clockwait = unsafeLibc.sem_clockwait;
+    const timedwait = unsafeLibc.sem_timedwait;
+    if (clockwait === undefined && timedwait === undefined) {
+      throw new ErrnoError("sem_timedwait", E.ENOSYS ?? 38, {
+        hint: "this libc has no timed wait",
+      });
+    }
     const clock = clockwait === undefined ? C.CLOCK_REALTIME : C.CLOCK_MONOTONIC;
     writeDeadline(cell, clock, timeout);
     for (;;) {
       const result = clockwait === undefined
-        ? unsafeLibc.sem_timedwait(pointer, cell.bytes)
+        ? timedwait!(pointer, cell.bytes)
         : clockwait(pointer, clock, cell.bytes);
       if (result === 0) return true;
       const code = errno();
