@@ -27,7 +27,7 @@
  * @module
  */
 import { ClosedError, ErrnoError } from "../core/errors.ts";
-import { beforeRelease } from "../core/_region.ts";
+import { beforeRelease, isRegionBuffer } from "../core/_region.ts";
 import { checkOptions } from "../core/_validate.ts";
 import { unsafeLibc } from "../ffi/libc.ts";
 import { typeName, unsafeAddressOf } from "../ffi/pointer.ts";
@@ -78,6 +78,12 @@ function checkView(view: unknown, action: string): { view: Uint8Array; address: 
     throw new TypeError(`Cannot ${action}: expected a Uint8Array, got ${typeName(view)}`);
   }
   if (view.buffer.byteLength === 0) throw new ClosedError(action, "view's memory");
+  if (!isRegionBuffer(view.buffer)) {
+    // glibc keeps pointers to held robust mutexes: heap memory may move or be freed under them.
+    throw new TypeError(
+      `Cannot ${action}: the view must be over memory shmkit mapped (Mapping, SharedMemory, Memfd, SystemVSegment), not a JS heap buffer`,
+    );
+  }
   if (view.byteLength < MUTEX.size) {
     throw new RangeError(
       `Cannot ${action}: the view has ${view.byteLength} bytes, a pthread_mutex_t needs ${MUTEX.size}`,

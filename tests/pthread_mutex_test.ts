@@ -67,10 +67,11 @@ test("lock, tryLock, unlock in one thread; errorcheck: EDEADLK and EPERM, never 
   again.unlock();
 });
 
-test("bad views: TypeError, RangeError (small, misaligned), ClosedError", () => {
+test("bad views: TypeError (not a Uint8Array, JS heap), RangeError (small, misaligned), ClosedError", () => {
   const mapping = Mapping.anonymous(4096);
   assert.throws(() => PthreadMutex.init(new Int32Array(16) as unknown as Uint8Array), TypeError);
   assert.throws(() => PthreadMutex.from(null as unknown as Uint8Array), TypeError);
+  assert.throws(() => PthreadMutex.init(new Uint8Array(64)), /memory shmkit mapped/);
   assert.throws(() => PthreadMutex.init(mapping.view(Uint8Array, 0, SIZE - 1)), RangeError);
   assert.throws(() => PthreadMutex.init(mapping.view(Uint8Array, 4, SIZE)), /aligned/);
   const mutex = PthreadMutex.init(mapping.view(Uint8Array, 0, SIZE));
