@@ -1,10 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { ClosedError, ErrnoError, Mapping } from "../mod.ts";
 import { NamedSemaphore } from "../ipc/mod.ts";
 import { platform } from "../platform/mod.ts";
-import { have, skipReason } from "./helpers.ts";
+import { collectGarbage, have, skipReason, tick } from "./helpers.ts";
 import {
   afterTicks,
   compileFixture,
@@ -76,6 +76,58 @@ test("open shares the count; persist keeps the name; unlink removes it", () => {
   assert.equal(existsSync(semPath(name)), false);
   assert.equal(NamedSemaphore.unlink(name), false);
 });
+
+/**
+ * Whether this process maps the semaphore's file (glibc maps it once per
+ * process), by inode: a creator's mapping is of the temporary file glibc
+ * linked to the name.
+ */
+function mapped(name: string): boolean {
+  const ino = String(statSync(semPath(name)).ino);
+  return readFileSync("/proc/self/maps", "utf8").split("\n").some((line) =>
+    line.split(/\s+/)[4] === ino && line.includes("/dev/shm/sem.")
+  );
+}
+
+test("close() is sem_close: the last handle's close unmaps glibc's mapping, once", () => {
+  const name = uniqueName();
+  const made = NamedSemaphore.create({ name, persist: true });
+  try {
+    const opened = NamedSemaphore.open(name);
+    assert.equal(mapped(name), true);
+    made.close();
+    assert.equal(mapped(name), true, "glibc shares one mapping: the other handle keeps it");
+    opened.close();
+    opened.close();
+    assert.equal(mapped(name), false);
+  } finally {
+    made.close();
+    NamedSemaphore.unlink(name);
+  }
+});
+
+test(
+  "a handle dropped without close() is closed by the finalizer",
+  { timeout: 120_000 },
+  async () => {
+    const name = uniqueName();
+    NamedSemaphore.create({ name, persist: true }).close();
+    try {
+      (() => {
+        NamedSemaphore.open(name).post(); // never closed
+      })();
+      assert.equal(mapped(name), true);
+      const deadline = performance.now() + 60_000;
+      while (mapped(name) && performance.now() < deadline) {
+        assert.ok(collectGarbage(), "run deno test with --v8-flags=--expose-gc");
+        await tick(10);
+      }
+      assert.equal(mapped(name), false);
+    } finally {
+      NamedSemaphore.unlink(name);
+    }
+  },
+);
 
 test("an unlinked semaphore keeps working through open handles", () => {
   using sem = NamedSemaphore.create({ value: 1 });
