@@ -70,6 +70,23 @@ export interface PthreadMutexLockOptions {
   readonly pollMs?: number;
 }
 
+/** What a mutex object shares with its release listener and the held set. */
+interface HeldState {
+  held: boolean;
+  watched: boolean;
+  buffer: ArrayBufferLike | undefined;
+}
+
+/**
+ * Mutexes this thread holds. Their buffers keep the memory (and its owner)
+ * from being collected: glibc's robust list points into it until unlock, and
+ * a list into unmapped memory both crashes the next robust unlock and keeps
+ * the kernel from marking the mutex owner-died if this process dies (seen:
+ * a Bun holder that dropped its objects was killed, and the lock stayed
+ * held by a dead thread).
+ */
+const held = new Set<HeldState>();
+
 const LOCKED: PthreadLockResult = Object.freeze({ ownerDied: false });
 const RECOVERED: PthreadLockResult = Object.freeze({ ownerDied: true });
 
@@ -136,11 +153,12 @@ export class PthreadMutex {
   readonly #word: Int32Array | undefined;
   readonly #buffer: ArrayBufferLike;
   /** Shared with the release listener, which must not keep this object alive. */
-  readonly #state = { held: false, watched: false };
+  readonly #state: HeldState = { held: false, watched: false, buffer: undefined };
   #timespec: Timespec | undefined;
 
   private constructor(view: Uint8Array, address: number) {
     this.#buffer = view.buffer;
+    this.#state.buffer = view.buffer;
     this.#address = addressArgument(address);
     this.#word = FUTEX_WORD
       ? new Int32Array(view.buffer, view.byteOffset + LOCK_FIELD!.offset, 1)
@@ -238,6 +256,7 @@ export class PthreadMutex {
     if (code === 0 || code === E.EOWNERDEAD) {
       const state = this.#state;
       state.held = true;
+      held.add(state);
       if (!state.watched) {
         // Once per object: a listener per lock would cost more than the lock.
         state.watched = true;
@@ -246,6 +265,7 @@ export class PthreadMutex {
         beforeRelease(buffer, () => {
           if (state.held && buffer.byteLength !== 0) unsafeLibc.pthread_mutex_unlock(address);
           state.held = false;
+          held.delete(state);
         });
       }
       return code === 0 ? LOCKED : RECOVERED;
@@ -408,6 +428,7 @@ export class PthreadMutex {
     const result = unsafeLibc.pthread_mutex_unlock(this.#live("unlock"));
     if (result !== 0) throw lockError(result, "pthread_mutex_unlock");
     this.#state.held = false;
+    held.delete(this.#state);
   }
 
   /**

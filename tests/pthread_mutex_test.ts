@@ -8,7 +8,10 @@ import {
   afterTicks,
   compileFixture,
   isEmulated,
+  other,
+  self,
   sharedFile,
+  startPeer,
   until,
 } from "./fixtures/lock_peers.ts";
 
@@ -148,6 +151,32 @@ test(
       mutex.unlock();
     } finally {
       memory.close();
+    }
+  },
+);
+
+test(
+  "a Deno or Bun holder that dropped its objects is SIGKILLed: the next locker sees ownerDied",
+  TIMEOUT,
+  async () => {
+    const file = sharedFile(4096);
+    try {
+      using mapping = Mapping.file(file.path);
+      const words = mapping.view(Int32Array);
+      const mutex = PthreadMutex.init(mapping.view(Uint8Array, 0, SIZE));
+      for (const peer of [self, other]) {
+        Atomics.store(words, HOLDER, 0);
+        const child = startPeer(peer, "ipc_mutex_holder.ts", [file.path], 60_000);
+        await until(() => Atomics.load(words, HOLDER) !== 0, 60_000, `the ${peer.runtime} holder`);
+        assert.equal(mutex.tryLock(), null, `${peer.runtime} holds it`);
+        child.kill("SIGKILL");
+        assert.equal((await child.done).signal, "SIGKILL");
+        assert.deepEqual(await mutex.lockAsync(60_000), { ownerDied: true }, peer.runtime);
+        mutex.consistent();
+        mutex.unlock();
+      }
+    } finally {
+      file.remove();
     }
   },
 );
