@@ -7,6 +7,7 @@ import { have, skipReason } from "./helpers.ts";
 import {
   afterTicks,
   compileFixture,
+  expectSuccess,
   isEmulated,
   other,
   self,
@@ -173,6 +174,30 @@ test(
         assert.equal((await child.done).signal, "SIGKILL");
         assert.deepEqual(await mutex.lockAsync(60_000), { ownerDied: true }, peer.runtime);
         mutex.consistent();
+        mutex.unlock();
+      }
+    } finally {
+      file.remove();
+    }
+  },
+);
+
+test(
+  "an aborted lockAsync in a Deno or Bun process frees its thread: the process exits",
+  TIMEOUT,
+  async () => {
+    const file = sharedFile(4096);
+    try {
+      using mapping = Mapping.file(file.path);
+      const mutex = PthreadMutex.init(mapping.view(Uint8Array, 0, SIZE));
+      mutex.lock();
+      try {
+        for (const peer of [self, other]) {
+          const child = startPeer(peer, "ipc_mutex_abort.ts", [file.path], 60_000);
+          const output = await expectSuccess(child, `${peer.runtime} abort child`);
+          assert.match(output, /^aborted: stop waiting, held: false$/m);
+        }
+      } finally {
         mutex.unlock();
       }
     } finally {
