@@ -2,9 +2,10 @@
  * Internal: the blocking phase of `NamedSemaphore.waitAsync`, on another
  * thread ({@linkcode blockOnce}): Deno's nonblocking FFI calls, or (Bun,
  * whose FFI calls are synchronous only) a pool of Workers that block in
- * `sem_clockwait` (or `sem_timedwait`). The same design as sync/_futex_worker.ts: the body is a
- * type-checked function shipped as its source text; idle Workers are
- * unref'd so they never keep the process alive.
+ * `sem_clockwait` (or `sem_timedwait`). The pool has the design of
+ * sync/_futex_worker.ts: the body is a type-checked function shipped as its
+ * source text; idle Workers are unref'd so they never keep the process
+ * alive.
  *
  * @module
  */
@@ -204,11 +205,6 @@ export async function semWaitInWorker(
       idle.push(parked);
     }
   }
-}
-
-/** How many semaphore Workers exist and how many are idle (Bun; for tests). */
-export function semWorkerCounts(): { live: number; idle: number } {
-  return { live, idle: idle.length };
 }
 
 /**
