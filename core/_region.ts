@@ -128,6 +128,11 @@ export function beforeRelease(buffer: ArrayBufferLike, listener: () => void): ()
   return () => void listeners.delete(listener);
 }
 
+/** Internal: whether a region handed `buffer` out (mapped memory, not the JS heap). */
+export function isRegionBuffer(buffer: ArrayBufferLike): boolean {
+  return regionOfBuffer.has(buffer);
+}
+
 /** Internal: one mapped range, its tracked buffers and its release. */
 export class Region {
   readonly address: number;

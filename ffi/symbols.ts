@@ -263,6 +263,40 @@ export const SYMBOLS = {
   fsetxattr: { args: ["i32", "buffer", "buffer", "usize", "i32"], result: "i32", optional: true },
   /** ssize_t lgetxattr(const char *path, const char *name, void *value, size_t size);  never follows a link */
   lgetxattr: { args: ["buffer", "buffer", "buffer", "usize"], result: "isize", optional: true },
+  // --- ipc: POSIX named semaphores and pthread mutex extras (ipc/)
+  /** int clock_gettime(clockid_t clockid, struct timespec *tp); */
+  clock_gettime: { args: ["i32", "buffer"], result: "i32" },
+  /** sem_t *sem_open(const char *name, int oflag, mode_t mode, unsigned int value);  variadic, fixed here; SEM_FAILED on error (glibc NULL, Darwin -1) */
+  sem_open: { args: ["buffer", "i32", "u32", "u32"], result: "pointer" },
+  /** int sem_close(sem_t *sem); */
+  sem_close: { args: ["pointer"], result: "i32" },
+  /** int sem_unlink(const char *name); */
+  sem_unlink: { args: ["buffer"], result: "i32" },
+  /** int sem_wait(sem_t *sem); */
+  sem_wait: { args: ["pointer"], result: "i32" },
+  /** int sem_trywait(sem_t *sem); */
+  sem_trywait: { args: ["pointer"], result: "i32" },
+  /** int sem_timedwait(sem_t *sem, const struct timespec *abstime);  CLOCK_REALTIME; not on Darwin */
+  sem_timedwait: { args: ["pointer", "buffer"], result: "i32", optional: true },
+  /** int sem_clockwait(sem_t *sem, clockid_t clock, const struct timespec *abstime);  glibc 2.30+ */
+  sem_clockwait: { args: ["pointer", "i32", "buffer"], result: "i32", optional: true },
+  /** the same, on a worker thread (Deno); the timespec as an address */
+  sem_clockwait_nonblocking: {
+    name: "sem_clockwait",
+    args: ["pointer", "i32", "pointer"],
+    result: "i32",
+    optional: true,
+    nonblocking: true,
+  },
+  /** int sem_post(sem_t *sem); */
+  sem_post: { args: ["pointer"], result: "i32" },
+  /** int sem_getvalue(sem_t *sem, int *sval); */
+  sem_getvalue: { args: ["pointer", "buffer"], result: "i32" },
+  /** int pthread_mutexattr_settype(pthread_mutexattr_t *attr, int type); */
+  pthread_mutexattr_settype: { args: ["buffer", "i32"], result: "i32" },
+  /** int pthread_mutex_timedlock(pthread_mutex_t *mutex, const struct timespec *abstime);  CLOCK_REALTIME */
+  pthread_mutex_timedlock: { args: ["pointer", "buffer"], result: "i32", optional: true },
+  // --- end ipc
 } as const satisfies SymbolTable;
 
 /** The libc symbol table's type. */

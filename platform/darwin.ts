@@ -139,6 +139,13 @@ export const DARWIN_AARCH64: Platform = {
     SYS_sched_yield: -1,
     // the CLI (cli/); unistd.h
     _SC_CLK_TCK: 3,
+    // --- ipc (untested, from headers): pthread.h, sys/semaphore.h (SEM_VALUE_MAX in limits.h); no futex
+    PTHREAD_MUTEX_ERRORCHECK: 1,
+    SEM_VALUE_MAX: 32767,
+    FUTEX_WAITERS: -1,
+    FUTEX_OWNER_DIED: -1,
+    FUTEX_TID_MASK: -1,
+    // --- end ipc
     // sys/shm.h: (16*1024) when __arm64__ (4096 on x86_64)
     SHMLBA: 16384,
     SHM_DEST: -1,
@@ -436,6 +443,18 @@ export const DARWIN_AARCH64: Platform = {
         sa_flags: { offset: 12, size: 4, kind: "int" },
       },
     },
+    // --- ipc (untested, from headers): typedef int sem_t; no glibc lock word
+    sem_t: {
+      size: 4,
+      align: 4,
+      fields: {},
+    },
+    pthread_mutex_internals: {
+      size: 64,
+      align: 8,
+      fields: {},
+    },
+    // --- end ipc
     siginfo_t: {
       size: 104,
       align: 8,

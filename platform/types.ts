@@ -161,6 +161,13 @@ export const CONSTANT_NAMES = [
   "SYS_sched_yield",
   // the CLI (cli/)
   "_SC_CLK_TCK",
+  // --- ipc: POSIX named semaphores and pthread mutexes (ipc/)
+  "PTHREAD_MUTEX_ERRORCHECK",
+  "SEM_VALUE_MAX",
+  "FUTEX_WAITERS",
+  "FUTEX_OWNER_DIED",
+  "FUTEX_TID_MASK",
+  // --- end ipc
 ] as const;
 
 /** A constant's name, as spelled in C. */
@@ -184,6 +191,10 @@ export const STRUCT_NAMES = [
   "pthread_mutexattr_t",
   "sigaction",
   "siginfo_t",
+  // --- ipc: sem_t, and glibc's pthread_mutex_t fields (__data.__lock) where known
+  "sem_t",
+  "pthread_mutex_internals",
+  // --- end ipc
 ] as const;
 
 /** A struct's name, as spelled in C. */

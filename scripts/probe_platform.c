@@ -23,6 +23,7 @@
 #include <linux/futex.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdalign.h>
@@ -356,6 +357,13 @@ static void constants(void) {
 
   /* the CLI (cli/): clock ticks, to turn /proc/<pid>/stat start times into dates */
   CONST(_SC_CLK_TCK);
+  /* --- ipc: POSIX named semaphores and pthread mutexes (ipc/) */
+  CONST(PTHREAD_MUTEX_ERRORCHECK);
+  CONST(SEM_VALUE_MAX);
+  CONST(FUTEX_WAITERS);
+  CONST(FUTEX_OWNER_DIED);
+  CONST(FUTEX_TID_MASK);
+  /* --- end ipc */
 
   close_object();
 }
@@ -936,6 +944,14 @@ static void structs(void) {
   FIELD(siginfo_t, si_code);
   BYTES(siginfo_t, si_addr);
   STRUCT_END();
+
+  /* --- ipc: the sem_t sem_open maps, and glibc's mutex lock word (ipc/) */
+  OPAQUE("sem_t", sem_t);
+  STRUCT_BEGIN("pthread_mutex_internals", pthread_mutex_t);
+  FIELD(pthread_mutex_t, __data.__lock);
+  FIELD(pthread_mutex_t, __data.__owner);
+  STRUCT_END();
+  /* --- end ipc */
 
   close_object();
 }
