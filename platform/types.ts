@@ -159,6 +159,16 @@ export const CONSTANT_NAMES = [
   "SYS_tgkill",
   "SYS_getpid",
   "SYS_sched_yield",
+  // --- System V semaphores (ipc/sysv_semaphore.ts)
+  "SEM_UNDO",
+  "GETPID",
+  "GETVAL",
+  "GETALL",
+  "GETNCNT",
+  "GETZCNT",
+  "SETVAL",
+  "SETALL",
+  // --- end System V semaphores
 ] as const;
 
 /** A constant's name, as spelled in C. */
@@ -182,6 +192,9 @@ export const STRUCT_NAMES = [
   "pthread_mutexattr_t",
   "sigaction",
   "siginfo_t",
+  // --- System V semaphores (ipc/sysv_semaphore.ts)
+  "sembuf",
+  "semid_ds",
 ] as const;
 
 /** A struct's name, as spelled in C. */
