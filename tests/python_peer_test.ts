@@ -1,0 +1,171 @@
+/**
+ * The Python peer module (peers/python/shmkit_peer.py, standard library plus
+ * libatomic through ctypes) against shmkit in this runtime (the suite runs
+ * under Deno and under Bun): a Channel in both directions with thousands of
+ * messages of every size (1-3 bytes and the maximum included), every byte
+ * compared, no loss and no duplicate; a Mutex shared by Python, Deno and
+ * Bun processes incrementing one counter; and a Python end refusing a
+ * corrupt word.
+ *
+ * @module
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { Channel, Mapping, Mutex, notify } from "../mod.ts";
+import { have, skipReason } from "./helpers.ts";
+import {
+  expectSuccess,
+  isEmulated,
+  other,
+  PEER_TEST,
+  self,
+  sharedFile,
+  startPeer,
+  startProgram,
+  until,
+} from "./fixtures/lock_peers.ts";
+
+const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
+const PYTHON = "python3";
+const NO_PEER = !have(PYTHON)
+  ? skipReason("python3 missing")
+  : spawnSync(PYTHON, ["-c", "import ctypes; ctypes.CDLL('libatomic.so.1')"]).status !== 0
+  ? skipReason("libatomic.so.1 missing (apt-get install libatomic1)")
+  : false;
+const PY_TEST = { ...PEER_TEST, skip: NO_PEER };
+
+interface Summary {
+  received: number;
+  errors: string[];
+  extra: number;
+  pending: number;
+}
+
+function python(
+  script: string,
+  args: readonly (string | number)[],
+): ReturnType<typeof startProgram> {
+  return startProgram(PYTHON, [join(FIXTURES, script), ...args.map(String)]);
+}
+
+const COUNT = isEmulated ? 300 : 3000;
+const SEED = 4242;
+
+for (const { ring, api } of [{ ring: 4096, api: "sync" }, { ring: 64 * 1024, api: "async" }]) {
+  test(
+    `${self.runtime} producer (${api}) to a Python consumer, ${ring}-byte ring: every message, in order, no duplicate`,
+    PY_TEST,
+    async () => {
+      const file = sharedFile(ring);
+      try {
+        {
+          using mapping = Mapping.file(file.path);
+          Channel.init(mapping.view());
+        }
+        const consuming = python("pypeer_channel.py", [file.path, "consume", COUNT, SEED]);
+        const producing = startPeer(self, "channel_peer.ts", [
+          file.path,
+          "produce",
+          COUNT,
+          api,
+          0,
+          SEED,
+        ]);
+        await expectSuccess(producing, `${self.runtime} producer`);
+        const output = await expectSuccess(consuming, "Python consumer");
+        const summary = JSON.parse(output.trim().split("\n").pop()!) as Summary;
+        assert.deepEqual(summary, { received: COUNT, errors: [], extra: 0, pending: 0 });
+      } finally {
+        file.remove();
+      }
+    },
+  );
+
+  test(
+    `a Python producer to a ${self.runtime} consumer (${api}), ${ring}-byte ring: every message, in order, then the end`,
+    PY_TEST,
+    async () => {
+      const file = sharedFile(ring);
+      try {
+        {
+          using mapping = Mapping.file(file.path);
+          Channel.init(mapping.view());
+        }
+        const consuming = startPeer(self, "channel_peer.ts", [
+          file.path,
+          "consume",
+          COUNT,
+          api,
+          0,
+          SEED,
+        ]);
+        const producing = python("pypeer_channel.py", [file.path, "produce", COUNT, SEED]);
+        await expectSuccess(producing, "Python producer");
+        const output = await expectSuccess(consuming, `${self.runtime} consumer`);
+        const summary = JSON.parse(output.trim().split("\n").pop()!) as Summary;
+        assert.deepEqual(summary, { received: COUNT, errors: [], extra: 0, pending: 0 });
+        // The Python producer closed its end: the closed word has the producer's bit.
+        using mapping = Mapping.file(file.path);
+        assert.equal(Atomics.load(mapping.view(Int32Array), 6), 1);
+      } finally {
+        file.remove();
+      }
+    },
+  );
+}
+
+test(
+  "a Python consumer refuses a corrupt tail, naming the word",
+  PY_TEST,
+  async () => {
+    const file = sharedFile(4096);
+    try {
+      using mapping = Mapping.file(file.path);
+      Channel.init(mapping.view());
+      Atomics.store(mapping.view(Int32Array), 32, 4093); // tail: not a multiple of 8
+      const code = [
+        "import sys",
+        `sys.path.insert(0, ${JSON.stringify(join(FIXTURES, "..", "..", "peers", "python"))})`,
+        "import shmkit_peer",
+        "try:",
+        `    shmkit_peer.Channel(shmkit_peer.map_file(${JSON.stringify(file.path)}), 'consumer')`,
+        "except shmkit_peer.Corrupted as e:",
+        "    print(e.word, e.value)",
+      ].join("\n");
+      const { output } = await startProgram(PYTHON, ["-c", code]).done;
+      assert.equal(output.trim(), "tail 4093");
+    } finally {
+      file.remove();
+    }
+  },
+);
+
+test(
+  "Python, Deno and Bun processes incrementing under one Mutex lose no increment",
+  PY_TEST,
+  async () => {
+    const iterations = isEmulated ? 300 : 2000;
+    const file = sharedFile(4096);
+    try {
+      using mapping = Mapping.file(file.path);
+      const words = mapping.view(Int32Array);
+      Mutex.init(mapping.view(Int32Array, 0, 4));
+      const running = [
+        python("pypeer_counter.py", [file.path, iterations]),
+        python("pypeer_counter.py", [file.path, iterations]),
+        startPeer(self, "lock_counter.ts", [file.path, iterations, "lock"]),
+        startPeer(other, "lock_counter.ts", [file.path, iterations, "lock"]),
+      ];
+      await until(() => Atomics.load(words, 48) === running.length, 60_000, "the peers to start");
+      Atomics.store(words, 49, 1);
+      notify(words, 49);
+      for (const [i, r] of running.entries()) await expectSuccess(r, `counter ${i}`);
+      assert.equal(words[16], running.length * iterations);
+      assert.equal(words[0], 0, "the mutex is free at the end");
+    } finally {
+      file.remove();
+    }
+  },
+);
