@@ -185,25 +185,26 @@ let timespec: Timespec | undefined;
  */
 export function semopTimed(id: number, bytes: Uint8Array, timeoutMs: number): boolean {
   const count = operationCount(bytes);
+  if (timeoutMs === Infinity) {
+    // The hot path (an uncontended lock or unlock): no clock.
+    for (;;) {
+      if (unsafeLibc.semop(id, bytes, count) === 0) return true;
+      const code = errno();
+      if (code === E.EAGAIN) return false;
+      if (code !== E.EINTR) throw semError("semop", code, id, count);
+    }
+  }
   const deadline = performance.now() + timeoutMs;
   for (;;) {
-    let result: number;
-    if (timeoutMs === Infinity) {
-      result = unsafeLibc.semop(id, bytes, count);
-    } else {
-      const timed = unsafeLibc.semtimedop;
-      if (timed === undefined) throw new Error(`Cannot semtimedop: ${platform.os} has none`);
-      timespec ??= allocTimespec();
-      writeTimespec(timespec.view, deadline - performance.now());
-      result = timed(id, bytes, count, timespec.bytes);
-    }
-    if (result === 0) return true;
+    const timed = unsafeLibc.semtimedop;
+    if (timed === undefined) throw new Error(`Cannot semtimedop: ${platform.os} has none`);
+    timespec ??= allocTimespec();
+    writeTimespec(timespec.view, deadline - performance.now());
+    if (timed(id, bytes, count, timespec.bytes) === 0) return true;
     const code = errno();
     if (code === E.EAGAIN) return false;
-    if (code !== E.EINTR) {
-      throw semError(timeoutMs === Infinity ? "semop" : "semtimedop", code, id, count);
-    }
-    if (timeoutMs !== Infinity && performance.now() >= deadline) return false;
+    if (code !== E.EINTR) throw semError("semtimedop", code, id, count);
+    if (performance.now() >= deadline) return false;
   }
 }
 

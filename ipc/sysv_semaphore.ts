@@ -56,83 +56,29 @@ import {
 } from "./_sysv_sem_limits.ts";
 import { semopAsync } from "./_sysv_sem_async.ts";
 
+import type {
+  SemaphoreAcquireAsyncOptions,
+  SemaphoreAcquireOptions,
+  SemaphoreAsyncWaitOptions,
+  SemaphoreWaitOptions,
+  SystemVSemaphoreCreateOptions,
+  SystemVSemaphoreOpenOptions,
+  SystemVSemaphoreSetStatus,
+} from "./_sysv_sem_types.ts";
+
 export type { SemaphoreOperation, SystemVSemaphoreLimits, SystemVSemaphoreSetEntry };
-export type { AbortOptions };
+export type {
+  AbortOptions,
+  SemaphoreAcquireAsyncOptions,
+  SemaphoreAcquireOptions,
+  SemaphoreAsyncWaitOptions,
+  SemaphoreWaitOptions,
+  SystemVSemaphoreCreateOptions,
+  SystemVSemaphoreOpenOptions,
+  SystemVSemaphoreSetStatus,
+};
 
 const C = platform.constants;
-
-/** Options of {@linkcode SystemVSemaphoreSet.create}. */
-export interface SystemVSemaphoreCreateOptions {
-  /** The key other processes find the set by (e.g. from `ftok`). Omitted: IPC_PRIVATE. */
-  readonly key?: number;
-  /** Permission bits, 0 to 0o777 (default 0o600). */
-  readonly mode?: number;
-  /**
-   * Fail with EEXIST when a set has the key (IPC_CREAT | IPC_EXCL; default
-   * true). With false an existing set with the same number of semaphores
-   * is opened; `created` tells which happened.
-   */
-  readonly exclusive?: boolean;
-  /**
-   * Values to start with (SETALL, only when this call created the set): one
-   * number for every semaphore, or one per semaphore (default: 0, as Linux
-   * makes them).
-   */
-  readonly initial?: number | readonly number[];
-}
-
-/** Options of {@linkcode SystemVSemaphoreSet.open}. */
-export interface SystemVSemaphoreOpenOptions {
-  /** The least number of semaphores the set must have (default 0: any). */
-  readonly size?: number;
-}
-
-/** Options of {@linkcode SystemVSemaphoreSet.operate}. */
-export interface SemaphoreWaitOptions {
-  /**
-   * How long to wait, in milliseconds (default Infinity). 0 tries once
-   * without waiting (IPC_NOWAIT); other finite values use `semtimedop`.
-   */
-  readonly timeoutMs?: number;
-}
-
-/** Options of {@linkcode SystemVSemaphoreSet.operateAsync}. */
-export interface SemaphoreAsyncWaitOptions extends SemaphoreWaitOptions, AbortOptions {}
-
-/** Options of {@linkcode SystemVSemaphoreSet.acquire} and `release`. */
-export interface SemaphoreAcquireOptions extends SemaphoreWaitOptions {
-  /** How much to take or give back (default 1). */
-  readonly count?: number;
-  /** SEM_UNDO (default true): the kernel gives back what a dead process held. */
-  readonly undo?: boolean;
-}
-
-/** Options of {@linkcode SystemVSemaphoreSet.acquireAsync}. */
-export interface SemaphoreAcquireAsyncOptions extends SemaphoreAcquireOptions, AbortOptions {}
-
-/** A set's status, from `semctl(IPC_STAT)`. */
-export interface SystemVSemaphoreSetStatus {
-  /** The set id. */
-  readonly id: number;
-  /** The key, unsigned (0 for IPC_PRIVATE). */
-  readonly key: number;
-  /** Number of semaphores (`sem_nsems`). */
-  readonly size: number;
-  /** Permission bits, 0 to 0o777. */
-  readonly mode: number;
-  /** Owner's user id. */
-  readonly uid: number;
-  /** Owner's group id. */
-  readonly gid: number;
-  /** Creator's user id. */
-  readonly cuid: number;
-  /** Creator's group id. */
-  readonly cgid: number;
-  /** Last `semop`, or null if never. */
-  readonly otime: Date | null;
-  /** Creation or last IPC_SET. */
-  readonly ctime: Date | null;
-}
 
 function checkUserKey(value: unknown): number {
   const key = checkKey(value);
@@ -183,6 +129,9 @@ export class SystemVSemaphoreSet {
   readonly #key: number;
   readonly #size: number;
   readonly #created: boolean;
+  // Encoded one-semaphore operations by index, delta and undo: acquire and
+  // release then cost one FFI call, not an encoding each.
+  readonly #encoded = new Map<number, Uint8Array<ArrayBuffer>>();
 
   private constructor(id: number, key: number, size: number, created: boolean) {
     this.#id = id;
@@ -505,6 +454,17 @@ export class SystemVSemaphoreSet {
    * EINVAL (gone), E2BIG (over SEMOPM, named), ERANGE (over SEMVMX), EACCES.
    */
   operate(operations: readonly SemaphoreOperation[], options?: SemaphoreWaitOptions): boolean {
+    if (options === undefined && Array.isArray(operations) && operations.length === 1) {
+      // One operation, no timeout: the cached encoding, once it is known valid.
+      const op = operations[0] as Partial<SemaphoreOperation> | null | undefined;
+      if (
+        typeof op === "object" && op !== null && Number.isInteger(op.index) && op.index! >= 0 &&
+        op.index! < this.#size && Number.isInteger(op.delta) && Math.abs(op.delta!) <= SEMVMX &&
+        (op.undo === undefined || typeof op.undo === "boolean")
+      ) {
+        return semopTimed(this.#id, this.#single(op as SemaphoreOperation), Infinity);
+      }
+    }
     const timeoutMs = checkTimeout(checkOptions(options, "options").timeoutMs);
     const noWait = timeoutMs === 0 || (timeoutMs !== Infinity && !haveSemtimedop());
     const bytes = encodeOperations(operations, this.#size, noWait ? C.IPC_NOWAIT : 0);
@@ -557,6 +517,26 @@ export class SystemVSemaphoreSet {
     };
   }
 
+  /** The encoded single operation (cached), checked like {@linkcode encodeOperations}. */
+  #single(operation: SemaphoreOperation): Uint8Array<ArrayBuffer> {
+    // index < 2^31, |delta| <= 32767: a unique number for each (index, delta, undo).
+    const key = (operation.index * 65536 + operation.delta + 32768) * 2 +
+      (operation.undo === true ? 1 : 0);
+    let bytes = this.#encoded.get(key);
+    if (bytes === undefined) {
+      bytes = encodeOperations([operation], this.#size, 0);
+      if (this.#encoded.size >= 64) this.#encoded.clear();
+      this.#encoded.set(key, bytes);
+    }
+    return bytes;
+  }
+
+  #wait(operation: SemaphoreOperation, options: SemaphoreWaitOptions | undefined): boolean {
+    const timeoutMs = options === undefined ? Infinity : checkTimeout(options.timeoutMs);
+    if (timeoutMs === Infinity) return semopTimed(this.#id, this.#single(operation), Infinity);
+    return this.operate([operation], options);
+  }
+
   /**
    * Takes `count` (default 1) from a semaphore, waiting until it has that
    * much: `semop` with `sem_op = -count` and SEM_UNDO (unless `undo: false`),
@@ -574,7 +554,7 @@ export class SystemVSemaphoreSet {
    * @throws {ErrnoError} As {@linkcode SystemVSemaphoreSet.operate}.
    */
   acquire(index = 0, options?: SemaphoreAcquireOptions): boolean {
-    return this.operate([this.#one(index, options, -1)], options);
+    return this.#wait(this.#one(index, options, -1), options);
   }
 
   /**
@@ -599,6 +579,6 @@ export class SystemVSemaphoreSet {
    * @throws {ErrnoError} As {@linkcode SystemVSemaphoreSet.operate}, ERANGE past 32767.
    */
   release(index = 0, options?: Omit<SemaphoreAcquireOptions, "timeoutMs">): void {
-    this.operate([this.#one(index, options, 1)]);
+    semopTimed(this.#id, this.#single(this.#one(index, options, 1)), Infinity);
   }
 }
