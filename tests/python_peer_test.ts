@@ -169,3 +169,77 @@ test(
     }
   },
 );
+
+test(
+  "a Python mutex holder SIGKILLed while holding: the JS waiter takes the lock with ownerDied",
+  PY_TEST,
+  async () => {
+    const file = sharedFile(4096);
+    try {
+      using mapping = Mapping.file(file.path);
+      const words = mapping.view(Int32Array);
+      const mutex = Mutex.init(mapping.view(Int32Array, 0, 4));
+      const code = [
+        "import signal, sys",
+        `sys.path.insert(0, ${JSON.stringify(join(FIXTURES, "..", "..", "peers", "python"))})`,
+        "import shmkit_peer",
+        `mutex = shmkit_peer.Mutex(shmkit_peer.map_file(${JSON.stringify(file.path)}))`,
+        "assert mutex.lock() is False",
+        "print('holding', flush=True)",
+        "signal.pause()",
+      ].join("\n");
+      const holder = startProgram(PYTHON, ["-c", code]);
+      await until(() => (Atomics.load(words, 0) & 0x3fffff) === holder.pid, 60_000, "the holder");
+      assert.equal(mutex.tryLock(), null, "the lock is held");
+      holder.kill("SIGKILL");
+      assert.equal((await holder.done).signal, "SIGKILL");
+      const result = await mutex.lockAsync(60_000);
+      assert.deepEqual(result, { ownerDied: true });
+      mutex.markConsistent();
+      mutex.unlock();
+      assert.equal(Atomics.load(words, 0), 0);
+      assert.equal(Atomics.load(words, 3), 1, "recoveries");
+    } finally {
+      file.remove();
+    }
+  },
+);
+
+test(
+  `a ${self.runtime} mutex holder SIGKILLed while holding: the Python waiter's lock() reports the dead owner`,
+  PY_TEST,
+  async () => {
+    const file = sharedFile(4096);
+    try {
+      using mapping = Mapping.file(file.path);
+      const words = mapping.view(Int32Array);
+      Mutex.init(mapping.view(Int32Array, 0, 4));
+      const holder = startPeer(self, "lock_holder.ts", [file.path, 1]);
+      await until(() => Atomics.load(words, 256) === holder.pid, 60_000, "the holder");
+      const code = [
+        "import sys",
+        `sys.path.insert(0, ${JSON.stringify(join(FIXTURES, "..", "..", "peers", "python"))})`,
+        "import shmkit_peer",
+        `memory = shmkit_peer.map_file(${JSON.stringify(file.path)})`,
+        "mutex = shmkit_peer.Mutex(memory)",
+        "print('timed out' if mutex.lock(timeout=0.2) is None else 'taken', flush=True)",
+        "print('waiting', flush=True)",
+        "shmkit_peer.Words(memory).store(2048, 1)",
+        "died = mutex.lock(timeout=60)",
+        "mutex.mark_consistent()",
+        "mutex.unlock()",
+        "print('owner died' if died else 'no death seen', flush=True)",
+      ].join("\n");
+      const waiter = startProgram(PYTHON, ["-c", code]);
+      // Killed once the Python waiter's short lock timed out (it then flags word 512).
+      await until(() => Atomics.load(words, 512) === 1, 60_000, "the waiter");
+      holder.kill("SIGKILL");
+      const { code: status, output } = await waiter.done;
+      assert.equal(status, 0, output);
+      assert.deepEqual(output.trim().split("\n"), ["timed out", "waiting", "owner died"]);
+      assert.equal(Atomics.load(words, 0), 0);
+    } finally {
+      file.remove();
+    }
+  },
+);
