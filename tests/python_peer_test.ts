@@ -243,3 +243,35 @@ test(
     }
   },
 );
+
+test(
+  `a ${self.runtime} producer SIGKILLed mid-stream: the Python consumer gets everything it published, then the end`,
+  PY_TEST,
+  async () => {
+    const file = sharedFile(8192);
+    try {
+      using mapping = Mapping.file(file.path);
+      const words = mapping.view(Int32Array);
+      Channel.init(mapping.view());
+      const consuming = python("pypeer_channel.py", [file.path, "drain"]);
+      const producing = startPeer(self, "channel_peer.ts", [file.path, "stream"]);
+      // Kill it once a good number of messages went through (the count of received, word 66).
+      await until(() => Atomics.load(words, 66) > 2000, 60_000, "messages to flow");
+      producing.kill("SIGKILL");
+      assert.equal((await producing.done).signal, "SIGKILL");
+      const output = await expectSuccess(consuming, "Python consumer");
+      const summary = JSON.parse(output.trim().split("\n").pop()!) as {
+        received: number;
+        errors: string[];
+        pending: number;
+      };
+      assert.deepEqual(summary.errors, []);
+      // Everything the producer published arrived: its sent count, nothing pending.
+      assert.equal(summary.received, Atomics.load(words, 34));
+      assert.equal(summary.pending, 0);
+      assert.ok(summary.received > 2000);
+    } finally {
+      file.remove();
+    }
+  },
+);
