@@ -47,7 +47,7 @@ function python(
   script: string,
   args: readonly (string | number)[],
 ): ReturnType<typeof startProgram> {
-  return startProgram(PYTHON, [join(FIXTURES, script), ...args.map(String)]);
+  return startProgram(PYTHON, ["-B", join(FIXTURES, script), ...args.map(String)]);
 }
 
 const COUNT = isEmulated ? 300 : 3000;
@@ -134,7 +134,7 @@ test(
         "except shmkit_peer.Corrupted as e:",
         "    print(e.word, e.value)",
       ].join("\n");
-      const { output } = await startProgram(PYTHON, ["-c", code]).done;
+      const { output } = await startProgram(PYTHON, ["-B", "-c", code]).done;
       assert.equal(output.trim(), "tail 4093");
     } finally {
       file.remove();
@@ -188,7 +188,7 @@ test(
         "print('holding', flush=True)",
         "signal.pause()",
       ].join("\n");
-      const holder = startProgram(PYTHON, ["-c", code]);
+      const holder = startProgram(PYTHON, ["-B", "-c", code]);
       await until(() => (Atomics.load(words, 0) & 0x3fffff) === holder.pid, 60_000, "the holder");
       assert.equal(mutex.tryLock(), null, "the lock is held");
       holder.kill("SIGKILL");
@@ -230,7 +230,7 @@ test(
         "mutex.unlock()",
         "print('owner died' if died else 'no death seen', flush=True)",
       ].join("\n");
-      const waiter = startProgram(PYTHON, ["-c", code]);
+      const waiter = startProgram(PYTHON, ["-B", "-c", code]);
       // Killed once the Python waiter's short lock timed out (it then flags word 512).
       await until(() => Atomics.load(words, 512) === 1, 60_000, "the waiter");
       holder.kill("SIGKILL");
