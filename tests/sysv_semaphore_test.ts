@@ -279,6 +279,27 @@ test("an aborted acquireAsync rejects with the reason and never keeps the semaph
   }
 });
 
+for (const peer of RUNTIMES) {
+  test(
+    `a ${peer.name} process whose acquireAsync was aborted exits by itself`,
+    { timeout: 120_000 },
+    async () => {
+      const child = startFixture(peer, "sysvsem_abort.ts", [], "id ", 60_000);
+      const id = Number((await child.ready).slice(3));
+      ours.add(id);
+      const end = await child.exited;
+      if (end.signal !== null) {
+        // Killed by the fixture timer: it hung. Remove what it left.
+        spawnSync("ipcrm", ["-s", String(id)]);
+      }
+      assert.equal(end.signal, null, "the process did not exit by itself");
+      assert.equal(end.code, 0, end.stderr);
+      assert.match(end.stdout, /^rejected: stop waiting$/m);
+      assert.equal(procSetIds().has(id), false, "the exit handler removed the set");
+    },
+  );
+}
+
 test("removing the set while acquireAsync waits rejects with EIDRM", async () => {
   const set = make(1);
   const waiting = set.acquireAsync(0);
