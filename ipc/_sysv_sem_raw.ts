@@ -233,6 +233,8 @@ export function semctlGetAll(id: number, size: number): number[] {
 
 /** `semctl(id, 0, SETALL, array)`. */
 export function semctlSetAll(id: number, values: readonly number[]): void {
+  // The kernel reads nsems values: never hand it a shorter buffer.
+  if (values.length === 0) throw new RangeError("Cannot set all semaphores: no values");
   const array = Uint16Array.from(values);
   if (unsafeLibc.semctl(id, 0, C.SETALL, array) === -1) {
     throw semError("semctl(SETALL)", errno(), id);

@@ -375,8 +375,11 @@ export class SystemVSemaphoreSet {
    * @throws {ErrnoError} `semctl(SETALL)` with EINVAL/EIDRM when the set is gone, EACCES.
    */
   setAll(values: readonly number[]): void {
-    const checked = SystemVSemaphoreSet.#initialValues(values, this.#size) ?? [];
-    semctlSetAll(this.#id, checked);
+    // An array of the set's size, always: SETALL reads size values from the buffer.
+    if (!Array.isArray(values)) {
+      throw new TypeError("Cannot set all semaphores: expected an array of numbers");
+    }
+    semctlSetAll(this.#id, SystemVSemaphoreSet.#initialValues(values, this.#size)!);
   }
 
   /**
