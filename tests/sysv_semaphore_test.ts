@@ -256,6 +256,19 @@ test("acquireAsync waits without blocking the loop, and a timeout resolves false
   }
 });
 
+test("20 acquireAsync waits at once (more than Bun's 16 Workers) all end when released", async () => {
+  const set = make(1);
+  try {
+    const waits = Array.from({ length: 20 }, () => set.acquireAsync(0, { undo: false }));
+    await until("some waits to be in the kernel", () => set.waiting(0).decrease >= 1);
+    set.release(0, { count: 20, undo: false });
+    assert.deepEqual(await Promise.all(waits), new Array(20).fill(true));
+    assert.equal(set.get(0), 0);
+  } finally {
+    set.remove();
+  }
+});
+
 test("an aborted acquireAsync rejects with the reason and never keeps the semaphore", async () => {
   const set = make(1);
   try {
