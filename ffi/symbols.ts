@@ -297,6 +297,31 @@ export const SYMBOLS = {
   /** int pthread_mutex_timedlock(pthread_mutex_t *mutex, const struct timespec *abstime);  CLOCK_REALTIME */
   pthread_mutex_timedlock: { args: ["pointer", "buffer"], result: "i32", optional: true },
   // --- end ipc
+  // --- System V semaphores (ipc/sysv_semaphore.ts)
+  /** int semget(key_t key, int nsems, int semflg); */
+  semget: { args: ["i32", "i32", "i32"], result: "i32" },
+  /** int semop(int semid, struct sembuf *sops, size_t nsops); */
+  semop: { args: ["i32", "buffer", "usize"], result: "i32" },
+  /** int semtimedop(int semid, struct sembuf *sops, size_t nsops, const struct timespec *timeout);  Linux */
+  semtimedop: { args: ["i32", "buffer", "usize", "buffer"], result: "i32", optional: true },
+  /** the same, on a worker thread (Deno), with the buffers as addresses; errno is that thread's */
+  semtimedop_nonblocking: {
+    name: "semtimedop",
+    args: ["i32", "pointer", "usize", "pointer"],
+    result: "i32",
+    nonblocking: true,
+    optional: true,
+  },
+  /**
+   * int semctl(int semid, int semnum, int cmd, ...);  the variadic `union semun` is one
+   * pointer-sized register on x86_64 and aarch64 Linux, so a fixed fourth argument matches it
+   * (not on Apple arm64, where variadic arguments go on the stack). This twin passes a pointer
+   * (IPC_STAT, IPC_SET, GETALL, SETALL; NULL for the others).
+   */
+  semctl: { args: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  /** the same with `union semun` holding `int val` (SETVAL) */
+  semctl_val: { name: "semctl", args: ["i32", "i32", "i32", "i64"], result: "i32" },
+  // --- end System V semaphores
 } as const satisfies SymbolTable;
 
 /** The libc symbol table's type. */

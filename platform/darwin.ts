@@ -146,6 +146,16 @@ export const DARWIN_AARCH64: Platform = {
     FUTEX_OWNER_DIED: -1,
     FUTEX_TID_MASK: -1,
     // --- end ipc
+    // --- System V semaphores (sys/sem.h, by hand, untested)
+    SEM_UNDO: 0o10000,
+    GETNCNT: 3,
+    GETPID: 4,
+    GETVAL: 5,
+    GETALL: 6,
+    GETZCNT: 7,
+    SETVAL: 8,
+    SETALL: 9,
+    // --- end System V semaphores
     // sys/shm.h: (16*1024) when __arm64__ (4096 on x86_64)
     SHMLBA: 16384,
     SHM_DEST: -1,
@@ -462,6 +472,32 @@ export const DARWIN_AARCH64: Platform = {
         si_signo: { offset: 0, size: 4, kind: "int" },
         si_code: { offset: 8, size: 4, kind: "int" },
         si_addr: { offset: 24, size: 8, kind: "bytes" },
+      },
+    },
+    // --- System V semaphores (sys/sem.h, by hand, untested): sembuf is three
+    // shorts; __semid_ds_new is #pragma pack(4) around __ipc_perm_new.
+    sembuf: {
+      size: 6,
+      align: 2,
+      fields: {
+        sem_num: { offset: 0, size: 2, kind: "uint" },
+        sem_op: { offset: 2, size: 2, kind: "int" },
+        sem_flg: { offset: 4, size: 2, kind: "int" },
+      },
+    },
+    semid_ds: {
+      size: 72,
+      align: 4,
+      fields: {
+        "sem_perm.uid": { offset: 0, size: 4, kind: "uint" },
+        "sem_perm.gid": { offset: 4, size: 4, kind: "uint" },
+        "sem_perm.cuid": { offset: 8, size: 4, kind: "uint" },
+        "sem_perm.cgid": { offset: 12, size: 4, kind: "uint" },
+        "sem_perm.mode": { offset: 16, size: 2, kind: "uint" },
+        "sem_perm.__key": { offset: 20, size: 4, kind: "int" },
+        sem_nsems: { offset: 28, size: 2, kind: "uint" },
+        sem_otime: { offset: 32, size: 8, kind: "int" },
+        sem_ctime: { offset: 44, size: 8, kind: "int" },
       },
     },
     sigset_t: {

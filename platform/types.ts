@@ -168,6 +168,16 @@ export const CONSTANT_NAMES = [
   "FUTEX_OWNER_DIED",
   "FUTEX_TID_MASK",
   // --- end ipc
+  // --- System V semaphores (ipc/sysv_semaphore.ts)
+  "SEM_UNDO",
+  "GETPID",
+  "GETVAL",
+  "GETALL",
+  "GETNCNT",
+  "GETZCNT",
+  "SETVAL",
+  "SETALL",
+  // --- end System V semaphores
 ] as const;
 
 /** A constant's name, as spelled in C. */
@@ -195,6 +205,9 @@ export const STRUCT_NAMES = [
   "sem_t",
   "pthread_mutex_internals",
   // --- end ipc
+  // --- System V semaphores (ipc/sysv_semaphore.ts)
+  "sembuf",
+  "semid_ds",
 ] as const;
 
 /** A struct's name, as spelled in C. */

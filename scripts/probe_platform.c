@@ -32,6 +32,8 @@
 #include <sys/ipc.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+/* System V semaphores (ipc/sysv_semaphore.ts) */
+#include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -364,6 +366,16 @@ static void constants(void) {
   CONST(FUTEX_OWNER_DIED);
   CONST(FUTEX_TID_MASK);
   /* --- end ipc */
+  /* --- System V semaphores (ipc/sysv_semaphore.ts) */
+  CONST(SEM_UNDO);
+  CONST(GETPID);
+  CONST(GETVAL);
+  CONST(GETALL);
+  CONST(GETNCNT);
+  CONST(GETZCNT);
+  CONST(SETVAL);
+  CONST(SETALL);
+  /* --- end System V semaphores */
 
   close_object();
 }
@@ -952,6 +964,25 @@ static void structs(void) {
   FIELD(pthread_mutex_t, __data.__owner);
   STRUCT_END();
   /* --- end ipc */
+  /* --- System V semaphores (ipc/sysv_semaphore.ts) */
+  STRUCT_BEGIN("sembuf", struct sembuf);
+  FIELD(struct sembuf, sem_num);
+  FIELD(struct sembuf, sem_op);
+  FIELD(struct sembuf, sem_flg);
+  STRUCT_END();
+
+  STRUCT_BEGIN("semid_ds", struct semid_ds);
+  FIELD(struct semid_ds, sem_perm.__key);
+  FIELD(struct semid_ds, sem_perm.uid);
+  FIELD(struct semid_ds, sem_perm.gid);
+  FIELD(struct semid_ds, sem_perm.cuid);
+  FIELD(struct semid_ds, sem_perm.cgid);
+  FIELD(struct semid_ds, sem_perm.mode);
+  FIELD(struct semid_ds, sem_otime);
+  FIELD(struct semid_ds, sem_ctime);
+  FIELD(struct semid_ds, sem_nsems);
+  STRUCT_END();
+  /* --- end System V semaphores */
 
   close_object();
 }
