@@ -134,6 +134,11 @@ const pkg = {
       import: "./esm/messaging/mod.js",
       default: "./esm/messaging/mod.js",
     },
+    "./ipc": {
+      types: "./types/ipc/mod.d.ts",
+      import: "./esm/ipc/mod.js",
+      default: "./esm/ipc/mod.js",
+    },
     "./cli": {
       types: "./types/cli/main.d.ts",
       import: "./esm/cli/main.js",

@@ -33,6 +33,7 @@ export const LIBRARY_DIRS = [
   "spawn",
   "layout",
   "messaging",
+  "ipc",
   "cli",
 ] as const;
 

@@ -45,6 +45,8 @@ const AARCH64_SUBSET = [
   "tests/layout_test.ts",
   "tests/layout_interop_test.ts",
   "tests/loan_pool_test.ts",
+  "tests/sysv_semaphore_test.ts",
+  "tests/pthread_mutex_test.ts",
 ];
 
 interface Tally {
