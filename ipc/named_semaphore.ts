@@ -126,7 +126,8 @@ export class NamedSemaphore implements Disposable {
    * ```ts
    * import { NamedSemaphore } from "@shmkit/shmkit/ipc";
    * using sem = NamedSemaphore.create({ value: 2 });
-   * console.log(sem.name, sem.value); // "/shmkit-…" 2
+   * console.log(sem.value); // 2
+   * console.log(sem.name); // e.g. "/shmkit-2d8b1c317f8253cc"
    * ```
    *
    * @param options Name, mode, initial value, persist.

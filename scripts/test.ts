@@ -46,8 +46,10 @@ const AARCH64_SUBSET = [
   "tests/layout_interop_test.ts",
   "tests/loan_pool_test.ts",
   "tests/sysv_semaphore_test.ts",
-  "tests/pthread_mutex_test.ts",
 ];
+// Not tests/pthread_mutex_test.ts: qemu-user answers set_robust_list with ENOSYS (the
+// guest's robust list can't be walked by the host kernel), so glibc's robust mutexes
+// are plain ones under emulation and a dead owner is never reported.
 
 interface Tally {
   readonly target: string;
