@@ -283,7 +283,7 @@ test("spawnScript refuses bad options before starting anything", () => {
   using memory = Memfd.create({ size: 8 });
   assert.throws(() => spawnScript(CHILD, { regions: { "a=b": memory } }), RangeError);
   assert.throws(() => spawnScript(CHILD, { regions: { "": memory } }), RangeError);
-  assert.throws(() => spawnScript(CHILD, { runtime: "node" as never }), RangeError);
+  assert.throws(() => spawnScript(CHILD, { runtime: "python" as never }), RangeError);
   assert.throws(() => spawnScript(CHILD, { path: "/bin/sh" } as never), TypeError);
   assert.throws(() => spawnScript(CHILD, { args: [1] as never }), TypeError);
   assert.throws(() => spawnScript(42 as never), TypeError);
