@@ -270,11 +270,13 @@ if (!args.has("--no-aarch64")) {
   if (setup.code !== 0) {
     tallies.push({ target: "deno aarch64", passed: 0, failed: 1 });
     tallies.push({ target: "bun aarch64", passed: 0, failed: 1 });
+    tallies.push({ target: "node aarch64", passed: 0, failed: 1 });
   } else {
     const runner = `${ROOT}/scripts/aarch64_run.sh`;
     // Types were checked on x86_64; checking again under emulation only costs time.
     if (wanted("deno")) await denoSuite("deno aarch64", [runner, "deno"], arm, ["--no-check"]);
     if (wanted("bun")) await bunSuite("bun aarch64", [runner, "bun"], arm);
+    if (wanted("node")) await nodeSuite("node aarch64", [runner, "node"], arm);
   }
 }
 
