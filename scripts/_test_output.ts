@@ -190,7 +190,8 @@ export function readSummaryLine(
  */
 export function readNode(output: string, end: ProcessEnd): RunResult {
   const text = plain(output);
-  const reasons = skipReasons(text);
+  // The TAP reporter passes a test file's stderr on as "# " comment lines.
+  const reasons = skipReasons(text.replace(/^# (skip: )/gm, "$1"));
   const total = (name: string): number | undefined => {
     const m = lastMatch(text, new RegExp(`^# ${name} (\\d+)\\s*$`, "gm"));
     return m === undefined ? undefined : Number(m[1]);

@@ -283,8 +283,12 @@ const MDWE_LAUNCH = "import ctypes, os, sys\n" +
 test(
   "where executable memory is refused (prctl PR_SET_MDWE), the guard says so and shmkit works on",
   {
-    skip: runtime !== "deno"
+    skip: runtime === "bun"
       ? skipReason("Bun's FFI compiles its bindings at run time and can't load under MDWE at all")
+      : runtime === "node"
+      ? skipReason(
+        "Node aborts under MDWE unless --jitless, and --jitless turns off the WebAssembly its TypeScript stripping needs",
+      )
       : emulator !== undefined
       ? skipReason("qemu-user translates code at run time and can't run under MDWE")
       : noPython,
