@@ -1,5 +1,5 @@
 /**
- * shmkit: shared memory and process primitives for Deno and Bun, straight
+ * shmkit: shared memory and process primitives for Deno, Bun and Node, straight
  * from libc through the runtime's FFI. No native addon, no compile step.
  *
  * - {@linkcode Mapping}: `mmap` of anonymous memory, files and fds, with

@@ -25,6 +25,16 @@ async function rawSymbols(): Promise<RawSymbols> {
     });
     return lib.symbols as unknown as RawSymbols;
   }
+  if (!("Bun" in globalThis)) {
+    // node:ffi: pointers and 64-bit values as BigInt.
+    const specifier = "node:ffi";
+    const ffi = await import(specifier);
+    return ffi.dlopen("libc.so.6", {
+      getpid: { arguments: [], return: "i32" },
+      sysconf: { arguments: ["i32"], return: "i64" },
+      madvise: { arguments: ["pointer", "u64", "i32"], return: "i32" },
+    }).functions as RawSymbols;
+  }
   const specifier = "bun:ffi";
   const ffi = await import(specifier);
   return ffi.dlopen("libc.so.6", {
@@ -77,8 +87,9 @@ export const benchmarks: Benchmark[] = [
     async run(): Promise<Measured> {
       const raw = await rawSymbols();
       using mapping = Mapping.anonymous(pageSize());
-      // Each runtime's fastest raw form: Deno takes 64-bit parameters fastest as BigInt.
-      const wide = "Deno" in globalThis ? BigInt : Number;
+      // Each runtime's fastest raw form: Deno takes 64-bit parameters fastest as BigInt,
+      // node:ffi takes nothing else.
+      const wide = "Bun" in globalThis ? Number : BigInt;
       const address = wide(mapping.unsafeAddress);
       const length = wide(pageSize());
       const { baseline: base, value } = nsPerOpPair(

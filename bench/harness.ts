@@ -3,7 +3,7 @@
  * Python baselines, so every ratio compares figures from the same run.
  *
  * A benchmark module (`bench/*_bench.ts`) exports `benchmarks: Benchmark[]`.
- * `scripts/bench.ts` runs every module under Deno and under Bun and writes
+ * `scripts/bench.ts` runs every module under Deno, Bun and Node and writes
  * `bench-results.json`.
  *
  * @module
@@ -16,7 +16,7 @@ import { join } from "node:path";
 export interface BenchResult {
   /** What was measured. */
   readonly name: string;
-  /** "deno", "bun", or the baseline's own runtime ("c", "python"). */
+  /** "deno", "bun", "node", or the baseline's own runtime ("c", "python"). */
   readonly runtime: string;
   /** The figure. */
   readonly value: number;

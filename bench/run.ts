@@ -9,7 +9,7 @@ import { readdirSync } from "node:fs";
 import { type BenchResult, describeGoal, meets } from "./harness.ts";
 import type { Benchmark } from "./harness.ts";
 
-const runtime = "Bun" in globalThis ? "bun" : "deno";
+const runtime = "Deno" in globalThis ? "deno" : "Bun" in globalThis ? "bun" : "node";
 const dir = import.meta.dirname!;
 const argv: string[] = "Deno" in globalThis ? Deno.args : (globalThis as unknown as {
   process: { argv: string[] };

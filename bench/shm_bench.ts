@@ -46,7 +46,9 @@ function measure(cycle: () => void): { value: number; c: number; python: number 
 }
 
 function benchName(): string {
-  return `/shmkit-bench-${"Bun" in globalThis ? "bun" : "deno"}-${unsafeLibc.getpid()}`;
+  return `/shmkit-bench-${
+    "Deno" in globalThis ? "deno" : "Bun" in globalThis ? "bun" : "node"
+  }-${unsafeLibc.getpid()}`;
 }
 
 const C_BASELINE = "C shm_open/posix_fallocate/mmap/munmap/shm_unlink";

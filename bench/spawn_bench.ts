@@ -2,7 +2,8 @@
  * Spawn + wait of /bin/true: shmkit's {@linkcode spawn} against C
  * `posix_spawn` + `waitpid` (bench/c/spawn_true.c, same signal and fd
  * hygiene), and against the runtime's own API (`Deno.Command` under Deno,
- * `Bun.spawn` under Bun), all with inherited stdio.
+ * `Bun.spawn` under Bun, `child_process.spawn` under Node), all with
+ * inherited stdio.
  *
  * Spawning costs hundreds of microseconds and the machine's load moves it a
  * lot, so the three are measured in alternating rounds and compared by
@@ -10,6 +11,7 @@
  *
  * @module
  */
+import { spawn as spawnProcess } from "node:child_process";
 import { spawn } from "../mod.ts";
 import { type Benchmark, compileC, type Measured, median, runForNumber } from "./harness.ts";
 
@@ -40,7 +42,18 @@ function runtimeSpawn(): { name: string; run: () => Promise<unknown> } {
       run: () => bun.spawn(["/bin/true"], { stdio: ["inherit", "inherit", "inherit"] }).exited,
     };
   }
-  const deno = g.Deno!;
+  if (g.Deno === undefined) {
+    return {
+      name: "child_process.spawn",
+      run: () =>
+        new Promise((resolve, reject) => {
+          const child = spawnProcess("/bin/true", [], { stdio: "inherit" });
+          child.on("error", reject);
+          child.on("exit", resolve);
+        }),
+    };
+  }
+  const deno = g.Deno;
   return {
     name: "Deno.Command",
     run: () =>

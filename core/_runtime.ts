@@ -1,5 +1,5 @@
 /**
- * The one module that looks at the runtime's globals (Deno, Bun), so no other
+ * The one module that looks at the runtime's globals (Deno, Bun, process), so no other
  * file needs a `globalThis as { Deno? }` of its own. It imports nothing: the
  * FFI backends pick themselves in ffi/libc.ts, everything else asks here.
  *
@@ -7,7 +7,7 @@
  */
 
 /** The runtimes shmkit runs on. */
-export type RuntimeName = "deno" | "bun";
+export type RuntimeName = "deno" | "bun" | "node";
 
 /** The part of the `Deno` global this library uses. */
 export interface DenoApi {
@@ -32,6 +32,8 @@ export interface ProcessApi {
   off?(event: string, listener: (...args: unknown[]) => void): void;
   removeListener?(event: string, listener: (...args: unknown[]) => void): void;
   exit(code: number): never;
+  /** Node 22.3+ (and Bun): a built-in module, loaded synchronously. */
+  getBuiltinModule?(id: string): unknown;
 }
 
 const scope = globalThis as unknown as {
@@ -42,15 +44,27 @@ const scope = globalThis as unknown as {
 };
 
 /** Which runtime runs this process. */
-export const runtimeName: RuntimeName = scope.Deno !== undefined ? "deno" : "bun";
+export const runtimeName: RuntimeName = scope.Deno !== undefined
+  ? "deno"
+  : scope.Bun !== undefined
+  ? "bun"
+  : "node";
 
 /** Deno's global, or undefined elsewhere. */
 export const deno: DenoApi | undefined = scope.Deno;
 
-/** Node's `process` as Bun provides it, or undefined under Deno. */
+/** Node's `process` (Node's own, or Bun's), or undefined under Deno. */
 export const nodeProcess: ProcessApi | undefined = scope.Deno === undefined
   ? scope.process
   : undefined;
+
+/**
+ * A Node built-in module (`node:worker_threads`) by `process.getBuiltinModule`,
+ * or undefined where there is none.
+ */
+export function nodeBuiltin<T>(id: string): T | undefined {
+  return nodeProcess?.getBuiltinModule?.(id) as T | undefined;
+}
 
 /** The runtime's own executable, to start a child of the same kind. */
 export function execPath(): string {

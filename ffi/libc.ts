@@ -8,6 +8,7 @@
 import { platform } from "../platform/mod.ts";
 import { createBunBackend } from "./bun_backend.ts";
 import { createDenoBackend } from "./deno_backend.ts";
+import { createNodeBackend } from "./node_backend.ts";
 import { LOADER_SYMBOLS, SYMBOLS, type Symbols } from "./symbols.ts";
 import type { Backend, JsFunctions, SymbolTable } from "./types.ts";
 
@@ -17,8 +18,11 @@ const RTLD_LAZY = 1;
 async function createBackend(): Promise<Backend> {
   if ("Deno" in globalThis) return createDenoBackend();
   if ("Bun" in globalThis) return await createBunBackend();
+  const node = (globalThis as { process?: { versions?: { node?: string } } }).process?.versions
+    ?.node;
+  if (node !== undefined) return await createNodeBackend();
   throw new Error(
-    "Cannot load shmkit: unsupported runtime; shmkit needs Deno or Bun FFI",
+    "Cannot load shmkit: unsupported runtime; shmkit needs Deno, Bun or Node FFI",
   );
 }
 

@@ -1,6 +1,6 @@
 /**
  * Runtime-neutral FFI types. The symbol table in `symbols.ts` is written in
- * these; the Deno and Bun backends translate them to their runtime's names.
+ * these; the Deno, Bun and Node backends translate them to their runtime's names.
  *
  * @module
  */
@@ -90,7 +90,7 @@ export type JsFunctions<T extends SymbolTable> =
 /** What a runtime backend provides: binding symbols and raw memory access. */
 export interface Backend {
   /** The runtime's name. */
-  readonly runtime: "deno" | "bun";
+  readonly runtime: "deno" | "bun" | "node";
   /** Whether symbols marked `nonblocking` can be bound (Deno's worker-thread calls). */
   readonly nonblocking: boolean;
   /**

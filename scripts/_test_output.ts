@@ -182,3 +182,40 @@ export function readSummaryLine(
   const failed = Number(m[2]);
   return { passed: Number(m[1]), failed: failed === 0 && end.code !== 0 ? 1 : failed };
 }
+
+/**
+ * Reads `node --test --test-reporter=tap` output: the `# pass N`, `# fail N`,
+ * `# skipped N`, `# todo N` and `# cancelled N` lines at its end (a cancelled
+ * test, e.g. by its timeout, counts as failed).
+ */
+export function readNode(output: string, end: ProcessEnd): RunResult {
+  const text = plain(output);
+  // The TAP reporter passes a test file's stderr on as "# " comment lines.
+  const reasons = skipReasons(text.replace(/^# (skip: )/gm, "$1"));
+  const total = (name: string): number | undefined => {
+    const m = lastMatch(text, new RegExp(`^# ${name} (\\d+)\\s*$`, "gm"));
+    return m === undefined ? undefined : Number(m[1]);
+  };
+  const pass = total("pass");
+  if (pass !== undefined) {
+    const failed = (total("fail") ?? 0) + (total("cancelled") ?? 0);
+    return {
+      passed: pass,
+      failed: failed === 0 && end.code !== 0 ? 1 : failed,
+      skipped: (total("skipped") ?? 0) + (total("todo") ?? 0),
+      skipReasons: reasons,
+    };
+  }
+  // TAP names each test when it starts ("# Subtest: name") and ends ("ok N - name").
+  const started = lastMatch(text, /^\s*# Subtest: (.+)$/gm)?.[1];
+  const where = started === undefined
+    ? `no test had started; last output: ${lastLine(text)}`
+    : `during or after "${started.trim()}"`;
+  return {
+    passed: count(text, /^\s*ok \d+ - (?!.*# SKIP)/gm),
+    failed: count(text, /^\s*not ok \d+ - /gm) + 1,
+    skipped: count(text, /^\s*ok \d+ - .*# SKIP/gm),
+    death: `ended without a summary, ${describeEnd(end)}, ${where}`,
+    skipReasons: reasons,
+  };
+}

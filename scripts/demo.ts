@@ -1,12 +1,13 @@
 /**
  * The classic shared-memory program — create shared memory, start a child,
- * the child changes the data, the parent reads it after waiting — on Deno
- * or Bun, without fork: the child is this same script, started with
+ * the child changes the data, the parent reads it after waiting — on Deno,
+ * Bun or Node, without fork: the child is this same script, started with
  * posix_spawn and handed the memory as an fd.
  *
  * ```sh
  * node_modules/.bin/deno run --allow-ffi scripts/demo.ts
  * node_modules/.bin/bun scripts/demo.ts
+ * node_modules/.bin/node --disable-warning=ExperimentalWarning scripts/demo.ts
  * # the child on the other runtime:
  * node_modules/.bin/deno run --allow-ffi scripts/demo.ts --child-runtime=bun --child-exec=node_modules/.bin/bun
  * ```
@@ -34,7 +35,7 @@ const g = globalThis as {
 };
 const args = g.Deno?.args ?? g.process!.argv.slice(2);
 const pid = g.Deno?.pid ?? g.process!.pid;
-const runtime = "Bun" in globalThis ? "bun" : "deno";
+const runtime = "Deno" in globalThis ? "deno" : "Bun" in globalThis ? "bun" : "node";
 const exit = (code: number): never => (g.Deno ?? g.process)!.exit(code);
 
 function option(name: string): string | undefined {
@@ -64,7 +65,7 @@ if (args.includes("--child")) {
     `parent ${pid} (${runtime}): value before child = ${counter.view(BigUint64Array)[0]}`,
   );
 
-  const childRuntime = option("child-runtime") as "deno" | "bun" | undefined;
+  const childRuntime = option("child-runtime") as "deno" | "bun" | "node" | undefined;
   const execPath = option("child-exec");
   const child = spawnScript(new URL(import.meta.url), {
     regions: { counter },

@@ -8,7 +8,7 @@
  */
 import { Mapping, pageSize, readProcMaps } from "../mod.ts";
 
-const runtime = "Bun" in globalThis ? "bun" : "deno";
+const runtime = "Deno" in globalThis ? "deno" : "Bun" in globalThis ? "bun" : "node";
 const length = 16 * pageSize();
 
 function linesAt(address: number): string[] {

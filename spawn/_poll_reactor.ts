@@ -1,8 +1,8 @@
 /**
  * Waiting for file descriptors to become ready — `poll(2)` — without blocking
- * the event loop, in both runtimes. Child processes use it for their pipes,
- * and under Bun for their pidfds (readable when the child exits; Deno
- * learns of exits from SIGCHLD instead, see `spawn.ts`).
+ * the event loop, in all three runtimes. Child processes use it for their
+ * pipes, and under Bun for their pidfds (readable when the child exits; Deno
+ * and Node learn of exits from SIGCHLD instead, see `_exit_watch.ts`).
  *
  * One `poll` covers every fd being waited for, plus a wake pipe that
  * interrupts it when the set changes:
@@ -15,6 +15,8 @@
  *   100 us more than a blocking `waitpid`, where polling `waitpid(WNOHANG)`
  *   on a 1 ms timer costs about 700 us more, and a SIGCHLD listener
  *   (`process.on("SIGCHLD")`) about 2 ms more and much CPU.
+ * - Node: the same, with a worker_threads Worker. Node won't exit while the
+ *   worker is inside `poll`, so at exit the worker is told to stop and woken.
  * - Anywhere else, or when the Worker can't start: `poll` with a zero
  *   timeout on a timer that backs off from 1 ms to 50 ms.
  *
@@ -27,7 +29,7 @@
 import { backend, unsafeLibc } from "../ffi/libc.ts";
 import { platform } from "../platform/mod.ts";
 import { check } from "../core/errors.ts";
-import { setTimerRef } from "../core/_runtime.ts";
+import { nodeBuiltin, nodeProcess, setTimerRef } from "../core/_runtime.ts";
 
 const C = platform.constants;
 const POLLFD = platform.structs.pollfd;
@@ -60,7 +62,7 @@ interface Engine {
   /** Stops any pending timer or call that no longer has a reason to run. */
   stop?(): void;
   /** Which engine this is, for tests and docs. */
-  readonly name: "deno-nonblocking" | "bun-worker" | "timer";
+  readonly name: "deno-nonblocking" | "bun-worker" | "node-worker" | "timer";
 }
 
 const registrations = new Set<Registration>();
@@ -104,7 +106,7 @@ export function waitReady(fd: number, events: number, ref = true): ReadyWait {
   };
 }
 
-/** The engine in use ("deno-nonblocking", "bun-worker" or "timer"), creating it if needed. */
+/** The engine in use ("deno-nonblocking", "bun-worker", "node-worker" or "timer"), creating it if needed. */
 export function reactorEngine(): string {
   return (engine ??= createEngine()).name;
 }
@@ -128,9 +130,9 @@ function createEngine(): Engine {
   if (backend.nonblocking && unsafeLibc.poll_nonblocking !== undefined) {
     return createDenoEngine(unsafeLibc.poll_nonblocking);
   }
-  if (backend.runtime === "bun") {
+  if (backend.runtime === "bun" || backend.runtime === "node") {
     try {
-      return createBunEngine();
+      return createWorkerEngine(backend.runtime);
     } catch {
       // A sandbox without Workers: poll on a timer.
     }
@@ -290,8 +292,9 @@ function unrefTimer(timer: ReturnType<typeof setTimeout>): void {
   setTimerRef(timer, false);
 }
 
-/** What the Bun waiter Worker gets at start. */
+/** What the waiter Worker gets at start. */
 interface WorkerInit {
+  readonly runtime: "bun" | "node";
   readonly library: string;
   readonly shared: SharedArrayBuffer;
   readonly wakeFd: number;
@@ -300,41 +303,84 @@ interface WorkerInit {
   readonly eventsAt: number;
   readonly reventsAt: number;
   readonly pollin: number;
+  /** The shared word that, once non-zero, tells the Worker to return. */
+  readonly stop: number;
+  /** Where the (fd, events) pairs start in the shared set. */
+  readonly header: number;
 }
 
-// Shared set layout (Int32): [0] lock, [1] generation, [2] count, then (fd, events) pairs.
-const HEADER = 3;
+// Shared set layout (Int32): [0] lock, [1] generation, [2] count, [3] stop, then (fd, events) pairs.
+const HEADER = 4;
+const STOP = 3;
 const CAPACITY = 16384;
 
 /**
- * The Bun Worker's body: block in `poll` on the shared set, post the ready
- * fds. It must be self-contained (it runs from its source text).
+ * The waiter Worker's body (Bun, Node): block in `poll` on the shared set,
+ * post the ready fds. It must be self-contained (it runs from its source text).
  */
 function waiterWorker(): void {
+  type Call = (...args: unknown[]) => number | bigint;
   interface Ffi {
-    dlopen(path: string, defs: Record<string, { args: string[]; returns: string }>): {
-      symbols: Record<string, (...args: unknown[]) => number>;
+    dlopen(path: string, defs: Record<string, object>): {
+      symbols?: Record<string, Call>;
+      functions?: Record<string, Call>;
     };
   }
   const scope = globalThis as unknown as {
     onmessage: ((event: { data: WorkerInit }) => void) | null;
     postMessage(message: unknown): void;
+    process?: { getBuiltinModule?(id: string): unknown };
   };
-  scope.onmessage = async (event) => {
-    scope.onmessage = null;
-    const init = event.data;
-    const specifier = "bun:ffi";
+  // Node's worker_threads talk through parentPort; Bun's Workers through the global scope.
+  const threads = "Bun" in globalThis
+    ? undefined
+    : scope.process?.getBuiltinModule?.("node:worker_threads") as {
+      parentPort: { postMessage(m: unknown): void; once(e: string, f: (d: unknown) => void): void };
+    } | undefined;
+  const post = threads === undefined
+    ? (message: unknown) => scope.postMessage(message)
+    : (message: unknown) => threads.parentPort.postMessage(message);
+  if (threads === undefined) {
+    scope.onmessage = (event) => {
+      scope.onmessage = null;
+      void serve(event.data);
+    };
+  } else {
+    threads.parentPort.once("message", (data) => void serve(data as WorkerInit));
+  }
+  async function serve(init: WorkerInit): Promise<void> {
+    const node = init.runtime === "node";
+    const specifier = node ? "node:ffi" : "bun:ffi";
     const ffi = (await import(specifier)) as Ffi;
-    const libc = ffi.dlopen(init.library, {
-      poll: { args: ["ptr", "u64", "i32"], returns: "i32" },
-      read: { args: ["i32", "ptr", "u64"], returns: "i64" },
-    }).symbols;
+    // node:ffi's signatures are { return, arguments }, its 64-bit arguments BigInts.
+    const opened = ffi.dlopen(
+      init.library,
+      node
+        ? {
+          poll: { arguments: ["pointer", "u64", "i32"], return: "i32" },
+          read: { arguments: ["i32", "pointer", "u64"], return: "i64" },
+        }
+        : {
+          poll: { args: ["ptr", "u64", "i32"], returns: "i32" },
+          read: { args: ["i32", "ptr", "u64"], returns: "i64" },
+        },
+    );
+    const raw = (node ? opened.functions : opened.symbols)!;
+    const wide = (n: number): number | bigint => node ? BigInt(n) : n;
+    const libc = {
+      poll: (fds: Uint8Array, n: number, timeout: number) =>
+        Number(raw.poll!(fds, wide(n), timeout)),
+      read: (fd: number, buffer: Uint8Array, length: number) =>
+        Number(raw.read!(fd, buffer, wide(length))),
+    };
     const shared = new Int32Array(init.shared);
     const drained = new Uint8Array(256);
-    scope.postMessage("ready");
+    post("ready");
     let generation = -1;
     let watched: number[] = []; // fd, events pairs
     for (;;) {
+      // The process is exiting: return, so the Worker can be stopped.
+      if (Atomics.load(shared, init.stop) !== 0) return;
       // Reload the set when the main thread changed it.
       while (Atomics.compareExchange(shared, 0, 0, 1) !== 0) {
         // The main thread holds the lock for a few instructions.
@@ -342,7 +388,7 @@ function waiterWorker(): void {
       if (Atomics.load(shared, 1) !== generation) {
         generation = Atomics.load(shared, 1);
         const count = Atomics.load(shared, 2);
-        watched = Array.from(shared.subarray(3, 3 + 2 * count));
+        watched = Array.from(shared.subarray(init.header, init.header + 2 * count));
       }
       Atomics.store(shared, 0, 0);
 
@@ -355,9 +401,9 @@ function waiterWorker(): void {
         view.setInt32(i * init.pollfdSize + init.fdAt, watched[2 * (i - 1)]!, true);
         view.setInt16(i * init.pollfdSize + init.eventsAt, watched[2 * (i - 1) + 1]!, true);
       }
-      if (libc.poll!(bytes, n, -1) <= 0) continue; // EINTR
+      if (libc.poll(bytes, n, -1) <= 0) continue; // EINTR
       if (view.getInt16(init.reventsAt, true) !== 0) {
-        while (libc.read!(init.wakeFd, drained, drained.length) === drained.length) {
+        while (libc.read(init.wakeFd, drained, drained.length) === drained.length) {
           // empty the wake pipe
         }
       }
@@ -372,20 +418,61 @@ function waiterWorker(): void {
       }
       // Reported fds are left out until the main thread sends a new set, or they'd spin.
       watched = still;
-      if (ready.length > 0) scope.postMessage(ready);
+      if (ready.length > 0) post(ready);
     }
-  };
+  }
 }
 
-/** Bun: a Worker blocks in `poll` and posts which fds are ready. */
-function createBunEngine(): Engine {
+/** The waiter Worker as the engine drives it, Bun's or Node's. */
+interface WaiterWorker {
+  postMessage(message: unknown): void;
+  ref(): void;
+  unref(): void;
+}
+
+/** Node's worker_threads Worker, as far as used here. */
+interface NodeWorker extends WaiterWorker {
+  on(event: "message", listener: (data: unknown) => void): void;
+  on(event: "error", listener: (error: Error) => void): void;
+}
+
+/** Starts the waiter Worker, wired to `onMessage` and `onError`. */
+function startWaiter(
+  runtime: "bun" | "node",
+  onMessage: (data: number[] | "ready") => void,
+  onError: () => void,
+): WaiterWorker {
   const source = `(${waiterWorker.toString()})();`;
+  if (runtime === "node") {
+    type NodeWorkerClass = new (source: string, options: { eval: true }) => NodeWorker;
+    const threads = nodeBuiltin<{ Worker: NodeWorkerClass }>("node:worker_threads");
+    if (threads === undefined) throw new Error("Cannot start a Worker: no worker_threads");
+    const worker = new threads.Worker(source, { eval: true });
+    worker.on("message", (data) => onMessage(data as number[] | "ready"));
+    worker.on("error", onError);
+    return worker;
+  }
   const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
   const worker = new Worker(url) as Worker & { ref(): void; unref(): void };
+  worker.onmessage = (event: MessageEvent<number[] | "ready">) => {
+    // The source URL must live until the worker has loaded it.
+    if (event.data === "ready") URL.revokeObjectURL(url);
+    onMessage(event.data);
+  };
+  worker.onerror = (event: Event) => {
+    event.preventDefault();
+    onError();
+  };
+  return worker;
+}
+
+/** Bun, Node: a Worker blocks in `poll` and posts which fds are ready. */
+function createWorkerEngine(runtime: "bun" | "node"): Engine {
   const [wakeRead, wakeWrite] = wakePipe();
   const sharedBuffer = new SharedArrayBuffer((HEADER + 2 * CAPACITY) * 4);
   const shared = new Int32Array(sharedBuffer);
   const init: WorkerInit = {
+    runtime,
     library: platform.libraries[0]!,
     shared: sharedBuffer,
     wakeFd: wakeRead,
@@ -394,25 +481,34 @@ function createBunEngine(): Engine {
     eventsAt: EVENTS_AT,
     reventsAt: REVENTS_AT,
     pollin: C.POLLIN,
+    stop: STOP,
+    header: HEADER,
   };
+  const worker = startWaiter(
+    runtime,
+    (data) => {
+      if (data === "ready") return;
+      const ready = new Map<number, number>();
+      for (let i = 0; i < data.length; i += 2) ready.set(data[i]!, data[i + 1]!);
+      dispatch(ready);
+      // The worker dropped what it reported, so the set that is left needs no wake-up.
+      update(false);
+    },
+    () => {
+      // The worker could not start or died: carry on with the timer engine.
+      worker.unref();
+      engine = createTimerEngine();
+      engine.update();
+    },
+  );
   worker.postMessage(init);
-  worker.onmessage = (event: MessageEvent<number[] | "ready">) => {
-    // The source URL must live until the worker has loaded it.
-    if (event.data === "ready") return URL.revokeObjectURL(url);
-    const ready = new Map<number, number>();
-    const pairs = event.data;
-    for (let i = 0; i < pairs.length; i += 2) ready.set(pairs[i]!, pairs[i + 1]!);
-    dispatch(ready);
-    // The worker dropped what it reported, so the set that is left needs no wake-up.
-    update(false);
-  };
-  worker.onerror = (event: Event) => {
-    // The worker could not start or died: carry on with the timer engine.
-    event.preventDefault();
-    worker.unref();
-    engine = createTimerEngine();
-    engine.update();
-  };
+  if (runtime === "node") {
+    // A worker inside poll() holds up Node's exit: tell it to return, then wake it.
+    nodeProcess?.on("exit", () => {
+      Atomics.store(shared, STOP, 1);
+      unsafeLibc.write(wakeWrite, ONE, 1);
+    });
+  }
   let referenced = true;
 
   function update(wake = true): void {
@@ -439,5 +535,5 @@ function createBunEngine(): Engine {
     }
   }
 
-  return { name: "bun-worker", update: () => update() };
+  return { name: runtime === "node" ? "node-worker" : "bun-worker", update: () => update() };
 }

@@ -1,5 +1,5 @@
 /**
- * {@linkcode spawnScript}: a Deno or Bun script as a child process, handed
+ * {@linkcode spawnScript}: a Deno, Bun or Node script as a child process, handed
  * shared regions by name (`SHMKIT_FDS`).
  *
  * @module
@@ -25,10 +25,10 @@ export interface SpawnScriptOptions extends Omit<SpawnOptions, "path"> {
    */
   readonly regions?: Readonly<Record<string, number | FdSource>>;
   /** The runtime to run the script on (default: this one). */
-  readonly runtime?: "deno" | "bun";
+  readonly runtime?: "deno" | "bun" | "node";
   /**
    * The runtime's executable. Default: this process's own when `runtime` is
-   * this one, else `deno` or `bun` found in PATH.
+   * this one, else `deno`, `bun` or `node` found in PATH.
    */
   readonly execPath?: string;
   /** Arguments for the script. */
@@ -53,7 +53,7 @@ export interface SpawnScriptOptions extends Omit<SpawnOptions, "path"> {
 const LIFELINE_MODULE = new URL("./_lifeline.ts", import.meta.url);
 let lifelinePath: string | null | undefined;
 
-function preloadFor(runtime: "deno" | "bun", execPath: string): string[] {
+function preloadFor(runtime: "deno" | "bun" | "node", execPath: string): string[] {
   if (lifelinePath === undefined) {
     lifelinePath = null;
     if (LIFELINE_MODULE.protocol === "file:") {
@@ -68,7 +68,8 @@ function preloadFor(runtime: "deno" | "bun", execPath: string): string[] {
     const ownDeno = deno !== undefined && execPath === runtimeExecPath();
     if (!ownDeno || major < 2 || (major === 2 && minor < 4)) return [];
   }
-  return ["--preload", lifelinePath];
+  // Node preloads an ES module with --import (every Node with node:ffi has it).
+  return [runtime === "node" ? "--import" : "--preload", lifelinePath];
 }
 
 const REGION_NAME = /^[A-Za-z0-9_.-]+$/;
@@ -93,14 +94,15 @@ function stringList(value: unknown, what: string): readonly string[] {
 }
 
 /**
- * Runs a script on Deno or Bun as a child process, handing it shared
+ * Runs a script on Deno, Bun or Node as a child process, handing it shared
  * regions by name: each region's fd is given to the child (3, 4, ...) and
  * listed in `SHMKIT_FDS`; the script gets them back with
  * `inheritedRegion(name)`. The script may run on the other runtime.
  *
  * Deno children run as `deno run --allow-ffi [runtimeArgs] module [args]`,
- * Bun children as `bun [runtimeArgs] module [args]`, each with a
- * `--preload` of shmkit's lifeline watch unless `detached` (where the
+ * Bun children as `bun [runtimeArgs] module [args]`, Node children as
+ * `node --disable-warning=ExperimentalWarning [runtimeArgs] module [args]`,
+ * each with a preload (`--preload`, Node's `--import`) of shmkit's lifeline watch unless `detached` (where the
  * runtime is known to have the flag): the child ends when this process does
  * (see {@linkcode SpawnScriptOptions.detached}).
  *
@@ -124,7 +126,7 @@ function stringList(value: unknown, what: string): readonly string[] {
  *
  * @param module The script: a path, or a `file:` URL.
  * @throws {TypeError} For options of the wrong type.
- * @throws {RangeError} For a bad region name, a runtime other than "deno" or "bun", or an fd given twice.
+ * @throws {RangeError} For a bad region name, a runtime other than "deno", "bun" or "node", or an fd given twice.
  * @throws {ErrnoError} As {@linkcode spawn} does: ENOENT when the runtime's executable is missing.
  */
 export function spawnScript(module: string | URL, options?: SpawnScriptOptions): Child {
@@ -133,7 +135,7 @@ export function spawnScript(module: string | URL, options?: SpawnScriptOptions):
   if ("path" in o) throw new TypeError("Cannot use path with spawnScript: use execPath");
   const runtime = o.runtime === undefined
     ? backend.runtime
-    : checkChoice(o.runtime, "runtime", ["deno", "bun"] as const);
+    : checkChoice(o.runtime, "runtime", ["deno", "bun", "node"] as const);
   const execPath = o.execPath ??
     (runtime === backend.runtime ? runtimeExecPath() : runtime);
   cString(execPath, "execPath");
@@ -174,6 +176,16 @@ export function spawnScript(module: string | URL, options?: SpawnScriptOptions):
 
   const argv = runtime === "deno"
     ? [execPath, "run", "--allow-ffi", ...supervisor, ...runtimeArgs, path, ...args]
+    : runtime === "node"
+    // node:ffi is experimental in Node 26 and says so on stderr at every start.
+    ? [
+      execPath,
+      "--disable-warning=ExperimentalWarning",
+      ...supervisor,
+      ...runtimeArgs,
+      path,
+      ...args,
+    ]
     : [execPath, ...supervisor, ...runtimeArgs, path, ...args];
   const {
     regions: _r,

@@ -145,6 +145,13 @@ function launch(p: Plan): Child {
       setNonblocking(mine);
       dups.set(target, theirs);
     });
+    // An inherited stdio fd marked close-on-exec (Node marks 0-2 so) would
+    // not reach the child: hand it over like any other fd.
+    p.stdio.forEach((s, target) => {
+      if (s.kind !== "inherit") return;
+      const flags = unsafeLibc.fcntl(target, C.F_GETFD, 0);
+      if (flags !== -1 && (flags & C.FD_CLOEXEC) !== 0) dups.set(target, target);
+    });
 
     // A source numbered like a target could be overwritten by an earlier
     // dup2: move such sources above every target first. (A source already at

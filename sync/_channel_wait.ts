@@ -12,11 +12,15 @@ import type { Ring } from "./_channel_ring.ts";
 
 /** What a wait loop does next: wait for the word to leave `expected`, spinning or asleep. */
 class Wait {
-  constructor(
-    readonly expected: number,
-    readonly timeoutMs: number,
-    readonly sleep: boolean,
-  ) {}
+  readonly expected: number;
+  readonly timeoutMs: number;
+  readonly sleep: boolean;
+  // Plain fields, not parameter properties: Node's type stripping refuses those.
+  constructor(expected: number, timeoutMs: number, sleep: boolean) {
+    this.expected = expected;
+    this.timeoutMs = timeoutMs;
+    this.sleep = sleep;
+  }
 }
 
 // "Look again at once": the word moved while announcing the sleep.

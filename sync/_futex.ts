@@ -1,7 +1,7 @@
 /**
  * Internal: futex(2) wait and wake on one 32-bit word, synchronous and
- * asynchronous (Deno: a `nonblocking` call on a worker thread; Bun: a pooled
- * Worker, see `_futex_worker.ts`). The public shapes are in `wait.ts`.
+ * asynchronous (Deno: a `nonblocking` call on a worker thread; Bun and Node:
+ * a pooled Worker, see `_futex_worker.ts`). The public shapes are in `wait.ts`.
  *
  * @module
  */

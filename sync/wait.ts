@@ -17,9 +17,9 @@
  *   waiters in every process that maps the word.
  * - `waitAsync(view, index, expected, timeoutMs?)`: the same wait without
  *   blocking the event loop. Deno runs the futex call on a worker thread
- *   (a `nonblocking` FFI symbol); Bun's FFI has no such thing, so a small
- *   pool of Bun Workers blocks in futex and posts the outcome back. Both
- *   first poll the word for up to 0.5 ms from the event loop, since a
+ *   (a `nonblocking` FFI symbol); Bun's and Node's FFI have no such thing,
+ *   so a small pool of Workers (Node: worker_threads) blocks in futex and
+ *   posts the outcome back. All first poll the word for up to 0.5 ms from the event loop, since a
  *   thread's wake-up costs ~100-300 us here (see docs/locks.md).
  *
  * The futex calls go without `FUTEX_PRIVATE_FLAG`, so they meet across
@@ -168,8 +168,8 @@ export function notify(view: Int32Array, index: number, count: number = Infinity
  *
  * First polls the word for `pollMs` (default {@linkcode DEFAULT_POLL_MS});
  * then Deno runs `futex(FUTEX_WAIT)` on one of its FFI worker threads, and
- * Bun hands it to one of a pool of Workers that block in futex (idle
- * Workers don't keep the process alive). A pending wait keeps the process
+ * Bun and Node hand it to one of a pool of Workers that block in futex
+ * (idle Workers don't keep the process alive). A pending wait keeps the process
  * alive, as any pending operation does: give a timeout if nobody may ever
  * notify.
  *

@@ -1,5 +1,5 @@
 /**
- * Test helpers shared by the suite; runtime-neutral (Deno and Bun).
+ * Test helpers shared by the suite; runtime-neutral (Deno, Bun and Node).
  *
  * @module
  */
@@ -9,7 +9,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 /** Which runtime runs the suite. */
-export const runtime: "deno" | "bun" = "Bun" in globalThis ? "bun" : "deno";
+export const runtime: "deno" | "bun" | "node" = "Deno" in globalThis
+  ? "deno"
+  : "Bun" in globalThis
+  ? "bun"
+  : "node";
 
 /**
  * The emulator running this process ("qemu-user"), set by

@@ -1,6 +1,6 @@
 /**
  * Builds the npm package, packs it, installs the tarball into a scratch
- * project, and imports it from Bun and from Deno (through the scratch
+ * project, and imports it from Bun, Deno and Node (through the scratch
  * project's node_modules), running a smoke script in each.
  */
 import { test } from "node:test";
@@ -14,6 +14,7 @@ import { have, skipReason, tempDir } from "./helpers.ts";
 const ROOT = join(import.meta.dirname!, "..");
 const DENO = join(ROOT, "node_modules/.bin/deno");
 const BUN = join(ROOT, "node_modules/.bin/bun");
+const NODE = join(ROOT, "node_modules/.bin/node");
 const TSC = join(ROOT, "node_modules/.bin/tsc");
 
 const SMOKE = `
@@ -61,7 +62,7 @@ const e: ProcMapsEntry | undefined = undefined;
 export { e, n, s, shared };
 `;
 
-test("the npm package builds, packs, installs and runs under Bun and Deno", {
+test("the npm package builds, packs, installs and runs under Bun, Deno and Node", {
   skip: have("npm") ? false : skipReason("npm is not on PATH"),
   // Builds, packs, installs and type-checks: long under load, and Bun's default is 5 s.
   timeout: 300_000,
@@ -77,7 +78,7 @@ test("the npm package builds, packs, installs and runs under Bun and Deno", {
     assert.equal(manifest.type, "module");
     assert.equal(manifest.exports["."].types, "./types/mod.d.ts");
     assert.equal(manifest.exports["./raw"].types, "./types/raw.d.ts");
-    assert.ok(manifest.engines.deno && manifest.engines.bun);
+    assert.ok(manifest.engines.deno && manifest.engines.bun && manifest.engines.node);
 
     writeFileSync(
       join(scratch.path, "package.json"),
@@ -104,6 +105,12 @@ test("the npm package builds, packs, installs and runs under Bun and Deno", {
       encoding: "utf8",
     });
     assert.deepEqual(JSON.parse(fromDeno), expected);
+    // A plain Node project: no flags but the one that quiets node:ffi's ExperimentalWarning.
+    const fromNode = execFileSync(NODE, ["--disable-warning=ExperimentalWarning", "smoke.mjs"], {
+      cwd: scratch.path,
+      encoding: "utf8",
+    });
+    assert.deepEqual(JSON.parse(fromNode), expected);
 
     // The shmkit bin (cli/): Bun and Deno run it in place; under Node it runs itself with Bun.
     assert.equal(manifest.bin.shmkit, "./bin/shmkit.js");

@@ -30,7 +30,8 @@ const DENO_CASES: Case[] = ["read", "fifo", "write"].flatMap((mode) => [
   [mode, "node"] as const,
 ]);
 const BUN_CASES: Case[] = [["read", "node"], ["fifo", "node"], ["write", "node"], ["write", "bun"]];
-const CASES = runtime === "deno" ? DENO_CASES : BUN_CASES;
+const NODE_CASES: Case[] = [["read", "node"], ["fifo", "node"], ["write", "node"]];
+const CASES = runtime === "deno" ? DENO_CASES : runtime === "bun" ? BUN_CASES : NODE_CASES;
 
 for (const [mode, api] of CASES) {
   test(`${mode} with ${api} I/O in flight at close(): 0 of 20 trials reach the next mapping`, async () => {

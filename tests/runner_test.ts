@@ -1,5 +1,5 @@
 /**
- * scripts/test.ts reads real `deno test` and `bun test` runs: a run killed in
+ * scripts/test.ts reads real `deno test`, `bun test` and `node --test` runs: a run killed in
  * the middle of a test is reported with its signal and that test, and the
  * reasons tests give for skipping reach the output and are counted. Also: a
  * test mixing Deno and Bun peers fails when the second runtime is missing.
@@ -19,6 +19,7 @@ import {
   type ProcessEnd,
   readBun,
   readDeno,
+  readNode,
   type RunResult,
 } from "../scripts/_test_output.ts";
 import { runtime, tempDir } from "./helpers.ts";
@@ -26,6 +27,7 @@ import { repoPath, RUNTIMES } from "./fixtures/runtimes.ts";
 
 const DENO = RUNTIMES.find((r) => r.name === "deno")!.program;
 const BUN = RUNTIMES.find((r) => r.name === "bun")!.program;
+const NODE = RUNTIMES.find((r) => r.name === "node")!.program;
 const HELPERS = pathToFileURL(repoPath("tests/helpers.ts")).href;
 
 // Signal numbers of Linux, for a shell's 128 + n.
@@ -33,10 +35,13 @@ const SIGNAL_NUMBERS: Record<string, number> = { SIGKILL: 9, SIGSEGV: 11, SIGTER
 
 /** Runs `program args` in `cwd` to its end, as scripts/test.ts sees it. */
 function runTo(program: string, args: string[], cwd: string): ProcessEnd & { output: string } {
+  const env: Record<string, string | undefined> = { ...process.env, NO_COLOR: "1" };
+  // Under node --test, a nested runner would report to the outer one rather than print.
+  delete env.NODE_TEST_CONTEXT;
   const r = spawnSync(program, args, {
     cwd,
     encoding: "utf8",
-    env: { ...process.env, NO_COLOR: "1" },
+    env,
     timeout: 120_000,
   });
   if (r.error !== undefined) throw r.error;
@@ -56,6 +61,15 @@ function runDeno(dir: string, file: string): RunResult {
 function runBun(dir: string, file: string): RunResult {
   const { output, ...end } = runTo(BUN, ["test", `./${file}`], dir);
   return readBun(output, end);
+}
+
+function runNode(dir: string, file: string): RunResult {
+  const { output, ...end } = runTo(
+    NODE,
+    ["--disable-warning=ExperimentalWarning", "--test", "--test-reporter=tap", file],
+    dir,
+  );
+  return readNode(output, end);
 }
 
 const DYING = `
@@ -111,6 +125,16 @@ test("a bun test run killed mid-test is reported with its signal, file and last 
   });
 });
 
+test("a node --test file killed mid-test counts as failed; the test before it passed", () => {
+  // Node runs each file in a child process and still prints its summary.
+  withFile("dying_test.ts", DYING, (dir) => {
+    const result = runNode(dir, "dying_test.ts");
+    assert.equal(result.death, undefined);
+    assert.equal(result.passed, 1);
+    assert.ok(result.failed >= 1, "the killed file counts as a failure");
+  });
+});
+
 test("a death passed on by a wrapper shell as 128 + n is named as that signal", () => {
   withFile("dying_test.ts", DYING, (dir) => {
     // Not exec: the shell outlives the runtime and exits 137.
@@ -147,16 +171,18 @@ test("a run that ends normally has no death and keeps its counts", () => {
   withFile("skipping_test.ts", SKIPPING, (dir) => {
     const deno = runDeno(dir, "skipping_test.ts");
     const bun = runBun(dir, "skipping_test.ts");
-    for (const [name, r] of [["deno", deno], ["bun", bun]] as const) {
+    const node = runNode(dir, "skipping_test.ts");
+    for (const [name, r] of [["deno", deno], ["bun", bun], ["node", node]] as const) {
       assert.equal(r.death, undefined, name);
       assert.deepEqual([r.passed, r.failed, r.skipped], [2, 0, 2], name);
     }
   });
 });
 
-test("skip reasons given through skipReason and skipIf show in both runners' output, with their line", () => {
+test("skip reasons given through skipReason and skipIf show in every runner's output, with their line", () => {
   withFile("skipping_test.ts", SKIPPING, (dir) => {
-    for (const r of [runDeno(dir, "skipping_test.ts"), runBun(dir, "skipping_test.ts")]) {
+    const runs = [runDeno, runBun, runNode].map((run) => run(dir, "skipping_test.ts"));
+    for (const r of runs) {
       assert.equal(r.skipReasons.length, 2, r.skipReasons.join("; "));
       assert.match(
         r.skipReasons[0]!,
@@ -182,7 +208,7 @@ test("a peer started in the second runtime fails, naming it, when that runtime i
     assert.throws(
       () => peers.startPeer(peers.other, "lock_counter.ts", []),
       (e: unknown) =>
-        e instanceof Error && e.message.includes("mixed Deno and Bun") &&
+        e instanceof Error && e.message.includes("mixed-runtime test") &&
         e.message.includes(join(dir.path, "node_modules", ".bin", otherName)),
     );
   } finally {

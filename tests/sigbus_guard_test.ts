@@ -36,6 +36,7 @@ import { Mapping, Memfd } from "../mod.ts";
 import { assemble, TOOLS, toolsFor } from "../scripts/gen_sigbus.ts";
 import { emulator, have, runtime, skipReason, tempDir } from "./helpers.ts";
 import { repoPath } from "./fixtures/runtimes.ts";
+import { startWorker } from "./fixtures/web_worker.ts";
 
 function hex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -226,10 +227,7 @@ test("releasing a range waits until no thread is inside the handler", async () =
   using mapping = Mapping.anonymous(4096);
   const range = guardRange(mapping.unsafeAddress, 4096, 0);
   assert.ok(range !== undefined);
-  const worker = new Worker(
-    new URL("./fixtures/sigbus_busy_worker.ts", import.meta.url).href,
-    { type: "module" },
-  );
+  const worker = startWorker(new URL("./fixtures/sigbus_busy_worker.ts", import.meta.url));
   const next = () =>
     new Promise<Record<string, number>>((resolve, reject) => {
       worker.onmessage = (event: MessageEvent) => resolve(event.data);
@@ -285,8 +283,12 @@ const MDWE_LAUNCH = "import ctypes, os, sys\n" +
 test(
   "where executable memory is refused (prctl PR_SET_MDWE), the guard says so and shmkit works on",
   {
-    skip: runtime !== "deno"
+    skip: runtime === "bun"
       ? skipReason("Bun's FFI compiles its bindings at run time and can't load under MDWE at all")
+      : runtime === "node"
+      ? skipReason(
+        "Node aborts under MDWE unless --jitless, and --jitless turns off the WebAssembly its TypeScript stripping needs",
+      )
       : emulator !== undefined
       ? skipReason("qemu-user translates code at run time and can't run under MDWE")
       : noPython,

@@ -1,7 +1,7 @@
 /**
- * spawnScript() and the child side (inheritedRegion): a script on Deno or
- * Bun receives named shared regions, Deno to Deno, Bun to Bun and across;
- * and the README demo (scripts/demo.ts) on both runtimes.
+ * spawnScript() and the child side (inheritedRegion): a script on Deno, Bun
+ * or Node receives named shared regions, from each runtime to each; and the
+ * README demo (scripts/demo.ts) on all three runtimes.
  *
  * @module
  */
@@ -19,6 +19,7 @@ import { runtime, skipReason } from "./helpers.ts";
 const BINARIES = {
   deno: realpathSync(repoPath("node_modules/.bin/deno")),
   bun: realpathSync(repoPath("node_modules/.bin/bun")),
+  node: realpathSync(repoPath("node_modules/.bin/node")),
 } as const;
 
 const CHILD = new URL("./fixtures/spawn_child.ts", import.meta.url);
@@ -26,9 +27,11 @@ const CHILD = new URL("./fixtures/spawn_child.ts", import.meta.url);
 /** For tests that start runtimes: Bun's 5 s default is too short on a loaded machine. */
 const SLOW = { timeout: 120_000 };
 
-function run(runtimeName: "deno" | "bun", script: string, args: string[]): string {
+function run(runtimeName: "deno" | "bun" | "node", script: string, args: string[]): string {
   const argv = runtimeName === "deno"
     ? ["run", "--allow-ffi", "--quiet", repoPath(script), ...args]
+    : runtimeName === "node"
+    ? ["--disable-warning=ExperimentalWarning", repoPath(script), ...args]
     : [repoPath(script), ...args];
   return execFileSync(BINARIES[runtimeName], argv, {
     encoding: "utf8",
@@ -55,19 +58,23 @@ test(
   },
 );
 
-for (const parent of ["deno", "bun"] as const) {
-  for (const child of ["deno", "bun"] as const) {
-    test(`spawnScript from ${parent} to ${child}: the child doubles the shared counter`, () => {
-      const line = run(parent, "tests/fixtures/spawn_parent.ts", [child, BINARIES[child]]);
-      const seen = JSON.parse(line.trim().split("\n").at(-1)!);
-      assert.deepEqual(seen, {
-        parent,
-        code: 0,
-        value: "2000",
-        log: { runtime: child, fds: { counter: 3, log: 4 } },
-        stdout: `child ${child} done\n`,
-      });
-    });
+for (const parent of ["deno", "bun", "node"] as const) {
+  for (const child of ["deno", "bun", "node"] as const) {
+    test(
+      `spawnScript from ${parent} to ${child}: the child doubles the shared counter`,
+      SLOW,
+      () => {
+        const line = run(parent, "tests/fixtures/spawn_parent.ts", [child, BINARIES[child]]);
+        const seen = JSON.parse(line.trim().split("\n").at(-1)!);
+        assert.deepEqual(seen, {
+          parent,
+          code: 0,
+          value: "2000",
+          log: { runtime: child, fds: { counter: 3, log: 4 } },
+          stdout: `child ${child} done\n`,
+        });
+      },
+    );
   }
 }
 
@@ -276,7 +283,7 @@ test("spawnScript refuses bad options before starting anything", () => {
   using memory = Memfd.create({ size: 8 });
   assert.throws(() => spawnScript(CHILD, { regions: { "a=b": memory } }), RangeError);
   assert.throws(() => spawnScript(CHILD, { regions: { "": memory } }), RangeError);
-  assert.throws(() => spawnScript(CHILD, { runtime: "node" as never }), RangeError);
+  assert.throws(() => spawnScript(CHILD, { runtime: "python" as never }), RangeError);
   assert.throws(() => spawnScript(CHILD, { path: "/bin/sh" } as never), TypeError);
   assert.throws(() => spawnScript(CHILD, { args: [1] as never }), TypeError);
   assert.throws(() => spawnScript(42 as never), TypeError);
@@ -311,8 +318,8 @@ test("parseInheritedFds reads name=fd lists and refuses malformed ones", () => {
   assert.throws(() => parseInheritedFds("a=-1"), /not "name=fd"/);
 });
 
-for (const name of ["deno", "bun"] as const) {
-  test(`the demo on ${name}: 1000 before the child, 2000 after`, () => {
+for (const name of ["deno", "bun", "node"] as const) {
+  test(`the demo on ${name}: 1000 before the child, 2000 after`, SLOW, () => {
     assert.ok(existsSync(BINARIES[name]));
     const out = run(name, "scripts/demo.ts", []);
     const lines = out.trim().split("\n");

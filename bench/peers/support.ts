@@ -17,7 +17,8 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 export function runtimeCommand(): [string, string[]] {
   const g = globalThis as { Deno?: { execPath(): string }; process?: { execPath: string } };
   if (g.Deno !== undefined) return [g.Deno.execPath(), ["run", "-A", "--quiet", "--no-check"]];
-  return [g.process!.execPath, []];
+  if ("Bun" in globalThis) return [g.process!.execPath, []];
+  return [g.process!.execPath, ["--disable-warning=ExperimentalWarning"]];
 }
 
 /** Starts bench/peers/<script> in this runtime. */
