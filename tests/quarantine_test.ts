@@ -100,11 +100,12 @@ test("the quarantine stays under its range cap over many closes, then empties by
     assert.ok(quarantined.bytes <= QUARANTINE_MAX_BYTES, `${quarantined.bytes} bytes held`);
   }
   assert.ok(quarantined.early > early, "the cap released the oldest ranges early");
-  // All our mappings are closed: what is still mapped at their addresses is the quarantine
-  // (or, rarely, the runtime's own new mappings).
+  // All our mappings are closed: what is still mapped at their addresses is the quarantine,
+  // or the runtime's own new mappings (its heap reuses freed addresses: 28 of 158 were seen
+  // under load), so the slack grows with the number of addresses.
   const stillMapped = [...closed].filter((a) => mappedAt(a) !== undefined).length;
   assert.ok(
-    stillMapped <= QUARANTINE_MAX_RANGES + 16,
+    stillMapped <= QUARANTINE_MAX_RANGES + Math.max(16, Math.ceil(closed.size / 4)),
     `${stillMapped} of ${closed.size} closed ranges still mapped`,
   );
   // Released by the timer without any further close(); a generous deadline guards a hang.
