@@ -99,6 +99,11 @@ export function quarantine(address: number, length: number): void {
 }
 
 /** Unmaps every held range now (for tests, and before a limit such as RLIMIT_AS bites). */
+/** For tests: the start addresses held now, oldest first. */
+export function heldAddressesForTesting(): number[] {
+  return held.map((range) => range.address);
+}
+
 export function releaseQuarantine(): void {
   while (held.length > 0) unmapOldest();
 }
