@@ -270,6 +270,36 @@ test("40 async waiters at once (more than the thread pool): each posted unit wak
   assert.equal(sem.value, 0, "each unit went to exactly one waiter");
 });
 
+/**
+ * glibc's blocked-waiter count of a semaphore, read from its file: on 64-bit
+ * glibc the sem_t starts with one 64-bit word, the count in its low half and
+ * the number of threads inside sem_clockwait's futex wait in its high half.
+ * A wait that polls never counts there.
+ */
+function blockedWaiters(name: string): number {
+  const bytes = readFileSync(semPath(name));
+  return new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true);
+}
+
+test(
+  "waitAsync blocks in sem_clockwait on another thread (Deno, Bun and Node alike), not by polling",
+  { skip: platform.os === "linux" ? false : skipReason("reads glibc's sem_t") },
+  async () => {
+    using sem = NamedSemaphore.create({ value: 0 });
+    const controller = new AbortController();
+    const waiting = sem.waitAsync({ pollMs: 0, signal: controller.signal });
+    try {
+      await until(() => blockedWaiters(sem.name) === 1, 60_000, "a thread blocked in the wait");
+      sem.post();
+      assert.equal(await waiting, true);
+      assert.equal(sem.value, 0);
+    } finally {
+      controller.abort(new Error("test over"));
+      await waiting.catch(() => {});
+    }
+  },
+);
+
 test(
   "an aborted async wait frees its thread: the process exits, and a unit posted after the abort is not swallowed",
   PEER_TEST,
