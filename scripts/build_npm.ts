@@ -44,7 +44,17 @@ function rewriteImports(dir: string): void {
   }
 }
 
-const config = JSON.parse(Deno.readTextFileSync(`${ROOT}/deno.json`)) as { version: string };
+const config = JSON.parse(Deno.readTextFileSync(`${ROOT}/deno.json`)) as {
+  version: string;
+  exports: Record<string, string>;
+};
+// One list of entry points, deno.json's: JSR and npm expose the same subpaths.
+const ENTRIES = Object.entries(config.exports).map(([subpath, file]) => ({
+  subpath,
+  source: file.replace(/^\.\//, ""),
+  stem: file.replace(/^\.\//, "").replace(/\.ts$/, ""),
+}));
+const CLI_SOURCE = "cli/main.ts";
 const devPackage = JSON.parse(Deno.readTextFileSync(`${ROOT}/package.json`)) as {
   repository?: unknown;
 };
@@ -66,10 +76,7 @@ Deno.mkdirSync(`${OUT}/esm`, { recursive: true });
 // Both entry points share one copy of the library (one symbol table, one set
 // of tracked regions and cleanups): split chunks, never two bundles.
 await run(`${BIN}/esbuild`, [
-  "mod.ts",
-  "raw.ts",
-  "layout/mod.ts",
-  "cli/main.ts",
+  ...ENTRIES.map((e) => e.source),
   "--bundle",
   "--splitting",
   "--chunk-names=chunks/[name]-[hash]",
@@ -105,13 +112,10 @@ const tscOptions = (types: string): string[] => [
 ];
 // The library is checked without Node's types; the CLI uses node:fs and node:process.
 await run(`${BIN}/tsc`, [
-  "mod.ts",
-  "raw.ts",
-  "messaging/mod.ts",
-  "layout/mod.ts",
+  ...ENTRIES.map((e) => e.source).filter((source) => source !== CLI_SOURCE),
   ...tscOptions(""),
 ]);
-await run(`${BIN}/tsc`, ["cli/main.ts", ...tscOptions("node")]);
+await run(`${BIN}/tsc`, [CLI_SOURCE, ...tscOptions("node")]);
 rewriteImports(`${OUT}/types`);
 
 const pkg = {
@@ -121,30 +125,11 @@ const pkg = {
     "Shared memory (mmap, POSIX shm, memfd, System V), posix_spawn and process-shared locks for Deno, Bun and Node, through libc FFI",
   license: "MIT",
   type: "module",
-  exports: {
-    ".": { types: "./types/mod.d.ts", import: "./esm/mod.js", default: "./esm/mod.js" },
-    "./raw": { types: "./types/raw.d.ts", import: "./esm/raw.js", default: "./esm/raw.js" },
-    "./layout": {
-      types: "./types/layout/mod.d.ts",
-      import: "./esm/layout/mod.js",
-      default: "./esm/layout/mod.js",
-    },
-    "./messaging": {
-      types: "./types/messaging/mod.d.ts",
-      import: "./esm/messaging/mod.js",
-      default: "./esm/messaging/mod.js",
-    },
-    "./ipc": {
-      types: "./types/ipc/mod.d.ts",
-      import: "./esm/ipc/mod.js",
-      default: "./esm/ipc/mod.js",
-    },
-    "./cli": {
-      types: "./types/cli/main.d.ts",
-      import: "./esm/cli/main.js",
-      default: "./esm/cli/main.js",
-    },
-  },
+  exports: Object.fromEntries(ENTRIES.map(({ subpath, stem }) => [subpath, {
+    types: `./types/${stem}.d.ts`,
+    import: `./esm/${stem}.js`,
+    default: `./esm/${stem}.js`,
+  }])),
   bin: { shmkit: "./bin/shmkit.js" },
   types: "./types/mod.d.ts",
   module: "./esm/mod.js",

@@ -20,6 +20,9 @@ const TSC = join(ROOT, "node_modules/.bin/tsc");
 const SMOKE = `
 import { ErrnoError, Mapping, Memfd, pageSize, readProcMaps, spawn } from "shmkit";
 import { fstat, unsafeAddressOf, unsafeView } from "shmkit/raw";
+import { Queue } from "shmkit/messaging";
+import { NamedSemaphore } from "shmkit/ipc";
+import { defineStruct } from "shmkit/layout";
 const mapping = Mapping.anonymous(pageSize());
 mapping.view(Uint32Array)[0] = 0xbeef;
 // Read back through the raw entry: it shares the library with the safe one.
@@ -41,7 +44,20 @@ const status = await child.status;
 const fromChild = String.fromCharCode(region.view()[0]);
 const regionSize = fstat(region.fd).size;
 region.close();
+// The subpath entries: a queue in the safe entry's memory, a named semaphore.
+const shape = { slots: 4, maxMessage: 8 };
+using queueMemory = Mapping.anonymous(Queue.byteLengthFor(shape));
+const queue = Queue.init(queueMemory.view(), shape);
+queue.send(new Uint8Array([42]));
+const queued = Queue.from(queueMemory.view()).tryReceive();
+const sem = NamedSemaphore.create({ value: 1 });
+const semTaken = sem.tryWait() && !sem.tryWait();
+sem.close();
+const struct = defineStruct({ x: "u32" }).size;
 console.log(JSON.stringify({
+  queued: queued instanceof Uint8Array ? [...queued] : String(queued),
+  semTaken,
+  struct,
   word,
   regionSize,
   perms: entry?.perms,
@@ -55,11 +71,17 @@ console.log(JSON.stringify({
 const TYPED = `
 import { Mapping, type ProcMapsEntry } from "shmkit";
 import { type FdStat, platform } from "shmkit/raw";
+import { Queue } from "shmkit/messaging";
+import { NamedSemaphore } from "shmkit/ipc";
+import { defineStruct } from "shmkit/layout";
+const slots: number = Queue.byteLengthFor({ slots: 4, maxMessage: 8 });
+const semValue: (sem: NamedSemaphore) => number = (sem) => sem.value;
+const structBytes: number = defineStruct({ x: "u32" }).size;
 const n: number = Mapping.anonymous(16).byteLength;
 const shared: number = platform.constants.MAP_SHARED;
 const s: FdStat | undefined = undefined;
 const e: ProcMapsEntry | undefined = undefined;
-export { e, n, s, shared };
+export { e, n, s, semValue, shared, slots, structBytes };
 `;
 
 test("the npm package builds, packs, installs and runs under Bun, Deno and Node", {
@@ -78,6 +100,14 @@ test("the npm package builds, packs, installs and runs under Bun, Deno and Node"
     assert.equal(manifest.type, "module");
     assert.equal(manifest.exports["."].types, "./types/mod.d.ts");
     assert.equal(manifest.exports["./raw"].types, "./types/raw.d.ts");
+    // Every subpath JSR has, npm has, and every file an export names is in the package.
+    const denoJson = JSON.parse(readFileSync(join(ROOT, "deno.json"), "utf8"));
+    assert.deepEqual(Object.keys(manifest.exports).sort(), Object.keys(denoJson.exports).sort());
+    for (const [subpath, targets] of Object.entries(manifest.exports)) {
+      for (const file of Object.values(targets as Record<string, string>)) {
+        assert.ok(existsSync(join(ROOT, "npm", file)), `${subpath} names ${file}, not built`);
+      }
+    }
     assert.ok(manifest.engines.deno && manifest.engines.bun && manifest.engines.node);
 
     writeFileSync(
@@ -90,6 +120,9 @@ test("the npm package builds, packs, installs and runs under Bun, Deno and Node"
     });
     writeFileSync(join(scratch.path, "smoke.mjs"), SMOKE);
     const expected = {
+      queued: [42],
+      semTaken: true,
+      struct: 4,
       word: 0xbeef,
       regionSize: 8,
       perms: "rw-s",
