@@ -331,20 +331,20 @@ test("removing the set while a blocking acquire waits throws EIDRM (ipcrm -s fro
   timeout: 120_000,
 }, () => {
   const set = make(1);
+  // A shell peer waits for our waiter to show in GETNCNT (via ipcs -i), then removes the set.
+  const watcher = spawn("sh", [
+    "-c",
+    `for i in $(seq 1 6000); do ipcs -s -i ${set.id} 2>/dev/null | grep -Eq '^0 +0 +1 ' && exec ipcrm -s ${set.id}; sleep 0.01; done; exit 9`,
+  ], { stdio: "ignore" });
   try {
-    // A shell peer waits for our waiter to show in GETNCNT (via ipcs -i), then removes the set.
-    const peer = spawn("sh", [
-      "-c",
-      `for i in $(seq 1 6000); do ipcs -s -i ${set.id} 2>/dev/null | grep -Eq '^0 +0 +1 ' && exec ipcrm -s ${set.id}; sleep 0.01; done; exit 9`,
-    ], { stdio: "ignore" });
     assert.throws(() => set.acquire(0), (error: unknown) => {
       assert.ok(error instanceof ErrnoError);
       assert.equal(error.code, "EIDRM");
       assert.equal(error.syscall, "semop");
       return true;
     });
-    peer.kill();
   } finally {
+    watcher.kill();
     removeQuietly(set);
   }
 });
@@ -419,13 +419,16 @@ for (const holder of ["deno", "bun", "python"] as const) {
       const set = make(1, { key, initial: 1 });
       const counter = join(dir.path, "counter");
       writeFileSync(counter, new Uint8Array(4));
+      const started: Child[] = [];
       try {
         const held = peer(holder, [String(key), counter, "0", "hold"]);
+        started.push(held);
         await held.ready;
         await until("the holder to take the lock", () => set.get(0) === 0);
         const workers = (["deno", "bun", "python"] as const).map((kind) =>
           peer(kind, [String(key), counter, String(ITERATIONS), "count"])
         );
+        started.push(...workers);
         await Promise.all(workers.map((w) => w.ready));
         // Every worker is blocked behind the holder: nothing was counted.
         await until("all workers to wait", () => set.waiting(0).decrease === 3);
@@ -446,6 +449,12 @@ for (const holder of ["deno", "bun", "python"] as const) {
         // The kernel undid the holder's -1: the lock is free again.
         assert.equal(set.get(0), 1);
       } finally {
+        // A failed assertion must not leave the holder holding until its fixture timeout.
+        for (const child of started) {
+          if (child.process.exitCode === null && child.process.signalCode === null) {
+            child.process.kill("SIGKILL");
+          }
+        }
         set.remove();
         dir.remove();
       }
