@@ -270,26 +270,47 @@ test("40 async waiters at once (more than the thread pool): each posted unit wak
   assert.equal(sem.value, 0, "each unit went to exactly one waiter");
 });
 
-/**
- * glibc's blocked-waiter count of a semaphore, read from its file: on 64-bit
- * glibc the sem_t starts with one 64-bit word, the count in its low half and
- * the number of threads inside sem_clockwait's futex wait in its high half.
- * A wait that polls never counts there.
- */
-function blockedWaiters(name: string): number {
-  const bytes = readFileSync(semPath(name));
-  return new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true);
+/** The bytes of a semaphore's file in /dev/shm. */
+function semBytes(name: string): string {
+  return readFileSync(semPath(name)).toString("hex");
 }
 
 test(
   "waitAsync blocks in sem_clockwait on another thread (Deno, Bun and Node alike), not by polling",
-  { skip: platform.os === "linux" ? false : skipReason("reads glibc's sem_t") },
+  {
+    ...PEER_TEST,
+    skip: platform.os !== "linux"
+      ? skipReason("reads the semaphore's file in /dev/shm")
+      : have("cc")
+      ? false
+      : skipReason("needs cc for a C program blocked in sem_wait"),
+  },
   async () => {
     using sem = NamedSemaphore.create({ value: 0 });
+    const idle = semBytes(sem.name);
+    // What a thread blocked in the kernel looks like (glibc counts its sleepers in
+    // the sem_t): learnt from a C program in sem_wait, not from glibc's sources.
+    const program = compileFixture("ipc_sem_waiter");
+    let blocked: string;
+    try {
+      const waiter = startProgram(program.path, [sem.name], 60_000);
+      try {
+        await until(() => semBytes(sem.name) !== idle, 60_000, "the C program blocked in sem_wait");
+        blocked = semBytes(sem.name);
+        sem.post();
+        await expectSuccess(waiter, "the C waiter");
+      } finally {
+        waiter.kill("SIGKILL");
+      }
+    } finally {
+      program.remove();
+    }
+    assert.equal(semBytes(sem.name), idle, "the C waiter's wake-up leaves the semaphore idle");
+
     const controller = new AbortController();
     const waiting = sem.waitAsync({ pollMs: 0, signal: controller.signal });
     try {
-      await until(() => blockedWaiters(sem.name) === 1, 60_000, "a thread blocked in the wait");
+      await until(() => semBytes(sem.name) === blocked, 60_000, "a thread blocked in the wait");
       sem.post();
       assert.equal(await waiting, true);
       assert.equal(sem.value, 0);
