@@ -108,3 +108,29 @@ export function readCreator(path: string): CreatorRecord | "none" | "unsupported
   }
   return parseCreator(new TextDecoder().decode(valueBuffer.subarray(0, n))) ?? "none";
 }
+
+/**
+ * Whether the creator `record` names has died: its pid is gone, a zombie,
+ * or reused by a process started later. False when it can't be told (another
+ * pid namespace, no /proc): a caller then waits for its own timeout.
+ */
+export function creatorGone(record: CreatorRecord): boolean {
+  const own = ownPidNamespace();
+  if (record.pidns === 0 || own === 0 || record.pidns !== own) return false;
+  let text;
+  try {
+    text = readTextFile(`/proc/${record.pid}/stat`);
+  } catch {
+    return unsafeLibc.kill(record.pid, 0) === -1 && errno() === platform.errno.ESRCH;
+  }
+  const state = text.slice(text.lastIndexOf(")") + 2, text.lastIndexOf(")") + 3);
+  if (state === "Z" || state === "X") return true;
+  const start = startTimeOf(text);
+  return start !== undefined && start !== record.start;
+}
+
+/** The creator recorded on the object at `path` if it has died (see {@linkcode creatorGone}). */
+export function deadCreatorOf(path: string): CreatorRecord | undefined {
+  const record = readCreator(path);
+  return typeof record !== "string" && creatorGone(record) ? record : undefined;
+}

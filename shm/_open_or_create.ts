@@ -15,7 +15,11 @@ import { notify } from "../sync/wait.ts";
 import { checkOptions, checkSize } from "../core/_validate.ts";
 import { awaitReady, FAILED, READY, sleep } from "./_ready.ts";
 import { SHM_DIR, shmName } from "./_names.ts";
+import { deadCreatorOf } from "./_creator.ts";
 import type { SharedMemory, SharedMemoryCreateOptions } from "./shared_memory.ts";
+
+/** The empty-object wait polls every 1 ms; the creator record is read every this many polls. */
+const CREATOR_CHECK_ROUNDS = 20;
 
 /** SharedMemory's create (with `extra` bytes past the mapped ones) and open. */
 export interface Makers {
@@ -120,12 +124,19 @@ async function join(
   signal: AbortSignal | undefined,
 ): Promise<SharedMemory | undefined> {
   const quoted = JSON.stringify(name);
-  // The creator sizes the object right after shm_open: wait out an empty one.
-  while (platform.os === "linux") {
+  // The creator sizes the object right after shm_open: wait out an empty one,
+  // unless its recorded creator died (a persistent one stays empty for good).
+  for (let round = 0; platform.os === "linux"; round++) {
     const status = statPath(SHM_DIR + name);
     if (status === undefined) return undefined;
     if (status.size > 0) break;
     if (signal?.aborted) throw signal.reason;
+    const dead = round % CREATOR_CHECK_ROUNDS === 0 ? deadCreatorOf(SHM_DIR + name) : undefined;
+    if (dead !== undefined) {
+      throw new Error(
+        `Cannot open ${quoted}: its creator (pid ${dead.pid}) died before sizing it, so it is empty for good; remove it with SharedMemory.unlink(${quoted}) and start over`,
+      );
+    }
     if (performance.now() >= deadline) {
       throw new Error(
         `Cannot open ${quoted}: timed out after ${timeout} ms; it stayed empty (its creator may have died before sizing it: unlink it and start over)`,
@@ -153,7 +164,9 @@ async function join(
     }
     const ready = Mapping.fromFd(shm.fd, { offset: total - page, length: 4 });
     try {
-      why = await awaitReady(ready.view(Int32Array, 0, 1), deadline, signal);
+      // Sized but not claimed yet (word 0): only the creator record can say it died.
+      const unclaimedGone = () => deadCreatorOf(SHM_DIR + name)?.pid;
+      why = await awaitReady(ready.view(Int32Array, 0, 1), deadline, signal, unclaimedGone);
     } finally {
       ready.close();
     }
@@ -169,7 +182,9 @@ async function join(
       return undefined;
     case "dead":
       throw new Error(
-        `Cannot open ${quoted}: its initializer (pid ${why.pid}) died before init finished, so its contents are unknown; remove it with SharedMemory.unlink(${quoted}) and start over`,
+        `Cannot open ${quoted}: its ${
+          why.claimed ? "initializer" : "creator"
+        } (pid ${why.pid}) died before init finished, so its contents are unknown; remove it with SharedMemory.unlink(${quoted}) and start over`,
       );
     case "timed-out":
       throw new Error(

@@ -9,8 +9,9 @@
  * - FAILED (-2): `init` threw; the creator unlinks the object.
  *
  * Waiters sleep on the word with futex (waitAsync) in slices, checking in
- * between whether the initializer is still alive (`kill(pid, 0)`), the
- * deadline and the AbortSignal, so no wait outlives a dead peer.
+ * between whether the initializer is still alive (`kill(pid, 0)`; for word 0,
+ * the creator recorded in the object's xattr), the deadline and the
+ * AbortSignal, so no wait outlives a dead peer.
  *
  * @module
  */
@@ -34,7 +35,7 @@ export function processGone(pid: number): boolean {
 /** Why a wait for the ready word ended without READY. */
 export type NotReady =
   | { readonly kind: "failed" }
-  | { readonly kind: "dead"; readonly pid: number }
+  | { readonly kind: "dead"; readonly pid: number; readonly claimed: boolean }
   | { readonly kind: "timed-out"; readonly state: number }
   | { readonly kind: "aborted"; readonly reason: unknown };
 
@@ -47,16 +48,24 @@ export async function awaitReady(
   word: Int32Array,
   deadline: number,
   signal: AbortSignal | undefined,
+  unclaimedGone?: () => number | undefined,
 ): Promise<NotReady | undefined> {
   for (;;) {
     const state = Atomics.load(word, 0);
     if (state === READY) return undefined;
     if (state === FAILED) return { kind: "failed" };
-    if (state > 0 && processGone(state)) {
-      // Re-read: it may have finished just before it exited.
+    const gone = state > 0
+      ? (processGone(state) ? state : undefined)
+      : state === 0
+      ? unclaimedGone?.()
+      : undefined;
+    if (gone !== undefined) {
+      // Re-read: it may have finished (or claimed the word) just before it exited.
       const last = Atomics.load(word, 0);
       if (last === READY) return undefined;
-      return last === FAILED ? { kind: "failed" } : { kind: "dead", pid: state };
+      if (last === FAILED) return { kind: "failed" };
+      if (last === state) return { kind: "dead", pid: gone, claimed: state > 0 };
+      continue;
     }
     if (signal?.aborted) return { kind: "aborted", reason: signal.reason };
     const left = deadline - performance.now();

@@ -19,9 +19,20 @@ import {
   testName,
 } from "./fixtures/runtimes.ts";
 import { skipReason } from "./helpers.ts";
+import { readCreator } from "../shm/_creator.ts";
 
 const CHILD = "shm_open_or_create_child.ts";
 const missing = RUNTIMES.filter((r) => !installed(r)).map((r) => r.program);
+
+/** Whether /dev/shm takes user xattrs (the creator record; tmpfs from Linux 6.6). */
+function xattrsHere(): boolean {
+  try {
+    using shm = SharedMemory.create({ size: 1 });
+    return typeof readCreator("/dev/shm" + shm.name) !== "string";
+  } catch {
+    return false;
+  }
+}
 
 function remove(name: string): void {
   rmSync("/dev/shm" + name, { force: true });
@@ -81,6 +92,50 @@ test("an initializer killed mid-init (SIGKILL): the waiter rejects naming its pi
     remove(name);
   }
 });
+
+for (const mode of ["empty", "unclaimed"] as const) {
+  test(
+    `a creator SIGKILLed before ${
+      mode === "empty" ? "sizing the object" : "claiming the ready word"
+    } (persist): the waiter rejects naming its pid, not at its timeout`,
+    {
+      skip: xattrsHere() ? false : skipReason("this /dev/shm keeps no user xattrs (Linux < 6.6)"),
+    },
+    async () => {
+      const name = testName(`dead-${mode}`);
+      const child = startFixture(
+        RUNTIMES[0]!,
+        "shm_dead_creator_child.ts",
+        [name, mode],
+        "created",
+      );
+      try {
+        const pid = Number((await child.ready).split(" ")[1]);
+        const waiting = SharedMemory.openOrCreate({
+          name,
+          size: 4096,
+          init: () => assert.fail("init ran in a waiter"),
+          timeoutMs: 20_000, // the death must end the wait, not this (its message differs)
+        });
+        child.process.kill("SIGKILL");
+        assert.equal((await child.exited).signal, "SIGKILL");
+        await assert.rejects(waiting, (error: unknown) => {
+          assert.match(
+            String(error),
+            mode === "empty"
+              ? new RegExp(`its creator \\(pid ${pid}\\) died before sizing it`)
+              : new RegExp(`its creator \\(pid ${pid}\\) died before init finished`),
+          );
+          assert.match(String(error), /SharedMemory\.unlink/);
+          return true;
+        });
+      } finally {
+        child.process.kill("SIGKILL");
+        remove(name);
+      }
+    },
+  );
+}
 
 test("a live but slow initializer: the wait ends at timeoutMs, or when the signal aborts", async () => {
   const name = testName("slow");
