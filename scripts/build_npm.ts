@@ -77,6 +77,8 @@ Deno.mkdirSync(`${OUT}/esm`, { recursive: true });
 // of tracked regions and cleanups): split chunks, never two bundles.
 await run(`${BIN}/esbuild`, [
   ...ENTRIES.map((e) => e.source),
+  // Not an export: spawnScript preloads it into supervised children (spawn/script.ts).
+  "spawn/_lifeline.ts",
   "--bundle",
   "--splitting",
   "--chunk-names=chunks/[name]-[hash]",

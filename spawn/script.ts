@@ -47,18 +47,26 @@ export interface SpawnScriptOptions extends Omit<SpawnOptions, "path"> {
 }
 
 // Preloaded into supervised children, so the watch runs whether or not the
-// script imports shmkit. Not where shmkit is not a local file (bundled for
-// npm, or remote), nor for a Deno that may lack --preload (before 2.4): the
-// watch then starts when the script loads shmkit.
-const LIFELINE_MODULE = new URL("./_lifeline.ts", import.meta.url);
+// script imports shmkit: the source module, or the npm build's entry for it
+// (esm/spawn/_lifeline.js, seen from a chunk in esm/chunks/). Not where
+// shmkit is not a local file (remote), nor for a Deno that may lack --preload
+// (before 2.4): the watch then starts when the script loads shmkit.
+const LIFELINE_MODULES = [
+  new URL("./_lifeline.ts", import.meta.url),
+  new URL("../spawn/_lifeline.js", import.meta.url),
+];
 let lifelinePath: string | null | undefined;
 
 function preloadFor(runtime: "deno" | "bun" | "node", execPath: string): string[] {
   if (lifelinePath === undefined) {
     lifelinePath = null;
-    if (LIFELINE_MODULE.protocol === "file:") {
-      const path = decodeURIComponent(LIFELINE_MODULE.pathname);
-      if (statMode(path) >= 0) lifelinePath = path;
+    for (const url of LIFELINE_MODULES) {
+      if (url.protocol !== "file:") continue;
+      const path = decodeURIComponent(url.pathname);
+      if (statMode(path) >= 0) {
+        lifelinePath = path;
+        break;
+      }
     }
   }
   if (lifelinePath === null) return [];

@@ -5,7 +5,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import { join } from "node:path";
@@ -84,11 +84,55 @@ const e: ProcMapsEntry | undefined = undefined;
 export { e, n, s, semValue, shared, slots, structBytes };
 `;
 
+const SUPERVISOR = `
+import { spawnScript } from "shmkit";
+const child = spawnScript(new URL("./idle.mjs", import.meta.url));
+console.log(child.pid);
+setInterval(() => {}, 1000);
+`;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Starts `program args` (a supervisor.mjs), reads its child's pid, SIGKILLs
+ * it, and says whether the child then ended (within a 30 s hang guard).
+ */
+async function childOfKilledParent(
+  program: string,
+  args: string[],
+  cwd: string,
+): Promise<"ended" | "outlived"> {
+  const parent = spawn(program, args, { cwd, stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  const pid = await new Promise<number>((resolve, reject) => {
+    parent.stdout!.on("data", (chunk: Uint8Array) => {
+      out += new TextDecoder().decode(chunk);
+      const line = out.split("\n").slice(0, -1)[0];
+      if (line !== undefined) resolve(Number(line));
+    });
+    parent.on("exit", (code) => reject(new Error(`${program} exited with ${code}: ${out}`)));
+  });
+  assert.ok(Number.isSafeInteger(pid) && alive(pid), `${program} printed ${out}`);
+  parent.kill("SIGKILL");
+  const deadline = Date.now() + 30_000;
+  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  if (!alive(pid)) return "ended";
+  process.kill(pid, "SIGKILL");
+  return "outlived";
+}
+
 test("the npm package builds, packs, installs and runs under Bun, Deno and Node", {
   skip: have("npm") ? false : skipReason("npm is not on PATH"),
   // Builds, packs, installs and type-checks: long under load, and Bun's default is 5 s.
   timeout: 300_000,
-}, () => {
+}, async () => {
   const scratch = tempDir();
   try {
     const tarball = execFileSync(DENO, ["run", "-A", "scripts/build_npm.ts", "--pack"], {
@@ -158,6 +202,20 @@ test("the npm package builds, packs, installs and runs under Bun, Deno and Node"
       });
       assert.match(help, /^Usage: shmkit/, `${program} ${args.join(" ")}`);
     }
+    // A supervised child that never imports shmkit still ends with its parent,
+    // SIGKILL included: the package ships the lifeline preload.
+    writeFileSync(join(scratch.path, "idle.mjs"), "setInterval(() => {}, 1000);\n");
+    writeFileSync(join(scratch.path, "supervisor.mjs"), SUPERVISOR);
+    const supervisors: [string, string[]][] = [
+      [BUN, ["supervisor.mjs"]],
+      [DENO, ["run", "-A", "supervisor.mjs"]],
+      [NODE, ["--disable-warning=ExperimentalWarning", "supervisor.mjs"]],
+    ];
+    for (const [program, args] of supervisors) {
+      const orphan = await childOfKilledParent(program, args, scratch.path);
+      assert.equal(orphan, "ended", `${program}: the child outlived its SIGKILLed parent`);
+    }
+
     // The README's docs/ links resolve inside the package.
     assert.ok(existsSync(join(scratch.path, "node_modules/shmkit/docs/shm.md")));
 
