@@ -100,7 +100,7 @@ try {
       "thin cycle (shmOpen, posixFallocate, mmap, fill, munmap, close, shmUnlink)": () =>
         thinShm(false),
       "thin cycle with the close quarantine instead of munmap": () => thinShm(true),
-      "cleaner registration + forget (pipe write to the cleaner)": () => {
+      "cleaner registration + forget (ledger line; waitpid WNOHANG)": () => {
         const key = {};
         cleanerWatch(key, { kind: "shm", name: `${name}-never`, dev: 1, ino: 1 });
         cleanerForget(key);
