@@ -119,12 +119,22 @@ let ledger: Ledger | undefined;
 const status = new Int32Array(1);
 const encoder = new TextEncoder();
 
+/** `\\000` to `\\377`, by byte. */
+const OCTAL = Array.from({ length: 256 }, (_, byte) => "\\" + byte.toString(8).padStart(3, "0"));
+
 /** A record's fields: `p DEV INO NAME` or `v ID KEY CPID`, sent as `+` and these. */
 function fieldsOf(record: CleanerRecord): string {
   if (record.kind === "sysv") return `v ${record.id} ${record.key | 0} ${record.cpid}`;
+  const name = record.name;
   let octal = "";
-  for (const byte of encoder.encode(record.name.slice(1))) {
-    octal += "\\" + byte.toString(8).padStart(3, "0");
+  for (let i = 1; i < name.length; i++) {
+    const code = name.charCodeAt(i);
+    if (code >= 0x80) {
+      octal = "";
+      for (const byte of encoder.encode(name.slice(1))) octal += OCTAL[byte]!;
+      break;
+    }
+    octal += OCTAL[code]!;
   }
   return `p ${record.dev} ${record.ino} ${octal}`;
 }
