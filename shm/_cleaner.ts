@@ -119,7 +119,7 @@ let failed = false;
 let ledger: Ledger | undefined;
 const status = new Int32Array(1);
 const LIVENESS_MS = 1;
-let checked = -Infinity;
+let checked = 0;
 const encoder = new TextEncoder();
 
 /** `\\000` to `\\377`, by byte. */
@@ -217,8 +217,9 @@ function ensureCleaner(): boolean {
   // at most once per LIVENESS_MS; a cleaner restarted then still gets the
   // whole ledger, so only a death of this process inside that window is missed.
   if (writeFd !== -1) {
-    const now = performance.now();
-    if (now - checked >= LIVENESS_MS) {
+    // Date.now: far cheaper than performance.now in Deno; a clock step back checks at once.
+    const now = Date.now();
+    if (Math.abs(now - checked) >= LIVENESS_MS) {
       checked = now;
       if (unsafeLibc.waitpid(pid, status, C.WNOHANG) !== 0) lost();
     }
