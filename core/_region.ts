@@ -233,14 +233,16 @@ export class Region {
   /** Detaches the views and gives the range back. Idempotent. */
   release(): void {
     if (this.#state.released) return;
-    for (const listener of [...this.releaseListeners]) {
-      try {
-        listener();
-      } catch {
-        // A listener's failure must not keep the memory mapped.
+    if (this.releaseListeners.size > 0) {
+      for (const listener of [...this.releaseListeners]) {
+        try {
+          listener();
+        } catch {
+          // A listener's failure must not keep the memory mapped.
+        }
       }
+      this.releaseListeners.clear();
     }
-    this.releaseListeners.clear();
     const clean = this.detachAll();
     this.#state.released = true;
     collected.unregister(this);
