@@ -36,12 +36,15 @@ import {
   SignalSet,
   SpawnFlags,
 } from "../spawn/raw.ts";
-import { median } from "./harness.ts";
+import { compileC, median } from "./harness.ts";
+import { recordCreator } from "../shm/_creator.ts";
+import { execFileSync } from "node:child_process";
 
 const C = platform.constants;
 const SIZE = 4096;
 const name = `/shmkit-parts-${unsafeLibc.getpid()}`;
 const flags = C.O_CREAT | C.O_EXCL | C.O_RDWR | C.O_CLOEXEC;
+const path = `/dev/shm${name}`;
 
 function thinShm(quarantined: boolean): void {
   const fd = shmOpen(name, flags, 0o600);
@@ -54,11 +57,34 @@ function thinShm(quarantined: boolean): void {
   shmUnlink(name);
 }
 
+/** The thin cycle plus every system call the safe cycle adds: the rest of the gap is bookkeeping. */
+function sameCallsShm(): void {
+  fileSizeLimit();
+  const fd = shmOpen(name, flags, 0o600);
+  recordCreator(fd);
+  posixFallocate(fd, 0, SIZE);
+  statFd(fd);
+  const address = unsafeLibc.mmap(0, SIZE, C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED, fd, 0);
+  unsafeView(address, SIZE).fill(1);
+  quarantine(address, SIZE);
+  unsafeLibc.close(fd);
+  statPath(path);
+  shmUnlink(name);
+}
+
 function thinSysv(): void {
   const id = shmget(C.IPC_PRIVATE, SIZE, C.IPC_CREAT | C.IPC_EXCL | 0o600);
   const address = unsafeShmat(id, 0, 0);
   unsafeView(address, SIZE)[0] = 1;
   unsafeShmdt(address);
+  shmctlRemove(id);
+}
+
+function thinSysvQuarantined(): void {
+  const id = shmget(C.IPC_PRIVATE, SIZE, C.IPC_CREAT | C.IPC_EXCL | 0o600);
+  const address = unsafeShmat(id, 0, 0);
+  unsafeView(address, SIZE)[0] = 1;
+  quarantine(address, SIZE);
   shmctlRemove(id);
 }
 
@@ -100,7 +126,9 @@ try {
       "thin cycle (shmOpen, posixFallocate, mmap, fill, munmap, close, shmUnlink)": () =>
         thinShm(false),
       "thin cycle with the close quarantine instead of munmap": () => thinShm(true),
-      "cleaner registration + forget (pipe write to the cleaner)": () => {
+      "thin cycle making every system call the safe one makes (getrlimit, fsetxattr, fstat, quarantine, stat)":
+        sameCallsShm,
+      "cleaner registration + forget (ledger line; waitpid WNOHANG)": () => {
         const key = {};
         cleanerWatch(key, { kind: "shm", name: `${name}-never`, dev: 1, ino: 1 });
         cleanerForget(key);
@@ -128,11 +156,21 @@ try {
         segment.remove();
       },
       "thin cycle (shmget, unsafeShmat, write, unsafeShmdt, shmctlRemove)": thinSysv,
+      "thin cycle with the close quarantine instead of shmdt": thinSysvQuarantined,
     }, 1000),
   );
 } finally {
   unsafeLibc.close(probe);
   shmUnlink(`${name}-probe`);
+}
+
+// The same cycles in C, with the system calls the safe layer adds: the floor below the JS figures.
+console.log(`${backend.runtime} | C floor of the safe cycles (bench/c/cycle_floor.c, medians)`);
+for (
+  const line of execFileSync(compileC("cycle_floor"), ["9", "2000"], { encoding: "utf8" }).trim()
+    .split("\n")
+) {
+  console.log(`  ${line}`);
 }
 
 const attributes = new PosixSpawnAttributes()

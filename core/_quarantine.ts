@@ -16,8 +16,11 @@
  *   unref'd timer; close() also sweeps).
  * - At most {@linkcode QUARANTINE_MAX_RANGES} ranges and
  *   {@linkcode QUARANTINE_MAX_BYTES} bytes are held: beyond that the oldest
- *   are unmapped early (the newest range is always held, even when it alone
- *   is bigger).
+ *   are unmapped early, {@linkcode QUARANTINE_BATCH} at a time (the newest
+ *   range is always held, even when it alone is bigger).
+ * - Ranges unmapped together that touch (consecutive mmaps usually do) go
+ *   in one munmap, so holding costs about one system call per close, as an
+ *   immediate munmap would.
  *
  * I/O that finishes later than that (e.g. a read blocked on an empty pipe)
  * is not covered: nothing tells JavaScript when the runtime's thread is done.
@@ -35,7 +38,9 @@ const C = platform.constants;
 /** How long a closed range is held, in milliseconds. */
 export const QUARANTINE_MS = 1000;
 /** How many ranges are held at most. */
-export const QUARANTINE_MAX_RANGES = 128;
+export const QUARANTINE_MAX_RANGES = 1024;
+/** How many of the oldest ranges the range cap releases at once. */
+export const QUARANTINE_BATCH = 64;
 /** How many bytes of address space are held at most (plus the newest range). */
 export const QUARANTINE_MAX_BYTES = 2 ** 30;
 
@@ -88,36 +93,54 @@ export function quarantine(address: number, length: number): void {
   quarantined.bytes += length;
   quarantined.total++;
   sweep(now);
-  while (
-    held.length > 1 &&
-    (quarantined.count > QUARANTINE_MAX_RANGES || quarantined.bytes > QUARANTINE_MAX_BYTES)
-  ) {
+  if (quarantined.count > QUARANTINE_MAX_RANGES) {
+    const batch = Math.min(QUARANTINE_BATCH, held.length - 1);
+    quarantined.early += batch;
+    unmapOldest(batch);
+  }
+  while (held.length > 1 && quarantined.bytes > QUARANTINE_MAX_BYTES) {
     quarantined.early++;
-    unmapOldest();
+    unmapOldest(1);
   }
   arm(now);
 }
 
-/** Unmaps every held range now (for tests, and before a limit such as RLIMIT_AS bites). */
 /** For tests: the start addresses held now, oldest first. */
 export function heldAddressesForTesting(): number[] {
   return held.map((range) => range.address);
 }
 
+/** Unmaps every held range now (for tests, and before a limit such as RLIMIT_AS bites). */
 export function releaseQuarantine(): void {
-  while (held.length > 0) unmapOldest();
+  unmapOldest(held.length);
 }
 
-function unmapOldest(): void {
-  const oldest = held.shift()!;
-  quarantined.count--;
-  quarantined.bytes -= oldest.length;
-  // A failure leaves only address space behind; close() already succeeded.
-  unsafeLibc.munmap(oldest.address, oldest.length);
+/** Unmaps the `count` oldest ranges, touching ones in one call. */
+function unmapOldest(count: number): void {
+  if (count <= 0) return;
+  const ranges = held.splice(0, count);
+  if (ranges.length > 1) ranges.sort((a, b) => a.address - b.address);
+  let start = -1;
+  let end = -1;
+  for (const range of ranges) {
+    quarantined.count--;
+    quarantined.bytes -= range.length;
+    if (range.address === end) {
+      end += range.length;
+      continue;
+    }
+    // A failure leaves only address space behind; close() already succeeded.
+    if (start !== -1) unsafeLibc.munmap(start, end - start);
+    start = range.address;
+    end = range.address + range.length;
+  }
+  if (start !== -1) unsafeLibc.munmap(start, end - start);
 }
 
 function sweep(now: number): void {
-  while (held.length > 0 && now - held[0]!.since >= QUARANTINE_MS) unmapOldest();
+  let due = 0;
+  while (due < held.length && now - held[due]!.since >= QUARANTINE_MS) due++;
+  unmapOldest(due);
 }
 
 function arm(now: number): void {

@@ -80,9 +80,35 @@ const collected = new FinalizationRegistry<RegionState>((state) => {
   }
 });
 
-// Ties each handed-out buffer to its owner, so the owner (and with it the
-// mapping) lives as long as any view does.
-const OWNER: unique symbol = Symbol("shmkit.owner");
+/** Returns its argument from the constructor, so a subclass can stamp private fields on it. */
+class Stamped {
+  constructor(target: object) {
+    return target;
+  }
+}
+
+/**
+ * Ties each handed-out buffer to its region (and the region to its owner),
+ * so the mapping lives as long as any view does, and a buffer leads back to
+ * its region. A private field stamped on the buffer: no WeakMap entry (an
+ * ephemeron the collector must trace) and nothing a caller can reach.
+ */
+class BufferTag extends Stamped {
+  readonly #region: Region;
+
+  private constructor(buffer: ArrayBuffer, region: Region) {
+    super(buffer);
+    this.#region = region;
+  }
+
+  static stamp(buffer: ArrayBuffer, region: Region): void {
+    new BufferTag(buffer, region);
+  }
+
+  static regionOf(buffer: object): Region | undefined {
+    return #region in buffer ? (buffer as unknown as BufferTag).#region : undefined;
+  }
+}
 
 /** A TypedArray constructor accepted by `view()`. */
 export type TypedArrayConstructor =
@@ -112,9 +138,6 @@ const TYPED_ARRAYS: ReadonlySet<unknown> = new Set<unknown>([
   BigUint64Array,
 ]);
 
-// Tracked buffer -> its region, for beforeRelease.
-const regionOfBuffer = new WeakMap<ArrayBufferLike, Region>();
-
 /**
  * Internal: calls `listener` just before the memory under `buffer` is
  * released, while it is still mapped (an async wait wakes its blocked
@@ -122,7 +145,7 @@ const regionOfBuffer = new WeakMap<ArrayBufferLike, Region>();
  * buffer no region handed out.
  */
 export function beforeRelease(buffer: ArrayBufferLike, listener: () => void): () => void {
-  const listeners = regionOfBuffer.get(buffer)?.releaseListeners;
+  const listeners = BufferTag.regionOf(buffer)?.releaseListeners;
   if (listeners === undefined) return () => {};
   listeners.add(listener);
   return () => void listeners.delete(listener);
@@ -130,7 +153,7 @@ export function beforeRelease(buffer: ArrayBufferLike, listener: () => void): ()
 
 /** Internal: whether a region handed `buffer` out (mapped memory, not the JS heap). */
 export function isRegionBuffer(buffer: ArrayBufferLike): boolean {
-  return regionOfBuffer.has(buffer);
+  return BufferTag.regionOf(buffer) !== undefined;
 }
 
 /** Internal: one mapped range, its tracked buffers and its release. */
@@ -138,6 +161,7 @@ export class Region {
   readonly address: number;
   readonly length: number;
   readonly #state: RegionState;
+  // Held so that a buffer (which holds this region) keeps the owner alive.
   readonly #owner: object;
   #buffers: ArrayBuffer[] = [];
   #escaped = false;
@@ -187,9 +211,8 @@ export class Region {
     if (current === undefined) {
       current = backend.arrayBuffer(this.address, this.length);
       this.#handedOut = true;
-      Object.defineProperty(current, OWNER, { value: this.#owner });
+      BufferTag.stamp(current, this);
       this.#buffers.push(current);
-      regionOfBuffer.set(current, this);
     }
     return current;
   }
@@ -210,14 +233,16 @@ export class Region {
   /** Detaches the views and gives the range back. Idempotent. */
   release(): void {
     if (this.#state.released) return;
-    for (const listener of [...this.releaseListeners]) {
-      try {
-        listener();
-      } catch {
-        // A listener's failure must not keep the memory mapped.
+    if (this.releaseListeners.size > 0) {
+      for (const listener of [...this.releaseListeners]) {
+        try {
+          listener();
+        } catch {
+          // A listener's failure must not keep the memory mapped.
+        }
       }
+      this.releaseListeners.clear();
     }
-    this.releaseListeners.clear();
     const clean = this.detachAll();
     this.#state.released = true;
     collected.unregister(this);

@@ -92,6 +92,8 @@ interface Ready {
   readonly old?: number;
   readonly reaped?: boolean;
   readonly openedCreated?: boolean;
+  readonly live?: string[];
+  readonly gone?: string[];
 }
 
 function parseReady(line: string): Ready {
@@ -307,6 +309,37 @@ for (const rt of RUNTIMES) {
       removeSegment(parents.id);
     }
   });
+
+  test(
+    `${rt.name} child killed with many objects, some disposed and one long-named: exactly the live ones are removed`,
+    { skip },
+    async () => {
+      const name = uniqueName("many");
+      let info: Ready | undefined;
+      let again: SharedMemory | undefined;
+      try {
+        const running = start(child, ["many", name]);
+        info = parseReady(await running.ready);
+        assert.equal(info.live!.length, 75 + 20 + 1);
+        for (const live of info.live!) assert.equal(shmExists(live), true, live);
+        for (const gone of info.gone!) assert.equal(shmExists(gone), false, gone);
+        // Someone else re-creates a name the child had registered and disposed.
+        again = SharedMemory.create({ name: info.gone![0]!, size: 4096 });
+        process.kill(running.process.pid!, "SIGKILL");
+        await running.exited;
+        await until(
+          () => info!.live!.every((live) => !shmExists(live)),
+          "every live object is removed",
+        );
+        await until(() => processGone(info!.pid), "the cleaner has exited");
+        assert.equal(shmExists(again.name), true, "the re-created object stays");
+      } finally {
+        killLeft();
+        again?.[Symbol.dispose]();
+        for (const live of info?.live ?? []) if (shmExists(live)) SharedMemory.unlink(live);
+      }
+    },
+  );
 
   test(
     `${rt.name} cleaner killed while its creator lives: a new one starts and knows every object`,

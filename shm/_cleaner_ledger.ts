@@ -1,0 +1,135 @@
+/**
+ * Internal: the cleaner's ledger, a memfd of fixed 256-byte lines that this
+ * process writes through a mapping and the cleaner reads only after this
+ * process is gone. Registering or forgetting an object is then a few stores
+ * into memory, not a write(2) to the cleaner's pipe (which also woke the
+ * cleaner once per object).
+ *
+ * Each line is `+KIND FIELDS` padded with spaces to 255 bytes and a "\n":
+ * the same text the pipe carries. A line whose first byte is "#" is free or
+ * forgotten. Writing a line fills it while its first byte is still "#" and
+ * stores "+" last; forgetting stores "#". So whenever this process dies (even
+ * in the middle of a store), every line reads either as a whole record or as
+ * nothing.
+ *
+ * The memfd is sealed against shrinking (a read past its end is never a
+ * SIGBUS) and grows by doubling when its lines are all in use.
+ *
+ * @module
+ */
+import { unsafeLibc } from "../ffi/libc.ts";
+import { cString, unsafeView } from "../ffi/pointer.ts";
+import { platform } from "../platform/mod.ts";
+
+const C = platform.constants;
+
+/** Bytes per line, "\n" included. */
+export const LEDGER_LINE = 256;
+const FIRST_LINES = 64;
+const HASH = 0x23; // "#"
+const PLUS = 0x2b; // "+"
+const BLANK = new Uint8Array(LEDGER_LINE).fill(0x20);
+BLANK[0] = HASH;
+BLANK[LEDGER_LINE - 1] = 0x0a;
+const encoder = new TextEncoder();
+
+/** The memfd the cleaner inherits as fd 3, and this process's mapping of it. */
+export class Ledger {
+  readonly fd: number;
+  #address = 0;
+  #view: Uint8Array<ArrayBuffer>;
+  #lines = 0;
+  readonly #free: number[] = [];
+
+  private constructor(fd: number) {
+    this.fd = fd;
+    this.#view = new Uint8Array(0);
+  }
+
+  /** A new ledger, or undefined where memfd, mmap or sealing is unavailable. */
+  static create(): Ledger | undefined {
+    if (unsafeLibc.memfd_create === undefined || C.MFD_CLOEXEC === -1) return undefined;
+    let fd = unsafeLibc.memfd_create(
+      cString("shmkit-cleaner", "name"),
+      C.MFD_CLOEXEC | C.MFD_ALLOW_SEALING,
+    );
+    if (fd === -1) return undefined;
+    if (fd < 3) {
+      // The spawn's file actions write fds 0 to 3: keep the ledger out of their way.
+      const moved = unsafeLibc.fcntl(fd, C.F_DUPFD_CLOEXEC, 3);
+      unsafeLibc.close(fd);
+      if (moved === -1) return undefined;
+      fd = moved;
+    }
+    const ledger = new Ledger(fd);
+    if (
+      unsafeLibc.fcntl(fd, C.F_ADD_SEALS, C.F_SEAL_SHRINK | C.F_SEAL_SEAL) === -1 ||
+      !ledger.#grow(FIRST_LINES)
+    ) {
+      ledger.close();
+      return undefined;
+    }
+    return ledger;
+  }
+
+  /** Maps `lines` lines, blanking the new ones; false (and no change) on failure. */
+  #grow(lines: number): boolean {
+    const old = this.#lines;
+    const length = lines * LEDGER_LINE;
+    if (unsafeLibc.posix_fallocate(this.fd, 0, length) !== 0) return false;
+    const address = unsafeLibc.mmap(
+      0,
+      length,
+      C.PROT_READ | C.PROT_WRITE,
+      C.MAP_SHARED,
+      this.fd,
+      0,
+    );
+    if (address === -1) return false;
+    const view = unsafeView(address, length);
+    for (let line = old; line < lines; line++) view.set(BLANK, line * LEDGER_LINE);
+    if (old > 0) {
+      this.#view.buffer.transfer(0);
+      unsafeLibc.munmap(this.#address, old * LEDGER_LINE);
+    }
+    this.#address = address;
+    this.#view = view;
+    this.#lines = lines;
+    // Lowest lines on top, so the file stays dense.
+    for (let line = lines - 1; line >= old; line--) this.#free.push(line);
+    return true;
+  }
+
+  /**
+   * Writes `+` and `fields` (ASCII, no "\n") into a free line; returns the
+   * line, or -1 when the text is too long for a line or the ledger can't
+   * grow (the caller then sends it down the pipe).
+   */
+  add(fields: string): number {
+    if (fields.length > LEDGER_LINE - 2) return -1;
+    if (this.#free.length === 0 && !this.#grow(this.#lines * 2)) return -1;
+    const line = this.#free.pop()!;
+    const start = line * LEDGER_LINE;
+    const view = this.#view;
+    view.set(BLANK, start);
+    encoder.encodeInto(fields, view.subarray(start + 1, start + LEDGER_LINE - 1));
+    view[start] = PLUS; // last: until now the line read as free
+    return line;
+  }
+
+  /** Marks `line` forgotten and free for reuse. */
+  remove(line: number): void {
+    this.#view[line * LEDGER_LINE] = HASH;
+    this.#free.push(line);
+  }
+
+  /** Unmaps and closes this process's end (a cleaner that has it keeps its own). */
+  close(): void {
+    if (this.#lines > 0) {
+      this.#view.buffer.transfer(0);
+      unsafeLibc.munmap(this.#address, this.#lines * LEDGER_LINE);
+      this.#lines = 0;
+    }
+    unsafeLibc.close(this.fd);
+  }
+}
