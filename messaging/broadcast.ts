@@ -52,6 +52,7 @@ import {
   checkSettings,
   checkShape,
   checkView,
+  Copier,
   corrupted,
   isValidId,
   iterate,
@@ -104,6 +105,7 @@ class Ring {
   readonly maxMessage: number;
   readonly target: WaitTarget;
   readonly liveness: Liveness;
+  readonly copier: Copier;
   broken: MessagingError | undefined;
 
   constructor(bytes: Uint8Array, slots: number, slotBytes: number, settings: Settings) {
@@ -122,6 +124,7 @@ class Ring {
       flag: SLEEPING,
     };
     this.liveness = new Liveness(settings.checkIntervalMs);
+    this.copier = new Copier(this.header, bytes);
   }
 
   live(action: string, closed: boolean): Int32Array {
@@ -310,7 +313,7 @@ export class Broadcast {
     const s = ring.slot(m);
     Atomics.store(h, s, (stamp(m) - 1) | 0);
     h[s + 1] = bytes.length;
-    ring.bytes.set(bytes, (s << 2) + BROADCAST_SLOT_HEADER);
+    ring.copier.in(bytes, (s << 2) + BROADCAST_SLOT_HEADER);
     Atomics.store(h, s, stamp(m));
     Atomics.store(h, HEAD, (m + 1) | 0);
     wakeTarget(h, ring.target.word, SLEEPING);
@@ -353,6 +356,7 @@ export class Subscriber {
 
   readonly #ring: Ring;
   readonly #settings: Settings;
+  readonly #copier: Copier;
   #cursor: number;
   #lost = 0;
   #closed = false;
@@ -368,6 +372,7 @@ export class Subscriber {
     this.#ring = ring;
     this.#settings = settings;
     this.#cursor = Atomics.load(ring.header, HEAD);
+    this.#copier = new Copier(ring.header, ring.bytes);
   }
 
   /** Messages this subscriber missed because it fell a whole ring behind (or a copy was torn). */
@@ -436,7 +441,7 @@ export class Subscriber {
       if (length >= 0 && length <= ring.maxMessage) {
         if (into === undefined) copy = ring.bytes.slice(start, start + length);
         else {
-          into.set(ring.bytes.subarray(start, start + length));
+          this.#copier.out(into, start, length);
           copy = length;
         }
       }
@@ -490,6 +495,9 @@ export class Subscriber {
       );
     }
     const timeout = checkTimeout(timeoutMs);
+    // A message at hand costs no wait loop (nor its closures and clock reads).
+    const first = this.#read(target) as number | null | typeof Subscriber.DONE;
+    if (first !== null) return first;
     const s = this.#settings;
     const op = (): number | null | typeof Subscriber.DONE =>
       this.#read(target) as number | null | typeof Subscriber.DONE;
@@ -510,6 +518,8 @@ export class Subscriber {
    */
   receive(timeoutMs?: number): Uint8Array | null | typeof Subscriber.DONE {
     const timeout = checkTimeout(timeoutMs);
+    const first = this.#op();
+    if (first !== null) return first;
     const s = this.#settings;
     return runSync(() => this.#ring.target, this.#op, timeout, s.spinMs, s.checkIntervalMs);
   }

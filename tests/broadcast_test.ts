@@ -24,6 +24,40 @@ const corrupt = (word: string) => (e: unknown): boolean =>
   e instanceof MessagingError && e.code === "CORRUPTED" && e.word === word;
 
 // Expected values worked out by hand from docs/messaging.md.
+test("every length, from aligned and unaligned buffers into aligned and unaligned ones, arrives intact", () => {
+  const shape = { slots: 8, maxMessage: 300 };
+  using mapping = Mapping.anonymous(Broadcast.byteLengthFor(shape));
+  const publisher = Broadcast.init(mapping.view(), shape);
+  const subscriber = Broadcast.from(mapping.view()).subscribe();
+  const max = subscriber.maxMessageBytes;
+  const from = [new Uint8Array(max + 3), new Uint8Array(max + 3)];
+  const into = [new Uint8Array(max + 4), new Uint8Array(max + 4)];
+  // The same buffers again and again, their bytes changing in between.
+  const same = new Uint8Array(64);
+  const back = new Uint8Array(max);
+  for (let i = 0; i < 10; i++) {
+    same.fill(i * 3 + 1);
+    publisher.publish(same);
+    assert.equal(subscriber.receiveInto(back), 64);
+    assert.deepEqual(back.subarray(0, 64), same);
+  }
+  for (let length = 0; length <= max; length++) {
+    for (let shift = 0; shift < 4; shift++) {
+      const source = from[shift & 1]!.subarray(shift, shift + length);
+      for (let k = 0; k < length; k++) source[k] = (length * 5 + k * 11 + shift) & 0xff;
+      publisher.publish(source);
+      const target = into[shift >> 1]!.subarray(3 - shift);
+      target.fill(0xee);
+      assert.equal(subscriber.receiveInto(target, 0), length);
+      assert.deepEqual(target.subarray(0, length), source, `length ${length}, shift ${shift}`);
+      assert.equal(target[length], 0xee, "nothing written past the message");
+      publisher.publish(source);
+      assert.deepEqual(subscriber.receive(0), source.slice());
+    }
+  }
+  assert.equal(subscriber.lost, 0);
+});
+
 test("init writes the documented header; publish stamps slots 2m + 2 and moves head", () => {
   const shape = { slots: 4, maxMessage: 56 };
   assert.equal(Broadcast.byteLengthFor(shape), 128 + 4 * 64);
