@@ -309,7 +309,9 @@ export class Broadcast {
     if (h[CLOSED] !== 0 && ring.ended("publish")) {
       throw new MessagingError("CLOSED", "Cannot publish: the stream was ended");
     }
-    const m = Atomics.load(h, HEAD);
+    // A plain read: only the publisher writes head, and #claim's CAS ordered
+    // a dead predecessor's last store before it.
+    const m = h[HEAD]!;
     const s = ring.slot(m);
     Atomics.store(h, s, (stamp(m) - 1) | 0);
     h[s + 1] = bytes.length;
@@ -358,6 +360,8 @@ export class Subscriber {
   readonly #settings: Settings;
   readonly #copier: Copier;
   #cursor: number;
+  /** The head last read: messages before it are published. */
+  #head: number;
   #lost = 0;
   #closed = false;
 
@@ -371,7 +375,7 @@ export class Subscriber {
     if (!(ring instanceof Ring)) throw new TypeError("Cannot subscribe: use Broadcast.subscribe()");
     this.#ring = ring;
     this.#settings = settings;
-    this.#cursor = Atomics.load(ring.header, HEAD);
+    this.#cursor = this.#head = Atomics.load(ring.header, HEAD);
     this.#copier = new Copier(ring.header, ring.bytes);
   }
 
@@ -406,8 +410,11 @@ export class Subscriber {
     const h = ring.live(action, this.#closed);
     const n = ring.slots;
     for (let tries = 0; tries < 64; tries++) {
-      const head = Atomics.load(h, HEAD);
       const c = this.#cursor;
+      // Messages up to the head last read are published: head (the publisher's
+      // busiest line) is read again only once they are received, or overwritten.
+      let head = this.#head;
+      if (head === c) this.#head = head = Atomics.load(h, HEAD);
       const ahead = (head - c) | 0;
       if (ahead === 0) return ring.finished(action) ? Subscriber.DONE : null;
       if (ahead < 0) {
@@ -426,6 +433,7 @@ export class Subscriber {
         if (d > 0 && (d % (2 * n) === 0 || (d + 1) % (2 * n) === 0)) {
           this.#lost++;
           this.#cursor = (c + 1) | 0;
+          this.#head = Atomics.load(h, HEAD);
           continue;
         }
         ring.fail(
@@ -448,6 +456,7 @@ export class Subscriber {
       if (Atomics.load(h, s) !== first) {
         this.#lost++;
         this.#cursor = (c + 1) | 0;
+        this.#head = Atomics.load(h, HEAD);
         continue;
       }
       if (copy === undefined) {

@@ -80,6 +80,23 @@ test("init writes the documented header; publish stamps slots 2m + 2 and moves h
   assert.throws(() => publisher.publish(new Uint8Array(57)), RangeError);
 });
 
+test("a subscriber lapped after it last looked at head: the same exact count, then the newest ring's worth", () => {
+  const shape = { slots: 16, maxMessage: 8 };
+  using mapping = Mapping.anonymous(Broadcast.byteLengthFor(shape));
+  const publisher = Broadcast.init(mapping.view(), shape);
+  const subscriber = publisher.subscribe();
+  for (let i = 0; i < 10; i++) publisher.publish(new Uint32Array([i]));
+  for (let i = 0; i < 3; i++) assert.equal(indexOf(subscriber.tryReceive()), i);
+  // It knows messages up to 9 are out; 10-49 overwrite 3-9 and more.
+  for (let i = 10; i < 50; i++) publisher.publish(new Uint32Array([i]));
+  const seen: number[] = [];
+  for (let m = subscriber.tryReceive(); m !== null; m = subscriber.tryReceive()) {
+    seen.push(indexOf(m));
+  }
+  assert.equal(subscriber.lost, 31);
+  assert.deepEqual(seen, Array.from({ length: 16 }, (_, i) => 34 + i));
+});
+
 test("a subscriber a whole ring behind gets an overrun count and the newest ring's worth, in order", () => {
   const shape = { slots: 16, maxMessage: 8 };
   using mapping = Mapping.anonymous(Broadcast.byteLengthFor(shape));
