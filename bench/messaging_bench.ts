@@ -127,7 +127,7 @@ function queuesAfter(mapping: Mapping, poolBytes: number): [Uint8Array, Uint8Arr
 }
 
 /** One round: messages per second through the queue, 2 producer and 2 consumer processes. */
-async function queueRound(perProducer: number): Promise<number> {
+export async function queueRound(perProducer: number): Promise<number> {
   const file = sharedFile(CONTROL + Queue.byteLengthFor(QUEUE_SHAPE));
   try {
     using mapping = Mapping.file(file.path);
@@ -162,7 +162,7 @@ async function queueRound(perProducer: number): Promise<number> {
  * publishing `count` messages to 4 subscriber processes through a ring of
  * `count` slots (none overwritten).
  */
-async function broadcastRound(count: number): Promise<number> {
+export async function broadcastRound(count: number): Promise<number> {
   const shape = { slots: count, maxMessage: 64 };
   const file = sharedFile(CONTROL + Broadcast.byteLengthFor(shape));
   try {

@@ -306,7 +306,12 @@ export class QueueRing {
         // Lap pos not published: empty, or a producer claimed it and is writing (or died).
         const tail = Atomics.load(h, TAIL);
         const ahead = (tail - pos) | 0;
-        if (ahead === 0) return this.ended(action) ? undefined : null;
+        if (ahead === 0) {
+          if (!this.ended(action)) return null;
+          // Tail again: read before the end, it may have missed the last sends.
+          if (Atomics.load(h, TAIL) === pos) return undefined;
+          continue;
+        }
         if (ahead < 0 || ahead > n) {
           if (Atomics.load(h, HEAD) !== pos) continue;
           this.fail(action, "tail", tail, `with head ${pos} it must be ${pos} to ${(pos + n) | 0}`);

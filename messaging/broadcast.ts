@@ -416,7 +416,13 @@ export class Subscriber {
       let head = this.#head;
       if (head === c) this.#head = head = Atomics.load(h, HEAD);
       const ahead = (head - c) | 0;
-      if (ahead === 0) return ring.finished(action) ? Subscriber.DONE : null;
+      if (ahead === 0) {
+        if (!ring.finished(action)) return null;
+        // Head again: read before the end, it may have missed the last messages.
+        this.#head = Atomics.load(h, HEAD);
+        if (this.#head === c) return Subscriber.DONE;
+        continue;
+      }
       if (ahead < 0) {
         ring.fail(action, "head", head, `it went back from ${c >>> 0}`);
       }
@@ -426,7 +432,10 @@ export class Subscriber {
         continue;
       }
       const s = ring.slot(c);
-      const first = Atomics.load(h, s);
+      // A plain read: the atomic read of head that showed message c published
+      // ordered its stamp and payload before this. A surprise is read again atomically.
+      let first = h[s]!;
+      if (first !== stamp(c)) first = Atomics.load(h, s);
       if (first !== stamp(c)) {
         const d = (first - stamp(c)) | 0;
         // Overwritten (or being overwritten) by a later lap: skip ahead.

@@ -167,7 +167,12 @@ static int try_receive(unsigned char *copy) {
       return 1;
     }
     if (load(&h[HEAD]) != (int32_t)pos) continue;
-    if (seq == (int32_t)pos && load(&h[TAIL]) == (int32_t)pos) return load(&h[CLOSED]) ? -1 : 0;
+    if (seq == (int32_t)pos && load(&h[TAIL]) == (int32_t)pos) {
+      if (!load(&h[CLOSED])) return 0;
+      /* Tail again: read before the end, it may have missed the last sends. */
+      if (load(&h[TAIL]) == (int32_t)pos) return -1;
+      continue;
+    }
     return 0;
   }
   return 0;
@@ -292,15 +297,23 @@ static int32_t *bslot(uint32_t m) {
   return (int32_t *)((char *)h + 128 + (size_t)(m & (bslots - 1)) * SLOT_BYTES);
 }
 
-static uint32_t cursor;
+static uint32_t cursor, seen_head;
 static long lost;
 
-/* Subscriber.#read: 1 received, 0 nothing new, -1 ended. */
+/* Subscriber.#read: 1 received, 0 nothing new, -1 ended. Reads head only
+ * once it caught up with the head last read, as messaging/broadcast.ts. */
 static int bread(unsigned char *copy) {
   for (int tries = 0; tries < 64; tries++) {
-    uint32_t head = (uint32_t)load(&h[B_HEAD]);
+    if (seen_head == cursor) seen_head = (uint32_t)load(&h[B_HEAD]);
+    uint32_t head = seen_head;
     uint32_t ahead = head - cursor;
-    if (ahead == 0) return load(&h[B_CLOSED]) ? -1 : 0;
+    if (ahead == 0) {
+      if (!load(&h[B_CLOSED])) return 0;
+      /* Head again: read before the end, it may have missed the last messages. */
+      seen_head = (uint32_t)load(&h[B_HEAD]);
+      if (seen_head == cursor) return -1;
+      continue;
+    }
     if (ahead > bslots) {
       lost += ahead - bslots;
       cursor = head - bslots;
@@ -311,6 +324,7 @@ static int bread(unsigned char *copy) {
     if (first != (int32_t)(cursor * 2 + 2)) {
       lost++;
       cursor++;
+      seen_head = (uint32_t)load(&h[B_HEAD]);
       continue;
     }
     int32_t length = s[1];
@@ -319,6 +333,7 @@ static int bread(unsigned char *copy) {
     if (load(&s[0]) != first) {
       lost++;
       cursor++;
+      seen_head = (uint32_t)load(&h[B_HEAD]);
       continue;
     }
     cursor++;
@@ -330,7 +345,7 @@ static int bread(unsigned char *copy) {
 static void subscriber(intptr_t k) {
   unsigned char copy[MSG];
   long n = 0;
-  cursor = (uint32_t)load(&h[B_HEAD]);
+  cursor = seen_head = (uint32_t)load(&h[B_HEAD]);
   bump_ctl(READY, 1);
   for (;;) {
     int got = bread(copy);
