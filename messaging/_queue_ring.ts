@@ -202,8 +202,10 @@ export class QueueRing {
         const owner = Atomics.compareExchange(h, s + OWNER, 0, this.#me);
         if (owner !== 0) {
           this.#checkOwner(s, owner, action);
-          // A producer mid-claim; if it died there (tail still pos), let go of its hold.
-          if (Atomics.load(h, TAIL) === pos && this.#holderGone(s, owner)) {
+          // Another producer won pos: try the next one.
+          if (Atomics.load(h, TAIL) !== pos) continue;
+          // A producer mid-claim; if it died there, let go of its hold.
+          if (this.#holderGone(s, owner)) {
             Atomics.compareExchange(h, s + OWNER, owner, 0);
             continue;
           }
@@ -266,9 +268,10 @@ export class QueueRing {
         const owner = Atomics.compareExchange(h, s + OWNER, 0, this.#me);
         if (owner !== 0) {
           this.#checkOwner(s, owner, action);
-          // A consumer mid-claim, or a producer between publishing and letting go
-          // (head still pos: a taker that died after moving it is found a lap later).
-          if (Atomics.load(h, HEAD) === pos && this.#holderGone(s, owner)) {
+          // Another consumer won pos (if it dies holding it, it is found a lap later).
+          if (Atomics.load(h, HEAD) !== pos) continue;
+          // A consumer mid-claim, or a producer between publishing and letting go.
+          if (this.#holderGone(s, owner)) {
             Atomics.compareExchange(h, s + OWNER, owner, 0);
             continue;
           }
