@@ -199,7 +199,9 @@ export class QueueRing {
       const seq = Atomics.load(h, s + SEQ);
       const diff = (seq - pos) | 0;
       if (diff === 0) {
-        const owner = Atomics.compareExchange(h, s + OWNER, 0, this.#me);
+        // Look before taking: a failed CAS costs the line to everybody.
+        let owner = h[s + OWNER]!;
+        if (owner === 0) owner = Atomics.compareExchange(h, s + OWNER, 0, this.#me);
         if (owner !== 0) {
           this.#checkOwner(s, owner, action);
           // Another producer won pos: try the next one.
@@ -265,7 +267,8 @@ export class QueueRing {
       const seq = Atomics.load(h, s + SEQ);
       const diff = (seq - pos - 1) | 0;
       if (diff === 0) {
-        const owner = Atomics.compareExchange(h, s + OWNER, 0, this.#me);
+        let owner = h[s + OWNER]!;
+        if (owner === 0) owner = Atomics.compareExchange(h, s + OWNER, 0, this.#me);
         if (owner !== 0) {
           this.#checkOwner(s, owner, action);
           // Another consumer won pos (if it dies holding it, it is found a lap later).

@@ -132,7 +132,7 @@ static int try_send(const unsigned char *message) {
     int32_t *s = qslot(pos);
     int32_t seq = load(&s[0]);
     if (seq == (int32_t)pos) {
-      if (cas(&s[1], 0, me_id) != 0) {
+      if (*(volatile int32_t *)&s[1] != 0 || cas(&s[1], 0, me_id) != 0) {
         if (load(&h[TAIL]) != (int32_t)pos) continue;
         return 0;
       }
@@ -161,7 +161,7 @@ static int try_receive(unsigned char *copy) {
     int32_t *s = qslot(pos);
     int32_t seq = load(&s[0]);
     if (seq == (int32_t)(pos + 1)) {
-      if (cas(&s[1], 0, me_id) != 0) {
+      if (*(volatile int32_t *)&s[1] != 0 || cas(&s[1], 0, me_id) != 0) {
         if (load(&h[HEAD]) != (int32_t)pos) continue;
         return 0;
       }

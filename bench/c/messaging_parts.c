@@ -35,7 +35,7 @@ static int send(const unsigned char *message) {
   int32_t *h = ring;
   uint32_t pos = (uint32_t)*(volatile int32_t *)&h[TAIL];
   int32_t *s = qslot(pos);
-  if (load(&s[0]) != (int32_t)pos || cas(&s[1], 0, me) != 0) return 0;
+  if (load(&s[0]) != (int32_t)pos || s[1] != 0 || cas(&s[1], 0, me) != 0) return 0;
   if (cas(&h[TAIL], (int32_t)pos, (int32_t)(pos + 1)) != (int32_t)pos) {
     store(&s[1], 0);
     return 0;
@@ -53,7 +53,7 @@ static int receive(unsigned char *copy) {
   int32_t *h = ring;
   uint32_t pos = (uint32_t)*(volatile int32_t *)&h[HEAD];
   int32_t *s = qslot(pos);
-  if (load(&s[0]) != (int32_t)(pos + 1) || cas(&s[1], 0, me) != 0) return 0;
+  if (load(&s[0]) != (int32_t)(pos + 1) || s[1] != 0 || cas(&s[1], 0, me) != 0) return 0;
   if (cas(&h[HEAD], (int32_t)pos, (int32_t)(pos + 1)) != (int32_t)pos) {
     store(&s[1], 0);
     return 0;
