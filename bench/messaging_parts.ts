@@ -47,6 +47,9 @@ const parts: Record<string, (n: number) => void> = {
       subscriber.receiveInto(buffer);
     }
   },
+  "broadcast publish (nobody reading)": (n) => {
+    for (let i = 0; i < n; i++) publisher.publish(message);
+  },
   "bare: 1 Atomics.load": (n) => {
     for (let i = 0; i < n; i++) Atomics.load(words, 16);
   },

@@ -1,10 +1,10 @@
 /*
  * The C lower bound of bench/messaging_parts.ts: one process, no waiting,
  * the same protocols as messaging/ (the queue's send + receive of a 64-byte
- * message, the broadcast ring's publish + receive), median ns per message
+ * message, the broadcast ring's publish + receive, and publish alone), median ns per message
  * of 7 rounds of 200000.
  *
- *   messaging_parts    prints "queue <ns>" and "broadcast <ns>"
+ *   messaging_parts    prints "queue <ns>", "broadcast <ns>" and "publish <ns>"
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -133,5 +133,12 @@ int main(void) {
   }
   qsort(samples, 7, sizeof samples[0], compare);
   printf("broadcast %.1f\n", samples[3]);
+  for (int r = 0; r < 7; r++) {
+    double t = now();
+    for (int i = 0; i < N; i++) publish(message);
+    samples[r] = (now() - t) / N;
+  }
+  qsort(samples, 7, sizeof samples[0], compare);
+  printf("publish %.1f\n", samples[3]);
   return 0;
 }
