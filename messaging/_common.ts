@@ -101,6 +101,10 @@ export function messageBytes(message: unknown, max: number, action: string): Uin
       `Cannot ${action} a message of ${message.byteLength} bytes: a slot carries at most ${max}`,
     );
   }
+  // A detached view reads as empty: refuse it rather than send nothing.
+  if (message.byteLength === 0 && (message.buffer as { detached?: boolean }).detached === true) {
+    throw new TypeError(`Cannot ${action}: the message's ArrayBuffer is detached`);
+  }
   return message instanceof Uint8Array
     ? message
     : new Uint8Array(message.buffer, message.byteOffset, message.byteLength);

@@ -137,6 +137,11 @@ test("every length, from aligned and unaligned buffers into aligned and unaligne
   const max = queue.maxMessageBytes;
   const from = [new Uint8Array(max + 3), new Uint8Array(max + 3)];
   const into = [new Uint8Array(max + 4), new Uint8Array(max + 4)];
+  // A detached message: refused, not sent as an empty one.
+  const gone = new ArrayBuffer(8);
+  const detached = new Uint8Array(gone);
+  gone.transfer();
+  assert.throws(() => queue.send(detached), TypeError);
   // The same buffers again and again, their bytes changing in between.
   const same = new Uint8Array(64);
   const back = new Uint8Array(max);
