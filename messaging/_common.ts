@@ -101,9 +101,82 @@ export function messageBytes(message: unknown, max: number, action: string): Uin
       `Cannot ${action} a message of ${message.byteLength} bytes: a slot carries at most ${max}`,
     );
   }
+  // A detached view reads as empty: refuse it rather than send nothing.
+  if (message.byteLength === 0 && (message.buffer as { detached?: boolean }).detached === true) {
+    throw new TypeError(`Cannot ${action}: the message's ArrayBuffer is detached`);
+  }
   return message instanceof Uint8Array
     ? message
     : new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
+}
+
+/** Messages up to this many bytes are copied word by word (no allocation, no builtin call). */
+const WORD_COPY_MAX = 256;
+
+/**
+ * Copies messages between a ring's words and callers' buffers. Small ones
+ * go word by word through an Int32Array view of the caller's buffer, kept
+ * for the next call with the same buffer (a hot loop reuses one): a
+ * `subarray` per message costs more than the copy itself.
+ */
+export class Copier {
+  readonly #words: Int32Array;
+  readonly #bytes: Uint8Array;
+  readonly #from = new WordView();
+  readonly #to = new WordView();
+
+  constructor(words: Int32Array, bytes: Uint8Array) {
+    this.#words = words;
+    this.#bytes = bytes;
+  }
+
+  /** Copies `message` to byte `at` (4-aligned) of the ring. */
+  in(message: Uint8Array, at: number): void {
+    const length = message.length;
+    const n = length >> 2;
+    const from = length <= WORD_COPY_MAX ? this.#from.of(message, n) : undefined;
+    if (from === undefined) {
+      this.#bytes.set(message, at);
+      return;
+    }
+    const words = this.#words;
+    const w = at >> 2;
+    for (let k = 0; k < n; k++) words[w + k] = from[k]!;
+    for (let k = n << 2; k < length; k++) this.#bytes[at + k] = message[k]!;
+  }
+
+  /** Copies `length` bytes from byte `at` (4-aligned) of the ring to the start of `into`. */
+  out(into: Uint8Array, at: number, length: number): void {
+    const n = length >> 2;
+    const to = length <= WORD_COPY_MAX ? this.#to.of(into, n) : undefined;
+    if (to === undefined) {
+      into.set(this.#bytes.subarray(at, at + length));
+      return;
+    }
+    const words = this.#words;
+    const w = at >> 2;
+    for (let k = 0; k < n; k++) to[k] = words[w + k]!;
+    for (let k = n << 2; k < length; k++) into[k] = this.#bytes[at + k]!;
+  }
+}
+
+/** The last buffer seen, as words. */
+class WordView {
+  #buffer: Uint8Array | undefined;
+  #words: Int32Array = new Int32Array(0);
+
+  /** `buffer` as at least `n` words, or undefined when it is not 4-aligned or too short. */
+  of(buffer: Uint8Array, n: number): Int32Array | undefined {
+    if ((buffer.byteOffset & 3) !== 0) return undefined;
+    let words = this.#words;
+    if (this.#buffer !== buffer || words.length < n) {
+      words = new Int32Array(buffer.buffer, buffer.byteOffset, buffer.length >> 2);
+      this.#buffer = buffer;
+      this.#words = words;
+    }
+    // Detached or shrunk since: set() copies what is there, or throws.
+    return words.length >= n ? words : undefined;
+  }
 }
 
 /** The shape given to `init`: how many slots and the largest message. */

@@ -16,6 +16,7 @@ import { ClosedError } from "../core/errors.ts";
 import {
   BUSY,
   type Busy,
+  Copier,
   corrupted,
   isValidId,
   Liveness,
@@ -69,6 +70,8 @@ export class QueueRing {
   readonly publishedWord: Int32Array;
   readonly freedWord: Int32Array;
   readonly liveness: Liveness;
+  readonly copier: Copier;
+  readonly #me = selfId();
   broken: MessagingError | undefined;
   closed = false;
   #suspectSlot = -1;
@@ -87,6 +90,7 @@ export class QueueRing {
     this.publishedWord = new Int32Array(bytes.buffer, bytes.byteOffset + PUBLISHED * 4, 1);
     this.freedWord = new Int32Array(bytes.buffer, bytes.byteOffset + FREED * 4, 1);
     this.liveness = new Liveness(checkIntervalMs);
+    this.copier = new Copier(this.header, bytes);
   }
 
   /** The header, after checking this object and its memory are usable. */
@@ -110,10 +114,15 @@ export class QueueRing {
   /** The owner word at `s`, checked. */
   #owner(s: number, action: string): number {
     const owner = Atomics.load(this.header, s + OWNER);
-    if (owner !== 0 && !isValidId(owner)) {
+    if (owner !== 0) this.#checkOwner(s, owner, action);
+    return owner;
+  }
+
+  /** Checks an owner id read from slot `s`. */
+  #checkOwner(s: number, owner: number, action: string): void {
+    if (!isValidId(owner)) {
       this.fail(action, `owner of slot ${this.#index(s)}`, owner, "it must be 0 or an owner id");
     }
-    return owner;
   }
 
   #index(s: number): number {
@@ -137,7 +146,7 @@ export class QueueRing {
 
   /** Takes slot `s`'s owner word from `from` (0 or a dead id); whether it worked. */
   #take(s: number, from: number): boolean {
-    return Atomics.compareExchange(this.header, s + OWNER, from, selfId()) === from;
+    return Atomics.compareExchange(this.header, s + OWNER, from, this.#me) === from;
   }
 
   /** Whether the queue was ended, checking the word. */
@@ -184,13 +193,19 @@ export class QueueRing {
     }
     const n = this.slots;
     for (let tries = 0; tries < TRIES; tries++) {
-      const pos = Atomics.load(h, TAIL);
+      // A plain read: a stale tail fails the CAS below, or is re-read before any verdict.
+      const pos = h[TAIL]!;
       const s = this.#slot(pos);
       const seq = Atomics.load(h, s + SEQ);
       const diff = (seq - pos) | 0;
       if (diff === 0) {
-        const owner = this.#owner(s, action);
+        // Look before taking: a failed CAS costs the line to everybody.
+        let owner = h[s + OWNER]!;
+        if (owner === 0) owner = Atomics.compareExchange(h, s + OWNER, 0, this.#me);
         if (owner !== 0) {
+          this.#checkOwner(s, owner, action);
+          // Another producer won pos: try the next one.
+          if (Atomics.load(h, TAIL) !== pos) continue;
           // A producer mid-claim; if it died there, let go of its hold.
           if (this.#holderGone(s, owner)) {
             Atomics.compareExchange(h, s + OWNER, owner, 0);
@@ -198,16 +213,14 @@ export class QueueRing {
           }
           return BUSY;
         }
-        if (!this.#take(s, 0)) continue;
-        if (
-          Atomics.load(h, s + SEQ) !== pos ||
-          Atomics.compareExchange(h, TAIL, pos, (pos + 1) | 0) !== pos
-        ) {
+        // Only the claimer of lap pos moves seq off pos, and it moved tail first:
+        // winning this CAS means seq is still pos.
+        if (Atomics.compareExchange(h, TAIL, pos, (pos + 1) | 0) !== pos) {
           Atomics.store(h, s + OWNER, 0);
           continue;
         }
         h[s + LENGTH] = message.length;
-        this.bytes.set(message, (s << 2) + QUEUE_SLOT_HEADER);
+        this.copier.in(message, (s << 2) + QUEUE_SLOT_HEADER);
         Atomics.store(h, s + SEQ, (pos + 1) | 0);
         Atomics.store(h, s + OWNER, 0);
         this.#published();
@@ -248,13 +261,18 @@ export class QueueRing {
     const h = this.header;
     const n = this.slots;
     for (let tries = 0; tries < TRIES; tries++) {
-      const pos = Atomics.load(h, HEAD);
+      // A plain read: a stale head fails the CAS below, or is re-read before any verdict.
+      const pos = h[HEAD]!;
       const s = this.#slot(pos);
       const seq = Atomics.load(h, s + SEQ);
       const diff = (seq - pos - 1) | 0;
       if (diff === 0) {
-        const owner = this.#owner(s, action);
+        let owner = h[s + OWNER]!;
+        if (owner === 0) owner = Atomics.compareExchange(h, s + OWNER, 0, this.#me);
         if (owner !== 0) {
+          this.#checkOwner(s, owner, action);
+          // Another consumer won pos (if it dies holding it, it is found a lap later).
+          if (Atomics.load(h, HEAD) !== pos) continue;
           // A consumer mid-claim, or a producer between publishing and letting go.
           if (this.#holderGone(s, owner)) {
             Atomics.compareExchange(h, s + OWNER, owner, 0);
@@ -262,11 +280,9 @@ export class QueueRing {
           }
           return BUSY;
         }
-        if (!this.#take(s, 0)) continue;
-        if (
-          Atomics.load(h, s + SEQ) !== ((pos + 1) | 0) ||
-          Atomics.compareExchange(h, HEAD, pos, (pos + 1) | 0) !== pos
-        ) {
+        // Only the taker of lap pos (or a recoverer, after head moved) moves seq
+        // off pos + 1: winning this CAS means seq is still pos + 1.
+        if (Atomics.compareExchange(h, HEAD, pos, (pos + 1) | 0) !== pos) {
           Atomics.store(h, s + OWNER, 0);
           continue;
         }
@@ -283,7 +299,7 @@ export class QueueRing {
         let copy: Uint8Array | number;
         if (into === undefined) copy = this.bytes.slice(start, start + length);
         else {
-          into.set(this.bytes.subarray(start, start + length));
+          this.copier.out(into, start, length);
           copy = length;
         }
         Atomics.store(h, s + SEQ, (pos + n) | 0);
@@ -296,7 +312,12 @@ export class QueueRing {
         // Lap pos not published: empty, or a producer claimed it and is writing (or died).
         const tail = Atomics.load(h, TAIL);
         const ahead = (tail - pos) | 0;
-        if (ahead === 0) return this.ended(action) ? undefined : null;
+        if (ahead === 0) {
+          if (!this.ended(action)) return null;
+          // Tail again: read before the end, it may have missed the last sends.
+          if (Atomics.load(h, TAIL) === pos) return undefined;
+          continue;
+        }
         if (ahead < 0 || ahead > n) {
           if (Atomics.load(h, HEAD) !== pos) continue;
           this.fail(action, "tail", tail, `with head ${pos} it must be ${pos} to ${(pos + n) | 0}`);

@@ -52,6 +52,7 @@ import {
   checkSettings,
   checkShape,
   checkView,
+  Copier,
   corrupted,
   isValidId,
   iterate,
@@ -104,6 +105,7 @@ class Ring {
   readonly maxMessage: number;
   readonly target: WaitTarget;
   readonly liveness: Liveness;
+  readonly copier: Copier;
   broken: MessagingError | undefined;
 
   constructor(bytes: Uint8Array, slots: number, slotBytes: number, settings: Settings) {
@@ -122,6 +124,7 @@ class Ring {
       flag: SLEEPING,
     };
     this.liveness = new Liveness(settings.checkIntervalMs);
+    this.copier = new Copier(this.header, bytes);
   }
 
   live(action: string, closed: boolean): Int32Array {
@@ -306,11 +309,13 @@ export class Broadcast {
     if (h[CLOSED] !== 0 && ring.ended("publish")) {
       throw new MessagingError("CLOSED", "Cannot publish: the stream was ended");
     }
-    const m = Atomics.load(h, HEAD);
+    // A plain read: only the publisher writes head, and #claim's CAS ordered
+    // a dead predecessor's last store before it.
+    const m = h[HEAD]!;
     const s = ring.slot(m);
     Atomics.store(h, s, (stamp(m) - 1) | 0);
     h[s + 1] = bytes.length;
-    ring.bytes.set(bytes, (s << 2) + BROADCAST_SLOT_HEADER);
+    ring.copier.in(bytes, (s << 2) + BROADCAST_SLOT_HEADER);
     Atomics.store(h, s, stamp(m));
     Atomics.store(h, HEAD, (m + 1) | 0);
     wakeTarget(h, ring.target.word, SLEEPING);
@@ -353,7 +358,10 @@ export class Subscriber {
 
   readonly #ring: Ring;
   readonly #settings: Settings;
+  readonly #copier: Copier;
   #cursor: number;
+  /** The head last read: messages before it are published. */
+  #head: number;
   #lost = 0;
   #closed = false;
 
@@ -367,7 +375,8 @@ export class Subscriber {
     if (!(ring instanceof Ring)) throw new TypeError("Cannot subscribe: use Broadcast.subscribe()");
     this.#ring = ring;
     this.#settings = settings;
-    this.#cursor = Atomics.load(ring.header, HEAD);
+    this.#cursor = this.#head = Atomics.load(ring.header, HEAD);
+    this.#copier = new Copier(ring.header, ring.bytes);
   }
 
   /** Messages this subscriber missed because it fell a whole ring behind (or a copy was torn). */
@@ -401,10 +410,19 @@ export class Subscriber {
     const h = ring.live(action, this.#closed);
     const n = ring.slots;
     for (let tries = 0; tries < 64; tries++) {
-      const head = Atomics.load(h, HEAD);
       const c = this.#cursor;
+      // Messages up to the head last read are published: head (the publisher's
+      // busiest line) is read again only once they are received, or overwritten.
+      let head = this.#head;
+      if (head === c) this.#head = head = Atomics.load(h, HEAD);
       const ahead = (head - c) | 0;
-      if (ahead === 0) return ring.finished(action) ? Subscriber.DONE : null;
+      if (ahead === 0) {
+        if (!ring.finished(action)) return null;
+        // Head again: read before the end, it may have missed the last messages.
+        this.#head = Atomics.load(h, HEAD);
+        if (this.#head === c) return Subscriber.DONE;
+        continue;
+      }
       if (ahead < 0) {
         ring.fail(action, "head", head, `it went back from ${c >>> 0}`);
       }
@@ -414,13 +432,17 @@ export class Subscriber {
         continue;
       }
       const s = ring.slot(c);
-      const first = Atomics.load(h, s);
+      // A plain read: the atomic read of head that showed message c published
+      // ordered its stamp and payload before this. A surprise is read again atomically.
+      let first = h[s]!;
+      if (first !== stamp(c)) first = Atomics.load(h, s);
       if (first !== stamp(c)) {
         const d = (first - stamp(c)) | 0;
         // Overwritten (or being overwritten) by a later lap: skip ahead.
         if (d > 0 && (d % (2 * n) === 0 || (d + 1) % (2 * n) === 0)) {
           this.#lost++;
           this.#cursor = (c + 1) | 0;
+          this.#head = Atomics.load(h, HEAD);
           continue;
         }
         ring.fail(
@@ -436,13 +458,14 @@ export class Subscriber {
       if (length >= 0 && length <= ring.maxMessage) {
         if (into === undefined) copy = ring.bytes.slice(start, start + length);
         else {
-          into.set(ring.bytes.subarray(start, start + length));
+          this.#copier.out(into, start, length);
           copy = length;
         }
       }
       if (Atomics.load(h, s) !== first) {
         this.#lost++;
         this.#cursor = (c + 1) | 0;
+        this.#head = Atomics.load(h, HEAD);
         continue;
       }
       if (copy === undefined) {
@@ -457,6 +480,28 @@ export class Subscriber {
       return copy;
     }
     return null;
+  }
+
+  /**
+   * The common case of `#read(into)`, small enough to be inlined: the next
+   * message is before the head last read, and its stamp says it is intact
+   * before and after the copy. Its length; -1 for anything else (`#read`
+   * then looks again, and decides).
+   */
+  #quick(into: Uint8Array): number {
+    const c = this.#cursor;
+    const ring = this.#ring;
+    const h = ring.header;
+    if (this.#head === c || this.#closed || ring.broken !== undefined || h.length === 0) return -1;
+    const s = ring.slot(c);
+    // Plain: the atomic read of head that showed message c published ordered it.
+    const first = h[s]!;
+    const length = h[s + 1]!;
+    if (first !== stamp(c) || length < 0 || length > ring.maxMessage) return -1;
+    this.#copier.out(into, (s << 2) + BROADCAST_SLOT_HEADER, length);
+    if (Atomics.load(h, s) !== first) return -1;
+    this.#cursor = (c + 1) | 0;
+    return length;
   }
 
   /**
@@ -490,6 +535,11 @@ export class Subscriber {
       );
     }
     const timeout = checkTimeout(timeoutMs);
+    const quick = this.#quick(target);
+    if (quick >= 0) return quick;
+    // A message at hand costs no wait loop (nor its closures and clock reads).
+    const first = this.#read(target) as number | null | typeof Subscriber.DONE;
+    if (first !== null) return first;
     const s = this.#settings;
     const op = (): number | null | typeof Subscriber.DONE =>
       this.#read(target) as number | null | typeof Subscriber.DONE;
@@ -510,6 +560,8 @@ export class Subscriber {
    */
   receive(timeoutMs?: number): Uint8Array | null | typeof Subscriber.DONE {
     const timeout = checkTimeout(timeoutMs);
+    const first = this.#op();
+    if (first !== null) return first;
     const s = this.#settings;
     return runSync(() => this.#ring.target, this.#op, timeout, s.spinMs, s.checkIntervalMs);
   }

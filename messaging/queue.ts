@@ -419,6 +419,8 @@ export class Queue {
    */
   receive(timeoutMs?: number): Uint8Array | null | typeof Queue.DONE {
     const timeout = checkTimeout(timeoutMs);
+    const first = this.#receiveOp();
+    if (first !== null && first !== BUSY) return first;
     const s = this.#settings;
     const target = this.#consumers;
     return runSync(() => target, this.#receiveOp, timeout, s.spinMs, s.checkIntervalMs);

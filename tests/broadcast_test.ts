@@ -24,6 +24,45 @@ const corrupt = (word: string) => (e: unknown): boolean =>
   e instanceof MessagingError && e.code === "CORRUPTED" && e.word === word;
 
 // Expected values worked out by hand from docs/messaging.md.
+test("every length, from aligned and unaligned buffers into aligned and unaligned ones, arrives intact", () => {
+  const shape = { slots: 8, maxMessage: 300 };
+  using mapping = Mapping.anonymous(Broadcast.byteLengthFor(shape));
+  const publisher = Broadcast.init(mapping.view(), shape);
+  const subscriber = Broadcast.from(mapping.view()).subscribe();
+  const max = subscriber.maxMessageBytes;
+  const from = [new Uint8Array(max + 3), new Uint8Array(max + 3)];
+  const into = [new Uint8Array(max + 4), new Uint8Array(max + 4)];
+  // A detached message: refused, not sent as an empty one.
+  const gone = new ArrayBuffer(8);
+  const detached = new Uint8Array(gone);
+  gone.transfer();
+  assert.throws(() => publisher.publish(detached), TypeError);
+  // The same buffers again and again, their bytes changing in between.
+  const same = new Uint8Array(64);
+  const back = new Uint8Array(max);
+  for (let i = 0; i < 10; i++) {
+    same.fill(i * 3 + 1);
+    publisher.publish(same);
+    assert.equal(subscriber.receiveInto(back), 64);
+    assert.deepEqual(back.subarray(0, 64), same);
+  }
+  for (let length = 0; length <= max; length++) {
+    for (let shift = 0; shift < 4; shift++) {
+      const source = from[shift & 1]!.subarray(shift, shift + length);
+      for (let k = 0; k < length; k++) source[k] = (length * 5 + k * 11 + shift) & 0xff;
+      publisher.publish(source);
+      const target = into[shift >> 1]!.subarray(3 - shift);
+      target.fill(0xee);
+      assert.equal(subscriber.receiveInto(target, 0), length);
+      assert.deepEqual(target.subarray(0, length), source, `length ${length}, shift ${shift}`);
+      assert.equal(target[length], 0xee, "nothing written past the message");
+      publisher.publish(source);
+      assert.deepEqual(subscriber.receive(0), source.slice());
+    }
+  }
+  assert.equal(subscriber.lost, 0);
+});
+
 test("init writes the documented header; publish stamps slots 2m + 2 and moves head", () => {
   const shape = { slots: 4, maxMessage: 56 };
   assert.equal(Broadcast.byteLengthFor(shape), 128 + 4 * 64);
@@ -44,6 +83,23 @@ test("init writes the documented header; publish stamps slots 2m + 2 and moves h
   assert.deepEqual([2, 3, 4].map(() => indexOf(subscriber.tryReceive())), [2, 3, 4]);
   assert.equal(subscriber.tryReceive(), null);
   assert.throws(() => publisher.publish(new Uint8Array(57)), RangeError);
+});
+
+test("a subscriber lapped after it last looked at head: the same exact count, then the newest ring's worth", () => {
+  const shape = { slots: 16, maxMessage: 8 };
+  using mapping = Mapping.anonymous(Broadcast.byteLengthFor(shape));
+  const publisher = Broadcast.init(mapping.view(), shape);
+  const subscriber = publisher.subscribe();
+  for (let i = 0; i < 10; i++) publisher.publish(new Uint32Array([i]));
+  for (let i = 0; i < 3; i++) assert.equal(indexOf(subscriber.tryReceive()), i);
+  // It knows messages up to 9 are out; 10-49 overwrite 3-9 and more.
+  for (let i = 10; i < 50; i++) publisher.publish(new Uint32Array([i]));
+  const seen: number[] = [];
+  for (let m = subscriber.tryReceive(); m !== null; m = subscriber.tryReceive()) {
+    seen.push(indexOf(m));
+  }
+  assert.equal(subscriber.lost, 31);
+  assert.deepEqual(seen, Array.from({ length: 16 }, (_, i) => 34 + i));
 });
 
 test("a subscriber a whole ring behind gets an overrun count and the newest ring's worth, in order", () => {

@@ -91,8 +91,14 @@ test(
       using mapping = Mapping.file(file.path);
       const pool = LoanPool.init(mapping.view(), shape, { checkIntervalMs: 5 });
       const mine = pool.tryLoan()!;
+      const owners = mapping.view(Int32Array, 64, 4);
       const holder = startPeer(other, FIXTURE, ["loan-hold", file.path, 3, 1]);
-      await until(() => pool.free === 0, 60_000, "the peer's loans");
+      // Its loans, and the hand-off after them: killed before it, all three are plain loans.
+      await until(
+        () => pool.free === 0 && owners.some((id) => (id & HANDED_OFF) !== 0),
+        60_000,
+        "the peer's loans and hand-off",
+      );
       assert.equal(pool.tryLoan(), null, "a live holder keeps its blocks");
       holder.kill("SIGKILL");
       await holder.done;

@@ -129,6 +129,50 @@ test("after the memory is unmapped, every object throws ClosedError instead of t
   await assert.rejects(pool.loanAsync(0), ClosedError);
 });
 
+test("every length, from aligned and unaligned buffers into aligned and unaligned ones, arrives intact", () => {
+  // Small messages are copied word by word through a view kept per buffer; large ones by set().
+  const shape = { slots: 4, maxMessage: 300 };
+  using mapping = Mapping.anonymous(Queue.byteLengthFor(shape));
+  const queue = Queue.init(mapping.view(), shape);
+  const max = queue.maxMessageBytes;
+  const from = [new Uint8Array(max + 3), new Uint8Array(max + 3)];
+  const into = [new Uint8Array(max + 4), new Uint8Array(max + 4)];
+  // A detached message: refused, not sent as an empty one.
+  const gone = new ArrayBuffer(8);
+  const detached = new Uint8Array(gone);
+  gone.transfer();
+  assert.throws(() => queue.send(detached), TypeError);
+  // The same buffers again and again, their bytes changing in between.
+  const same = new Uint8Array(64);
+  const back = new Uint8Array(max);
+  for (let i = 0; i < 10; i++) {
+    same.fill(i * 3 + 1);
+    queue.send(same);
+    assert.equal(queue.receiveInto(back), 64);
+    assert.deepEqual(back.subarray(0, 64), same);
+  }
+  for (let length = 0; length <= max; length++) {
+    for (let shift = 0; shift < 4; shift++) {
+      const source = from[shift & 1]!.subarray(shift, shift + length);
+      for (let k = 0; k < length; k++) source[k] = (length * 7 + k * 13 + shift) & 0xff;
+      assert.equal(queue.send(source), true);
+      const target = into[shift >> 1]!.subarray(3 - shift);
+      target.fill(0xee);
+      assert.equal(queue.receiveInto(target, 0), length);
+      assert.deepEqual(target.subarray(0, length), source, `length ${length}, shift ${shift}`);
+      assert.equal(target[length], 0xee, "nothing written past the message");
+      queue.send(source);
+      assert.deepEqual(queue.tryReceive(), source.slice());
+    }
+  }
+  // A DataView, and a Float64Array: the bytes they view.
+  const doubles = new Float64Array([1.5, -2.25]);
+  queue.send(new DataView(doubles.buffer, 4, 12));
+  assert.deepEqual(queue.tryReceive(), new Uint8Array(doubles.buffer, 4, 12).slice());
+  queue.send(doubles);
+  assert.deepEqual(queue.tryReceive(), new Uint8Array(doubles.buffer).slice());
+});
+
 test("receiveInto copies into the caller's buffer and returns the length, without allocating", () => {
   const shape = { slots: 4, maxMessage: 48 };
   using mapping = Mapping.anonymous(Queue.byteLengthFor(shape));
