@@ -20,3 +20,16 @@ import { backend } from "../ffi/libc.ts";
 export function addressArgument(address: number): number {
   return backend.runtime === "bun" ? address : (BigInt(address) as unknown as number);
 }
+
+/**
+ * A long-lived buffer as the argument for a `buffer` parameter: on Node its
+ * address as a BigInt (node:ffi otherwise resolves a typed array's address
+ * on every call, ~0.3 µs); elsewhere the view itself. The caller keeps
+ * `view` alive for as long as it passes the result.
+ */
+export function bufferArgument(view: Uint8Array): Uint8Array {
+  if (backend.runtime !== "node") return view;
+  // Reading .buffer moves a small on-heap array's bytes off the heap for good, where they stay put.
+  void view.buffer;
+  return BigInt(backend.addressOf(view)) as unknown as Uint8Array;
+}
