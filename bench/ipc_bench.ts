@@ -1,22 +1,103 @@
 /**
  * The ipc/ primitives, uncontended: NamedSemaphore wait+post and
  * PthreadMutex lock+unlock against the same pair of calls in C, compiled on
- * the spot and run in the same run.
+ * the spot and run in the same run; and the wake-up round trip of their
+ * async waits against a C waiter (bench/_ipc_wake.ts).
  *
  * @module
  */
 import { Mapping } from "../mod.ts";
 import { NamedSemaphore, PthreadMutex } from "../ipc/mod.ts";
 import { type Benchmark, compileC, type Measured, nsPerOp, runForNumber } from "./harness.ts";
+import { namedSemaphoreWake, pthreadMutexWake } from "./_ipc_wake.ts";
+
+/** The same C calls through the runtime's own FFI, bound here: the floor under the safe API. */
+interface RawIpc {
+  /** sem_open(name, 0): the handle as this runtime's FFI takes it fastest. */
+  open(name: string): unknown;
+  wait(handle: unknown): number;
+  post(handle: unknown): number;
+  close(handle: unknown): number;
+  /** An address as this runtime's FFI takes it fastest. */
+  address(value: number): unknown;
+  lock(address: unknown): number;
+  unlock(address: unknown): number;
+}
+
+async function rawIpc(): Promise<RawIpc> {
+  const names = ["sem_wait", "sem_post", "sem_close", "pthread_mutex_lock", "pthread_mutex_unlock"];
+  const c = (name: string): Uint8Array => new TextEncoder().encode(name + "\0");
+  type Fns = Record<string, (...args: unknown[]) => unknown>;
+  let fns: Fns;
+  let wide: (value: number | bigint) => unknown;
+  if ("Deno" in globalThis) {
+    // usize parameters: Deno takes a BigInt there fastest (ipc/_address.ts).
+    const defs: Record<string, Deno.ForeignFunction> = {
+      sem_open: { parameters: ["buffer", "i32"], result: "usize" },
+    };
+    for (const n of names) defs[n] = { parameters: ["usize"], result: "i32" };
+    fns = Deno.dlopen("libc.so.6", defs).symbols as unknown as Fns;
+    wide = BigInt;
+  } else if ("Bun" in globalThis) {
+    const specifier = "bun:ffi";
+    const ffi = await import(specifier);
+    const defs: Record<string, { args: string[]; returns: string }> = {
+      sem_open: { args: ["ptr", "i32"], returns: "ptr" },
+    };
+    for (const n of names) defs[n] = { args: ["ptr"], returns: "i32" };
+    fns = ffi.dlopen("libc.so.6", defs).symbols as Fns;
+    wide = Number;
+  } else {
+    const specifier = "node:ffi";
+    const ffi = await import(specifier);
+    const defs: Record<string, { arguments: string[]; return: string }> = {
+      sem_open: { arguments: ["pointer", "i32"], return: "pointer" },
+    };
+    for (const n of names) defs[n] = { arguments: ["pointer"], return: "i32" };
+    fns = ffi.dlopen("libc.so.6", defs).functions as Fns;
+    wide = BigInt;
+  }
+  return {
+    open(name): unknown {
+      const handle = fns.sem_open!(c(name), 0) as number | bigint;
+      if (handle === 0 || handle === 0n) throw new Error(`Cannot bench: sem_open(${name}) failed`);
+      return wide(handle);
+    },
+    wait: (h) => fns.sem_wait!(h) as number,
+    post: (h) => fns.sem_post!(h) as number,
+    close: (h) => fns.sem_close!(h) as number,
+    address: (value) => wide(value),
+    lock: (a) => fns.pthread_mutex_lock!(a) as number,
+    unlock: (a) => fns.pthread_mutex_unlock!(a) as number,
+  };
+}
+
+// Context for the C goal: how much of the gap is the runtime's FFI itself (loose goal).
+const RAW = "the same C calls through this runtime's raw FFI (the floor)";
+
+/** The issue asks to record these: the goal is loose, as for sync's waitAsync against C futex. */
+const WAKE_GOAL = { max: 10 };
 
 /** The ipc benchmarks. */
 export const benchmarks: Benchmark[] = [
   {
     name: "NamedSemaphore wait+post, uncontended",
     unit: "ns/op",
-    run(): Promise<Measured> {
+    async run(): Promise<Measured> {
       using sem = NamedSemaphore.create({ value: 1 });
+      const raw = await rawIpc();
+      const handle = raw.open(sem.name);
       let counter = 0;
+      let floor: number;
+      try {
+        floor = nsPerOp(() => {
+          raw.wait(handle);
+          counter++;
+          raw.post(handle);
+        }, 1_000_000);
+      } finally {
+        raw.close(handle);
+      }
       const value = nsPerOp(() => {
         sem.wait();
         counter++;
@@ -24,33 +105,78 @@ export const benchmarks: Benchmark[] = [
       }, 1_000_000);
       if (counter === 0) throw new Error("Cannot bench: nothing ran");
       const c = runForNumber(compileC("ipc_uncontended"), ["sem"]);
-      return Promise.resolve({
+      return {
         value,
-        comparisons: [{ baselineName: "C sem_wait+sem_post", baseline: c, goal: { max: 2 } }],
-      });
+        comparisons: [
+          { baselineName: "C sem_wait+sem_post", baseline: c, goal: { max: 2 } },
+          { baselineName: RAW, baseline: floor, goal: { max: 1.5 } },
+        ],
+      };
     },
   },
   {
     name: "PthreadMutex lock+unlock, uncontended",
     unit: "ns/op",
-    run(): Promise<Measured> {
+    async run(): Promise<Measured> {
       using mapping = Mapping.anonymous(4096);
       const mutex = PthreadMutex.init(mapping.view(Uint8Array, 0, PthreadMutex.size));
       const counter = mapping.view(Int32Array, 64, 1);
+      const raw = await rawIpc();
+      const address = raw.address(mapping.unsafeAddress);
+      const floor = nsPerOp(() => {
+        raw.lock(address);
+        counter[0]!++;
+        raw.unlock(address);
+      }, 1_000_000);
       const value = nsPerOp(() => {
         mutex.lock();
         counter[0]!++;
         mutex.unlock();
       }, 1_000_000);
       const c = runForNumber(compileC("ipc_uncontended"), ["pthread"]);
-      return Promise.resolve({
+      return {
+        value,
+        comparisons: [
+          {
+            baselineName: "C pthread_mutex_lock+unlock, process-shared, robust, errorcheck",
+            baseline: c,
+            goal: { max: 2 },
+          },
+          { baselineName: RAW, baseline: floor, goal: { max: 1.5 } },
+        ],
+      };
+    },
+  },
+  {
+    name:
+      "NamedSemaphore waitAsync (blocked, pollMs 0) woken by sem_post from a C process, round trip",
+    unit: "ns/op",
+    async run(): Promise<Measured> {
+      const { value, c } = await namedSemaphoreWake(300);
+      return {
         value,
         comparisons: [{
-          baselineName: "C pthread_mutex_lock+unlock, process-shared, robust, errorcheck",
+          baselineName: "C waiter blocked in sem_wait, same peer (loose goal, recorded)",
           baseline: c,
-          goal: { max: 2 },
+          goal: WAKE_GOAL,
         }],
-      });
+      };
+    },
+  },
+  {
+    name:
+      "PthreadMutex lockAsync (pollMs 0) handed the mutex by pthread_mutex_unlock in a C process once FUTEX_WAITERS is set, round trip of a 3-mutex relay",
+    unit: "ns/op",
+    async run(): Promise<Measured> {
+      const { value, c } = await pthreadMutexWake(300);
+      return {
+        value,
+        comparisons: [{
+          baselineName: "C waiter blocked in pthread_mutex_lock, same peer (loose goal, recorded)",
+          baseline: c,
+          goal: WAKE_GOAL,
+        }],
+      };
     },
   },
 ];

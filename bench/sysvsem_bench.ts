@@ -3,12 +3,14 @@
  * with SEM_UNDO) through `SystemVSemaphoreSet.acquire`/`release`, against
  * the same two calls in C (bench/c/sysvsem_uncontended.c). Goal: at most
  * 2x C. Both sides are two system calls per pair, so C and shmkit rounds
- * alternate and the medians are compared.
+ * alternate and the medians are compared. Also the wake-up round trip of
+ * acquireAsync against a C waiter (bench/_ipc_wake.ts).
  *
  * @module
  */
 import { SystemVSemaphoreSet } from "../ipc/mod.ts";
 import { type Benchmark, compileC, type Measured, median, runForNumber } from "./harness.ts";
+import { systemVSemaphoreWake } from "./_ipc_wake.ts";
 
 const ITERATIONS = 100_000;
 const ROUNDS = 9;
@@ -69,6 +71,21 @@ export const benchmarks: Benchmark[] = [
       } finally {
         set.remove();
       }
+    },
+  },
+  {
+    name: "System V semaphore: acquireAsync() woken by semop from a C process, round trip",
+    unit: "ns/op",
+    async run(): Promise<Measured> {
+      const { value, c } = await systemVSemaphoreWake(300);
+      return {
+        value,
+        comparisons: [{
+          baselineName: "C waiter blocked in semop, same peer (loose goal, recorded)",
+          baseline: c,
+          goal: { max: 10 },
+        }],
+      };
     },
   },
 ];

@@ -55,6 +55,7 @@ import {
   type SystemVSemaphoreSetEntry,
 } from "./_sysv_sem_limits.ts";
 import { semopAsync } from "./_sysv_sem_async.ts";
+import { bufferArgument } from "./_address.ts";
 
 import type {
   SemaphoreAcquireAsyncOptions,
@@ -98,6 +99,12 @@ function dateOrNull(seconds: number): Date | null {
   return seconds === 0 ? null : new Date(seconds * 1000);
 }
 
+/** A cached encoding and the argument that passes it fastest (see _address.ts); `bytes` keeps it alive. */
+interface Encoded {
+  readonly bytes: Uint8Array<ArrayBuffer>;
+  readonly argument: Uint8Array;
+}
+
 function sizeMismatch(key: number, existing: number, asked: number): ErrnoError {
   const k = `0x${(key >>> 0).toString(16).padStart(8, "0")}`;
   return new ErrnoError("semget", platform.errno.EINVAL!, {
@@ -131,7 +138,7 @@ export class SystemVSemaphoreSet {
   readonly #created: boolean;
   // Encoded one-semaphore operations by index, delta and undo: acquire and
   // release then cost one FFI call, not an encoding each.
-  readonly #encoded = new Map<number, Uint8Array<ArrayBuffer>>();
+  readonly #encoded = new Map<number, Encoded>();
 
   private constructor(id: number, key: number, size: number, created: boolean) {
     this.#id = id;
@@ -465,7 +472,7 @@ export class SystemVSemaphoreSet {
         op.index! < this.#size && Number.isInteger(op.delta) && Math.abs(op.delta!) <= SEMVMX &&
         (op.undo === undefined || typeof op.undo === "boolean")
       ) {
-        return semopTimed(this.#id, this.#single(op as SemaphoreOperation), Infinity);
+        return this.#semopSingle(op as SemaphoreOperation);
       }
     }
     const timeoutMs = checkTimeout(checkOptions(options, "options").timeoutMs);
@@ -521,22 +528,24 @@ export class SystemVSemaphoreSet {
   }
 
   /** The encoded single operation (cached), checked like {@linkcode encodeOperations}. */
-  #single(operation: SemaphoreOperation): Uint8Array<ArrayBuffer> {
+  /** One valid operation, without a timeout, through its cached encoding. */
+  #semopSingle(operation: SemaphoreOperation): boolean {
     // index < 2^31, |delta| <= 32767: a unique number for each (index, delta, undo).
     const key = (operation.index * 65536 + operation.delta + 32768) * 2 +
       (operation.undo === true ? 1 : 0);
-    let bytes = this.#encoded.get(key);
-    if (bytes === undefined) {
-      bytes = encodeOperations([operation], this.#size, 0);
+    let encoded = this.#encoded.get(key);
+    if (encoded === undefined) {
+      const bytes = encodeOperations([operation], this.#size, 0);
+      encoded = { bytes, argument: bufferArgument(bytes) };
       if (this.#encoded.size >= 64) this.#encoded.clear();
-      this.#encoded.set(key, bytes);
+      this.#encoded.set(key, encoded);
     }
-    return bytes;
+    return semopTimed(this.#id, encoded.bytes, Infinity, encoded.argument);
   }
 
   #wait(operation: SemaphoreOperation, options: SemaphoreWaitOptions | undefined): boolean {
     const timeoutMs = options === undefined ? Infinity : checkTimeout(options.timeoutMs);
-    if (timeoutMs === Infinity) return semopTimed(this.#id, this.#single(operation), Infinity);
+    if (timeoutMs === Infinity) return this.#semopSingle(operation);
     return this.operate([operation], options);
   }
 
@@ -582,6 +591,6 @@ export class SystemVSemaphoreSet {
    * @throws {ErrnoError} As {@linkcode SystemVSemaphoreSet.operate}, ERANGE past 32767.
    */
   release(index = 0, options?: Omit<SemaphoreAcquireOptions, "timeoutMs">): void {
-    semopTimed(this.#id, this.#single(this.#one(index, options, 1)), Infinity);
+    this.#semopSingle(this.#one(index, options, 1));
   }
 }

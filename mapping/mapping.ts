@@ -92,12 +92,13 @@ const ADVICE: Readonly<Record<Advice, number>> = {
   dodump: C.MADV_DODUMP,
 };
 
-// Deno's backend turns each 64-bit argument into a BigInt per call and passes
-// a BigInt through as is: the whole-mapping range is converted once (bench/ffi_bench.ts).
+// The Deno and Node backends turn each 64-bit argument into a BigInt per call
+// and pass a BigInt through as is: the whole-mapping range is converted once
+// (bench/ffi_bench.ts).
 type Wide = number | bigint;
 const wholeMadvise = unsafeLibc.madvise as (address: Wide, length: Wide, advice: number) => number;
 function wholeArguments(region: Region): readonly [Wide, Wide] {
-  return backend.runtime === "deno"
+  return backend.runtime !== "bun"
     ? [BigInt(region.address), BigInt(region.length)]
     : [region.address, region.length];
 }

@@ -47,6 +47,12 @@ test("64-bit and pointer results are numbers in both runtimes", () => {
   assert.equal(errno(), platform.errno.EBADF);
 });
 
+test("-0 passes as 0 to a 32-bit parameter (node:ffi alone refuses it raw)", () => {
+  const limit = unsafeLibc.sysconf(-0);
+  assert.equal(limit, unsafeLibc.sysconf(0));
+  assert.ok(limit > 0, `sysconf(0) is a limit, not an error: ${limit}`);
+});
+
 test("errno is read right after the failing call", () => {
   assert.equal(unsafeLibc.close(-1), -1);
   assert.equal(errno(), platform.errno.EBADF);

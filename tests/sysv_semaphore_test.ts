@@ -123,6 +123,32 @@ test("operate is all or none, and a failed try changes nothing", () => {
   }
 });
 
+test("cached one-operation encodings stay right past the cache's 64 entries and a GC", () => {
+  const set = make(3);
+  try {
+    // 100 different (index, delta) pairs: the cache is cleared and refilled on the way.
+    const expected = [0, 0, 0];
+    for (let round = 0; round < 3; round++) {
+      for (let delta = 1; delta <= 100; delta++) {
+        const index = delta % 3;
+        set.release(index, { count: delta, undo: false });
+        expected[index]! += delta;
+        // Garbage between calls: a cached address (Node) must still name the encoding.
+        for (let i = 0; i < 50; i++) new Uint8Array(64 + i).fill(round);
+        assert.equal(set.acquire(index, { count: delta, undo: false }), true);
+        expected[index]! -= delta;
+      }
+      (globalThis as { gc?: () => void }).gc?.();
+      set.operate([{ index: 2, delta: 7 }]);
+      expected[2]! += 7;
+    }
+    assert.deepEqual(set.getAll(), expected);
+    assert.equal(set.getAll()[2], 21);
+  } finally {
+    set.remove();
+  }
+});
+
 test("bad arguments are TypeError/RangeError before any call", () => {
   const set = make(2);
   try {
