@@ -320,6 +320,29 @@ test("hygiene: only fds 0 to 2 and the named ones reach the child, leaky fds inc
 for (const way of ["closefrom", "a close per listed fd"] as const) {
   const setUp = (): () => void => way === "closefrom" ? () => {} : withoutCloseFromForTesting();
 
+  test(`hygiene (${way}): stdio marked close-on-exec here (as Node marks it) still reaches the child`, async () => {
+    const before = [0, 1, 2].map((fd) => unsafeLibc.fcntl(fd, C.F_GETFD, 0));
+    const restore = setUp();
+    try {
+      // Each subset of 0-2 close-on-exec: the child must get all three either way.
+      for (const mask of [0b001, 0b010, 0b100, 0b111, 0b000]) {
+        for (let fd = 0; fd <= 2; fd++) {
+          const on = (mask & (1 << fd)) !== 0;
+          assert.equal(unsafeLibc.fcntl(fd, C.F_SETFD, on ? C.FD_CLOEXEC : 0), 0);
+        }
+        const child = spawn(["sleep", "5"]);
+        try {
+          assert.deepEqual(await settledFdsOf(child.pid, [0, 1, 2]), [0, 1, 2], `mask ${mask}`);
+        } finally {
+          await stopped(child);
+        }
+      }
+    } finally {
+      restore();
+      before.forEach((flags, fd) => unsafeLibc.fcntl(fd, C.F_SETFD, flags));
+    }
+  });
+
   test(`hygiene (${way}): a plain spawn() gives the child fds 0 to 2 only, whatever leaky fds are open`, async () => {
     const low = openLeaky("/dev/null");
     const high = leakyAt(low + 150);
