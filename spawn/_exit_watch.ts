@@ -52,20 +52,39 @@ let strategy: ExitStrategy | undefined;
 let listening = false;
 const signalWatches = new Set<ExitWatch>();
 let keepAlive: ReturnType<typeof setInterval> | undefined;
+let keepAliveRef = false;
 
 function onChildSignal(): void {
   for (const watch of [...signalWatches]) watch.poll();
   updateKeepAlive();
 }
 
-function updateKeepAlive(): void {
-  let anyRef = false;
-  for (const watch of signalWatches) anyRef ||= watch.referenced;
-  if (anyRef && keepAlive === undefined) {
-    keepAlive = setInterval(onChildSignal, 1000);
-  } else if (!anyRef && keepAlive !== undefined) {
+function onKeepAlive(): void {
+  onChildSignal();
+  // Idle for a whole period: stop (kept until then, a timer per child costs Deno an op pair).
+  if (signalWatches.size === 0 && keepAlive !== undefined) {
     clearInterval(keepAlive);
     keepAlive = undefined;
+    keepAliveRef = false;
+  }
+}
+
+/** A ref'd child keeps the process alive through the interval (which also reaps once a second). */
+function updateKeepAlive(): void {
+  let anyRef = false;
+  for (const watch of signalWatches) {
+    if (watch.referenced) {
+      anyRef = true;
+      break;
+    }
+  }
+  if (anyRef === keepAliveRef) return;
+  keepAliveRef = anyRef;
+  if (keepAlive === undefined) {
+    keepAlive = setInterval(onKeepAlive, 1000);
+    if (!anyRef) setTimerRef(keepAlive, false);
+  } else {
+    setTimerRef(keepAlive, anyRef);
   }
 }
 
@@ -88,6 +107,15 @@ function listenForChildren(): boolean {
 
 function exitStrategy(): ExitStrategy {
   return strategy ??= listenForChildren() ? "signal" : "pidfd";
+}
+
+/**
+ * Call before starting a child: a SIGCHLD that comes before the listener
+ * exists is lost (its default is to be ignored), and the end of a child as
+ * quick as /bin/true was then noticed only by the once-a-second reap.
+ */
+export function prepareExitWatch(): void {
+  exitStrategy();
 }
 
 /**

@@ -49,6 +49,7 @@ import {
 import { Child, type PipeEnds } from "./child.ts";
 import { type Plan, plan, type SpawnOptions, STDIO_NAMES } from "./_plan.ts";
 import { supervise } from "./_supervise.ts";
+import { prepareExitWatch } from "./_exit_watch.ts";
 
 export { Child, type ChildOutput, type ChildStatus } from "./child.ts";
 export type { FdSource, SpawnOptions, Stdio } from "./_plan.ts";
@@ -208,6 +209,7 @@ function launch(p: Plan): Child {
 
     const attributes = attributesFor(p.flags, p.pgroup);
     const call = p.search ? posixSpawnp : posixSpawn;
+    prepareExitWatch();
     pid = call(p.file, actions, attributes, p.argv, p.envp as CStringArray | number);
   } catch (error) {
     for (const fd of Object.values(parentEnds)) unsafeLibc.close(fd);

@@ -204,6 +204,26 @@ test("pipes: writing to a child that closed its stdin fails with EPIPE, not SIGP
   assert.equal((await child.status).code, 0);
 });
 
+test("env: every change to the environment between spawns reaches the next child", async () => {
+  const show = ["sh", "-c", 'printf "%s" "${SHMKIT_SPAWN_CHANGE-unset}"'];
+  const seen = async (): Promise<string> =>
+    text((await spawn(show, { stdout: "pipe" }).output()).stdout);
+  try {
+    assert.equal(await seen(), "unset");
+    assert.equal(await seen(), "unset"); // the same environment twice
+    process.env.SHMKIT_SPAWN_CHANGE = "one";
+    assert.equal(await seen(), "one");
+    process.env.SHMKIT_SPAWN_CHANGE = "two"; // same names, another value
+    assert.equal(await seen(), "two");
+    process.env.SHMKIT_SPAWN_CHANGE = "";
+    assert.equal(await seen(), "");
+    delete process.env.SHMKIT_SPAWN_CHANGE;
+    assert.equal(await seen(), "unset");
+  } finally {
+    delete process.env.SHMKIT_SPAWN_CHANGE;
+  }
+});
+
 test("env: the current environment by default, env merged on top, clearEnv starts empty", async () => {
   process.env.SHMKIT_SPAWN_TEST = "inherited";
   try {
