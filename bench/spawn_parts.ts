@@ -11,6 +11,7 @@
  * @module
  */
 import { spawn as spawnProcess } from "node:child_process";
+import { readdirSync } from "node:fs";
 import { spawn } from "../mod.ts";
 import { backend, unsafeLibc } from "../ffi/libc.ts";
 import { ExitWatch } from "../spawn/_exit_watch.ts";
@@ -71,7 +72,7 @@ function ownSpawn(): [string, () => Promise<unknown>] {
 }
 
 const [ownName, own] = ownSpawn();
-const exe = compileC("spawn_true");
+const exe = compileC("spawn_true", ["-pthread"]);
 const FLOOR = "posixSpawn + blocking waitpid (same attributes and environment)";
 const parts: Record<string, () => unknown> = {
   [FLOOR]: () => unsafeLibc.waitpid(bare(), cell, 0),
@@ -80,10 +81,23 @@ const parts: Record<string, () => unknown> = {
   [ownName]: own,
 };
 
-const samples: Record<string, number[]> = { "C posix_spawn + waitpid": [] };
+// C again with this runtime's shape: as many idle threads as it has besides
+// its main one, then also with its wake-up (one wake from a pidfd poll, or
+// two through a waiter thread, as a loop that can't watch an fd needs).
+const threads = String(Math.max(0, readdirSync("/proc/self/task").length - 1));
+const cParts: Record<string, string[]> = {
+  "C posix_spawn + waitpid": ["0", "waitpid"],
+  [`C, ${threads} idle threads, waitpid`]: [threads, "waitpid"],
+  [`C, ${threads} idle threads, poll of a pidfd`]: [threads, "pidfd"],
+  [`C, ${threads} idle threads, a waiter thread polls the pidfd`]: [threads, "thread"],
+};
+
+const samples: Record<string, number[]> = {};
 for (let round = -1; round < rounds; round++) {
-  const c = runForNumber(exe, [String(PER_ROUND), "1"]);
-  if (round >= 0) samples["C posix_spawn + waitpid"]!.push(c);
+  for (const [part, args] of Object.entries(cParts)) {
+    const c = runForNumber(exe, [String(PER_ROUND), "1", ...args]);
+    if (round >= 0) (samples[part] ??= []).push(c);
+  }
   for (const [part, fn] of Object.entries(parts)) {
     const start = performance.now();
     for (let i = 0; i < PER_ROUND; i++) await fn();
