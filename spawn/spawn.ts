@@ -117,9 +117,10 @@ function defaultActions(selfDups: number): PosixSpawnFileActions | undefined {
   if (!canCloseFrom()) return undefined;
   let actions = sharedActions.get(selfDups);
   if (actions === undefined) {
-    actions = new PosixSpawnFileActions();
+    // closefrom(3) first or last is the same: the dup2s stay below 3.
+    actions = new PosixSpawnFileActions().addCloseFrom(3);
     for (let fd = 0; fd <= 2; fd++) if ((selfDups & (1 << fd)) !== 0) actions.addDup2(fd, fd);
-    sharedActions.set(selfDups, actions.addCloseFrom(3));
+    sharedActions.set(selfDups, actions);
   }
   return actions;
 }
