@@ -204,6 +204,32 @@ test("pipes: writing to a child that closed its stdin fails with EPIPE, not SIGP
   assert.equal((await child.status).code, 0);
 });
 
+test(
+  "argv: arguments reach the child exactly, however often and in whatever split they come",
+  SLOW,
+  async () => {
+    const args = async (argv: string[]): Promise<string> =>
+      text(
+        (await spawn(["sh", "-c", 'printf "%s|" "$@"', "sh", ...argv], { stdout: "pipe" }).output())
+          .stdout,
+      );
+    assert.equal(await args(["a b", "c"]), "a b|c|");
+    assert.equal(await args(["a b", "c"]), "a b|c|"); // the same command again
+    assert.equal(await args(["a", "b", "c"]), "a|b|c|");
+    assert.equal(await args(["a", "b c"]), "a|b c|");
+    assert.equal(await args(["", ""]), "||");
+    assert.equal(await args([""]), "|");
+    assert.equal(await args(["é", "✓"]), "é|✓|");
+    // More distinct commands than are kept, then the first again.
+    for (let i = 0; i < 40; i++) assert.equal(await args([`n${i}`]), `n${i}|`);
+    assert.equal(await args(["a b", "c"]), "a b|c|");
+    // A NUL is refused even right after the same bytes came as two arguments.
+    assert.equal(await args(["a", "b"]), "a|b|");
+    assert.throws(() => spawn(["sh", "-c", 'printf "%s|" "$@"', "sh", "a\0b"]), /NUL/);
+    assert.throws(() => spawn(["sh", 1 as never]), TypeError);
+  },
+);
+
 test("env: every change to the environment between spawns reaches the next child", async () => {
   const show = ["sh", "-c", 'printf "%s" "${SHMKIT_SPAWN_CHANGE-unset}"'];
   const seen = async (): Promise<string> =>
