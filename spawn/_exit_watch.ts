@@ -13,9 +13,10 @@ import { waitReady } from "./_poll_reactor.ts";
 const C = platform.constants;
 const E = platform.errno;
 
+const cell = new Int32Array(1); // waitpid's status, read at once
+
 /** The raw status of a reaped child, or undefined while it runs. */
 function reap(pid: number): number | undefined {
-  const cell = new Int32Array(1);
   for (;;) {
     const result = unsafeLibc.waitpid(pid, cell, C.WNOHANG);
     if (result === pid) return cell[0]!;
