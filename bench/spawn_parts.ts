@@ -82,14 +82,16 @@ const parts: Record<string, () => unknown> = {
 };
 
 // C again with this runtime's shape: as many idle threads as it has besides
-// its main one, then also with its wake-up (one wake from a pidfd poll, or
-// two through a waiter thread, as a loop that can't watch an fd needs).
+// its main one, then also with its wake-up: one wake from a pidfd poll (as
+// Bun.spawn), two through a waiter thread (as a loop that can't watch an fd
+// needs: shmkit on Bun), or a signal handler's self-pipe (Deno, Node).
 const threads = String(Math.max(0, readdirSync("/proc/self/task").length - 1));
 const cParts: Record<string, string[]> = {
   "C posix_spawn + waitpid": ["0", "waitpid"],
   [`C, ${threads} idle threads, waitpid`]: [threads, "waitpid"],
   [`C, ${threads} idle threads, poll of a pidfd`]: [threads, "pidfd"],
   [`C, ${threads} idle threads, a waiter thread polls the pidfd`]: [threads, "thread"],
+  [`C, ${threads} idle threads, SIGCHLD handler + self-pipe poll`]: [threads, "signal"],
 };
 
 const samples: Record<string, number[]> = {};

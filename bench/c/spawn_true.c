@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -53,6 +54,16 @@ static void *idle_thread(void *unused) {
 /* The waiter thread of "thread": polls the pidfd it is handed, then signals. */
 static int handoff, done;
 
+/* "signal": the self-pipe a SIGCHLD handler writes to. */
+static int signal_pipe[2];
+
+static void on_child(int sig) {
+  (void)sig;
+  char byte = 1;
+  if (write(signal_pipe[1], &byte, 1) < 0) {
+  }
+}
+
 static void *waiter_thread(void *unused) {
   (void)unused;
   for (;;) {
@@ -72,8 +83,18 @@ int main(int argc, char **argv) {
   int threads = argc > 3 ? atoi(argv[3]) : 0;
   const char *how = argc > 4 ? argv[4] : "waitpid";
   int by_pidfd = strcmp(how, "pidfd") == 0, by_thread = strcmp(how, "thread") == 0;
+  int by_signal = strcmp(how, "signal") == 0;
   if (iterations < 1 || rounds < 1 || rounds > 99 || threads < 0) return 2;
-  if (!by_pidfd && !by_thread && strcmp(how, "waitpid") != 0) return 2;
+  if (!by_pidfd && !by_thread && !by_signal && strcmp(how, "waitpid") != 0) return 2;
+  if (by_signal) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_child;
+    sa.sa_flags = SA_RESTART;
+    if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0 || sigaction(SIGCHLD, &sa, NULL) != 0) {
+      return 1;
+    }
+  }
   for (int i = 0; i < threads; i++) {
     pthread_t t;
     if (pthread_create(&t, NULL, idle_thread, NULL) != 0) return 1;
@@ -125,6 +146,18 @@ int main(int argc, char **argv) {
           return 1;
         }
         close(fd);
+      }
+      if (by_signal) {
+        /* The event loop: sleep in poll on the self-pipe until the handler writes. */
+        struct pollfd p = {.fd = signal_pipe[0], .events = POLLIN};
+        char bytes[16];
+        for (;;) {
+          if (poll(&p, 1, -1) == 1) {
+            while (read(signal_pipe[0], bytes, sizeof bytes) > 0) {
+            }
+            break;
+          }
+        }
       }
       int status;
       if (waitpid(pid, &status, 0) != pid || status != 0) {
