@@ -8,7 +8,7 @@ import { ErrnoError } from "../core/errors.ts";
 import { backend, errno, unsafeLibc } from "../ffi/libc.ts";
 import { platform } from "../platform/mod.ts";
 import { deno, nodeProcess, setTimerRef } from "../core/_runtime.ts";
-import { waitReady } from "./_poll_reactor.ts";
+import { closingFd, waitReady } from "./_poll_reactor.ts";
 
 const C = platform.constants;
 const E = platform.errno;
@@ -201,6 +201,7 @@ export class ExitWatch {
         await wait.promise;
       } while (!this.poll());
     } finally {
+      closingFd(pidfd);
       unsafeLibc.close(pidfd);
     }
   }

@@ -73,6 +73,8 @@ interface Engine {
   remove?(reg: Registration): void;
   /** A pending wait's `ref` changed to `ref`. */
   refChanged?(reg: Registration, ref: boolean): void;
+  /** `fd` is about to be closed, with no wait pending on it. */
+  closing?(fd: number): void;
   /** Stops any pending timer or call that no longer has a reason to run. */
   stop?(): void;
   /** Which engine this is, for tests and docs. */
@@ -124,6 +126,15 @@ export function waitReady(fd: number, events: number, ref = true): ReadyWait {
       else engine!.update();
     },
   };
+}
+
+/**
+ * Tells the reactor that `fd`, waited for before and with no wait pending
+ * now, is about to be closed, so a later fd with its number starts afresh
+ * (for the epoll engine: one EPOLL_CTL_ADD instead of a MOD that fails).
+ */
+export function closingFd(fd: number): void {
+  engine?.closing?.(fd);
 }
 
 /** The engine in use ("deno-nonblocking", "bun-worker", "node-worker" or "timer"), creating it if needed. */
@@ -559,6 +570,13 @@ function createEpollEngine(): Engine | undefined {
     refChanged(reg, ref): void {
       if (known.has(reg)) refs += ref ? 1 : -1;
       updateRef();
+    },
+    closing(fd): void {
+      const w = byFd.get(fd);
+      if (w === undefined || w.regs.size > 0) return;
+      // Closing the last reference takes it out of the epoll set; no EPOLL_CTL_DEL needed.
+      byFd.delete(fd);
+      byKey.delete(w.key);
     },
     update(): void {
       // A full resync (after another engine stood in): registrations are the truth.
