@@ -368,7 +368,7 @@ function epollWorker(
         const at = i * init.eventSize;
         const key = view.getUint32(at + init.dataAt, true) +
           view.getUint32(at + init.dataAt + 4, true) * 0x1_0000_0000;
-        if (key === 0) stop = true;
+        if (key === 0) stop = true; // STOP_KEY (the body can name nothing outside)
         else ready.push(key, view.getUint32(at + init.eventsAt, true));
       }
       if (ready.length > 0) reply(ready);
