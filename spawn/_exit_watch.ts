@@ -55,13 +55,24 @@ const signalWatches = new Set<ExitWatch>();
 let keepAlive: ReturnType<typeof setInterval> | undefined;
 let keepAliveRef = false;
 
-function onChildSignal(): void {
-  for (const watch of [...signalWatches]) watch.poll();
+// How many children each path reaped (for tests: a SIGCHLD lost shows as a reap by the tick).
+const reapedBy = { signal: 0, tick: 0 };
+
+/** For tests: how many children the SIGCHLD listener and the keep-alive tick have reaped. */
+export function reapCountsForTesting(): { signal: number; tick: number } {
+  return { ...reapedBy };
+}
+
+function onChildSignal(by: "signal" | "tick" = "signal"): void {
+  for (const watch of [...signalWatches]) if (watch.poll()) reapedBy[by]++;
   updateKeepAlive();
 }
 
+// Node passes the signal's name and number: not a reap path.
+const onSigchld = (): void => onChildSignal("signal");
+
 function onKeepAlive(): void {
-  onChildSignal();
+  onChildSignal("tick");
   // Idle for a whole period: stop (kept until then, a timer per child costs Deno an op pair).
   if (signalWatches.size === 0 && keepAlive !== undefined) {
     clearInterval(keepAlive);
@@ -94,10 +105,10 @@ function listenForChildren(): boolean {
   if (listening) return true;
   try {
     if (backend.runtime === "deno" && deno !== undefined) {
-      deno.addSignalListener("SIGCHLD", onChildSignal);
+      deno.addSignalListener("SIGCHLD", onSigchld);
       listening = true;
     } else if (backend.runtime === "node" && nodeProcess !== undefined) {
-      nodeProcess.on("SIGCHLD", onChildSignal);
+      nodeProcess.on("SIGCHLD", onSigchld);
       listening = true;
     }
   } catch {

@@ -944,6 +944,26 @@ test("unref(): a running child does not keep this process alive; unawaited child
   assert.match(out, /done/);
 });
 
+test(
+  "the first child of a fresh process is noticed by its SIGCHLD, not by the once-a-second reap",
+  SLOW,
+  () => {
+    const self = RUNTIMES.find((r) => r.name === runtime)!;
+    // A few fresh processes: the lost-signal race it guards against hit most first spawns.
+    for (let i = 0; i < 3; i++) {
+      const out = execFileSync(self.program, [
+        ...self.prefix,
+        repoPath("tests/fixtures/spawn_first_child.ts"),
+      ], { encoding: "utf8", timeout: 60000 });
+      const counts = JSON.parse(out.trim().split("\n").at(-1)!);
+      assert.equal(counts.code, 0, out);
+      assert.equal(counts.tick, 0, `reaped by the keep-alive tick: ${out}`);
+      // Bun notices ends by pidfd, not by signal.
+      assert.equal(counts.signal, runtime === "bun" ? 0 : 1, out);
+    }
+  },
+);
+
 test("exit() with a child's pipe and a futex wait pending ends the process at once", SLOW, () => {
   const self = RUNTIMES.find((r) => r.name === runtime)!;
   let out = "";
