@@ -179,7 +179,8 @@ const attributes = new PosixSpawnAttributes()
   .setFlags(SpawnFlags.SETSIGDEF | SpawnFlags.SETSIGMASK);
 const actions = new PosixSpawnFileActions().addCloseFrom(3);
 const argv = new CStringArray(["/bin/true"], "argv");
-const envp = new CStringArray(["PATH=/usr/bin:/bin"], "env");
+// The environment spawn() passes: with LANG in it /bin/true loads its locale, as it does from C.
+const envp = plan(["/bin/true"], undefined).envp as CStringArray | number;
 const status = new Int32Array(1);
 print(
   "spawn + wait of /bin/true",
@@ -193,3 +194,4 @@ print(
     "plan() (argument checks, environment)": () => plan(["/bin/true"], undefined),
   }, 40),
 );
+// More parts, and C with a runtime's shape (threads, a pidfd, a waiter thread): bench/spawn_parts.ts.

@@ -322,6 +322,14 @@ export const SYMBOLS = {
   /** the same with `union semun` holding `int val` (SETVAL) */
   semctl_val: { name: "semctl", args: ["i32", "i32", "i32", "i64"], result: "i32" },
   // --- end System V semaphores
+  // --- spawn: epoll (spawn/_poll_reactor.ts; Linux only)
+  /** int epoll_create1(int flags); */
+  epoll_create1: { args: ["i32"], result: "i32", optional: true },
+  /** int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event); */
+  epoll_ctl: { args: ["i32", "i32", "i32", "buffer"], result: "i32", optional: true },
+  /** int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout);  blocks */
+  epoll_wait: { args: ["i32", "buffer", "i32", "i32"], result: "i32", optional: true },
+  // --- end spawn epoll
 } as const satisfies SymbolTable;
 
 /** The libc symbol table's type. */

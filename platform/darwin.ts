@@ -179,6 +179,17 @@ export const DARWIN_AARCH64: Platform = {
     SYS_gettid: -1,
     SYS_memfd_create: -1,
     SYS_pidfd_open: -1,
+    // --- spawn: no epoll on Darwin (kqueue instead)
+    EPOLLIN: -1,
+    EPOLLOUT: -1,
+    EPOLLERR: -1,
+    EPOLLHUP: -1,
+    EPOLLONESHOT: -1,
+    EPOLL_CTL_ADD: -1,
+    EPOLL_CTL_MOD: -1,
+    EPOLL_CTL_DEL: -1,
+    EPOLL_CLOEXEC: -1,
+    // --- end spawn epoll
     RLIMIT_FSIZE: 1,
     S_IFBLK: 24576,
     S_IFCHR: 8192,
@@ -453,6 +464,13 @@ export const DARWIN_AARCH64: Platform = {
         sa_flags: { offset: 12, size: 4, kind: "int" },
       },
     },
+    // --- spawn: no epoll on Darwin: size 0 marks it absent
+    epoll_event: {
+      size: 0,
+      align: 1,
+      fields: {},
+    },
+    // --- end spawn epoll
     // --- ipc (untested, from headers): typedef int sem_t; no glibc lock word
     sem_t: {
       size: 4,

@@ -178,6 +178,17 @@ export const CONSTANT_NAMES = [
   "SETVAL",
   "SETALL",
   // --- end System V semaphores
+  // --- spawn: epoll, for the Bun/Node reactor Worker (spawn/_poll_reactor.ts)
+  "EPOLLIN",
+  "EPOLLOUT",
+  "EPOLLERR",
+  "EPOLLHUP",
+  "EPOLLONESHOT",
+  "EPOLL_CTL_ADD",
+  "EPOLL_CTL_MOD",
+  "EPOLL_CTL_DEL",
+  "EPOLL_CLOEXEC",
+  // --- end spawn epoll
 ] as const;
 
 /** A constant's name, as spelled in C. */
@@ -208,6 +219,10 @@ export const STRUCT_NAMES = [
   // --- System V semaphores (ipc/sysv_semaphore.ts)
   "sembuf",
   "semid_ds",
+  // --- end System V semaphores
+  // --- spawn: epoll (spawn/_poll_reactor.ts)
+  "epoll_event",
+  // --- end spawn epoll
 ] as const;
 
 /** A struct's name, as spelled in C. */

@@ -41,6 +41,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+/* --- spawn: epoll (spawn/_poll_reactor.ts) */
+#include <sys/epoll.h>
+/* --- end spawn epoll */
 
 /* Comma handling: every emitter prints "," before all but the first entry. */
 static int first;
@@ -376,6 +379,17 @@ static void constants(void) {
   CONST(SETVAL);
   CONST(SETALL);
   /* --- end System V semaphores */
+  /* --- spawn: epoll (spawn/_poll_reactor.ts) */
+  CONST(EPOLLIN);
+  CONST(EPOLLOUT);
+  CONST(EPOLLERR);
+  CONST(EPOLLHUP);
+  CONST(EPOLLONESHOT);
+  CONST(EPOLL_CTL_ADD);
+  CONST(EPOLL_CTL_MOD);
+  CONST(EPOLL_CTL_DEL);
+  CONST(EPOLL_CLOEXEC);
+  /* --- end spawn epoll */
 
   close_object();
 }
@@ -983,6 +997,12 @@ static void structs(void) {
   FIELD(struct semid_ds, sem_nsems);
   STRUCT_END();
   /* --- end System V semaphores */
+  /* --- spawn: epoll (spawn/_poll_reactor.ts); packed on x86_64 */
+  STRUCT_BEGIN("epoll_event", struct epoll_event);
+  FIELD(struct epoll_event, events);
+  FIELD(struct epoll_event, data.u64);
+  STRUCT_END();
+  /* --- end spawn epoll */
 
   close_object();
 }

@@ -113,21 +113,40 @@ function currentEnvironment(copy: boolean): string[] | number {
   }
 }
 
-let lastEnvironment: { key: string; array: CStringArray } | undefined;
+/** Bun: process.env's last `NAME=value` entries, all of them, and their encoding without the private ones. */
+let lastEnvironment: { entries: string[]; array: CStringArray } | undefined;
+
+/**
+ * Bun: this process's environment, encoded, reusing the last encoding while
+ * process.env still holds the same entries (one pass, no copies: this runs
+ * before every spawn).
+ */
+function bunEnvironment(): CStringArray {
+  const env = nodeProcess?.env ?? {};
+  const last = lastEnvironment?.entries;
+  const entries: string[] = [];
+  let same = last !== undefined;
+  for (const name in env) {
+    const value = env[name];
+    if (value === undefined) continue;
+    const entry = `${name}=${value}`;
+    if (same && last![entries.length] !== entry) same = false;
+    entries.push(entry);
+  }
+  if (same && entries.length === last!.length) return lastEnvironment!.array;
+  const passable = (entry: string): boolean =>
+    !PRIVATE_VARIABLES.some((v) => entry.startsWith(v.prefix));
+  lastEnvironment = { entries, array: new CStringArray(entries.filter(passable), "env") };
+  return lastEnvironment.array;
+}
 
 export function buildEnvironment(
   env: unknown,
   clearEnv: boolean,
 ): CStringArray | number | readonly string[] {
   if (env === undefined && !clearEnv) {
-    const current = currentEnvironment(false);
-    if (typeof current === "number") return current;
-    // Bun: the environment rarely changes between spawns; reuse its encoding while it doesn't.
-    const key = current.join("\0");
-    if (lastEnvironment?.key !== key) {
-      lastEnvironment = { key, array: new CStringArray(current, "env") };
-    }
-    return lastEnvironment.array;
+    if (backend.runtime === "bun") return bunEnvironment();
+    return currentEnvironment(false) as number | string[];
   }
   const merged = new Map<string, string>();
   if (!clearEnv) {

@@ -8,14 +8,15 @@ import { ErrnoError } from "../core/errors.ts";
 import { backend, errno, unsafeLibc } from "../ffi/libc.ts";
 import { platform } from "../platform/mod.ts";
 import { deno, nodeProcess, setTimerRef } from "../core/_runtime.ts";
-import { waitReady } from "./_poll_reactor.ts";
+import { closingFd, waitReady } from "./_poll_reactor.ts";
 
 const C = platform.constants;
 const E = platform.errno;
 
+const cell = new Int32Array(1); // waitpid's status, read at once
+
 /** The raw status of a reaped child, or undefined while it runs. */
 function reap(pid: number): number | undefined {
-  const cell = new Int32Array(1);
   for (;;) {
     const result = unsafeLibc.waitpid(pid, cell, C.WNOHANG);
     if (result === pid) return cell[0]!;
@@ -52,20 +53,50 @@ let strategy: ExitStrategy | undefined;
 let listening = false;
 const signalWatches = new Set<ExitWatch>();
 let keepAlive: ReturnType<typeof setInterval> | undefined;
+let keepAliveRef = false;
 
-function onChildSignal(): void {
-  for (const watch of [...signalWatches]) watch.poll();
+// How many children each path reaped (for tests: a SIGCHLD lost shows as a reap by the tick).
+const reapedBy = { signal: 0, tick: 0 };
+
+/** For tests: how many children the SIGCHLD listener and the keep-alive tick have reaped. */
+export function reapCountsForTesting(): { signal: number; tick: number } {
+  return { ...reapedBy };
+}
+
+function onChildSignal(by: "signal" | "tick" = "signal"): void {
+  for (const watch of [...signalWatches]) if (watch.poll()) reapedBy[by]++;
   updateKeepAlive();
 }
 
-function updateKeepAlive(): void {
-  let anyRef = false;
-  for (const watch of signalWatches) anyRef ||= watch.referenced;
-  if (anyRef && keepAlive === undefined) {
-    keepAlive = setInterval(onChildSignal, 1000);
-  } else if (!anyRef && keepAlive !== undefined) {
+// Node passes the signal's name and number: not a reap path.
+const onSigchld = (): void => onChildSignal("signal");
+
+function onKeepAlive(): void {
+  onChildSignal("tick");
+  // Idle for a whole period: stop (kept until then, a timer per child costs Deno an op pair).
+  if (signalWatches.size === 0 && keepAlive !== undefined) {
     clearInterval(keepAlive);
     keepAlive = undefined;
+    keepAliveRef = false;
+  }
+}
+
+/** A ref'd child keeps the process alive through the interval (which also reaps once a second). */
+function updateKeepAlive(): void {
+  let anyRef = false;
+  for (const watch of signalWatches) {
+    if (watch.referenced) {
+      anyRef = true;
+      break;
+    }
+  }
+  if (anyRef === keepAliveRef) return;
+  keepAliveRef = anyRef;
+  if (keepAlive === undefined) {
+    keepAlive = setInterval(onKeepAlive, 1000);
+    if (!anyRef) setTimerRef(keepAlive, false);
+  } else {
+    setTimerRef(keepAlive, anyRef);
   }
 }
 
@@ -74,10 +105,10 @@ function listenForChildren(): boolean {
   if (listening) return true;
   try {
     if (backend.runtime === "deno" && deno !== undefined) {
-      deno.addSignalListener("SIGCHLD", onChildSignal);
+      deno.addSignalListener("SIGCHLD", onSigchld);
       listening = true;
     } else if (backend.runtime === "node" && nodeProcess !== undefined) {
-      nodeProcess.on("SIGCHLD", onChildSignal);
+      nodeProcess.on("SIGCHLD", onSigchld);
       listening = true;
     }
   } catch {
@@ -88,6 +119,15 @@ function listenForChildren(): boolean {
 
 function exitStrategy(): ExitStrategy {
   return strategy ??= listenForChildren() ? "signal" : "pidfd";
+}
+
+/**
+ * Call before starting a child: a SIGCHLD that comes before the listener
+ * exists is lost (its default is to be ignored), and the end of a child as
+ * quick as /bin/true was then noticed only by the once-a-second reap.
+ */
+export function prepareExitWatch(): void {
+  exitStrategy();
 }
 
 /**
@@ -172,6 +212,7 @@ export class ExitWatch {
         await wait.promise;
       } while (!this.poll());
     } finally {
+      closingFd(pidfd);
       unsafeLibc.close(pidfd);
     }
   }

@@ -261,6 +261,30 @@ function supervision(o: SpawnOptions): Supervision {
   };
 }
 
+// The last argvs encoded: a C array costs two ArrayBuffers (~5-10 us in a
+// spawn loop), and programs often start the same command again. Read-only
+// once made, so one can serve any number of spawns.
+const argvCache = new Map<string, CStringArray>();
+const ARGV_CACHE_SIZE = 32;
+
+/** argv as a C array, reused while the same strings come again. */
+function encodeArgv(argv: readonly string[]): CStringArray {
+  for (let i = 0; i < argv.length; i++) {
+    const value: unknown = argv[i];
+    // Let CStringArray throw its TypeError for a non-string or a NUL.
+    if (typeof value !== "string" || value.includes("\0")) return new CStringArray(argv, "argv");
+  }
+  // Without NULs inside, the joined key gives back exactly these strings.
+  const key = argv.join("\0");
+  let encoded = argvCache.get(key);
+  if (encoded === undefined) {
+    encoded = new CStringArray(argv, "argv");
+    if (argvCache.size >= ARGV_CACHE_SIZE) argvCache.delete(argvCache.keys().next().value!);
+    argvCache.set(key, encoded);
+  }
+  return encoded;
+}
+
 export function plan(argv: readonly string[], options: SpawnOptions | undefined): Plan {
   if (!Array.isArray(argv)) {
     throw new TypeError(
@@ -270,7 +294,7 @@ export function plan(argv: readonly string[], options: SpawnOptions | undefined)
   if (argv.length === 0) {
     throw new RangeError("Cannot spawn: argv is empty; argv[0] names the program");
   }
-  const args = new CStringArray(argv, "argv");
+  const args = encodeArgv(argv);
   const o = checkOptions(options, "options");
   const file = o.path ?? argv[0]!;
   if (o.path !== undefined) cString(file, "path");

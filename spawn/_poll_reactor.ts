@@ -1,24 +1,19 @@
 /**
- * Waiting for file descriptors to become ready — `poll(2)` — without blocking
- * the event loop, in all three runtimes. Child processes use it for their
- * pipes, and under Bun for their pidfds (readable when the child exits; Deno
- * and Node learn of exits from SIGCHLD instead, see `_exit_watch.ts`).
+ * Waiting for file descriptors to become ready without blocking the event
+ * loop, in all three runtimes. Child processes use it for their pipes, and
+ * under Bun for their pidfds (readable when the child exits; Deno and Node
+ * learn of exits from SIGCHLD instead, see `_exit_watch.ts`).
  *
- * One `poll` covers every fd being waited for, plus a wake pipe that
- * interrupts it when the set changes:
- *
- * - Deno: the `poll` runs on Deno's blocking-call thread (a `nonblocking`
- *   FFI symbol), one call in flight at a time.
- * - Bun: FFI calls are synchronous, so a dedicated Worker blocks in `poll`
- *   and posts which fds are ready; the set travels in a SharedArrayBuffer.
- *   Measured on a 2-core VM, spawn + wait of /bin/true this way costs about
- *   100 us more than a blocking `waitpid`, where polling `waitpid(WNOHANG)`
- *   on a 1 ms timer costs about 700 us more, and a SIGCHLD listener
- *   (`process.on("SIGCHLD")`) about 2 ms more and much CPU.
- * - Node: the same, with a worker_threads Worker. Node won't exit while the
- *   worker is inside `poll`, so at exit the worker is told to stop and woken.
- * - Anywhere else, or when the Worker can't start: `poll` with a zero
- *   timeout on a timer that backs off from 1 ms to 50 ms.
+ * - Deno: one `poll(2)` covering every fd waited for, plus a wake pipe that
+ *   interrupts it when the set changes, on Deno's blocking-call thread (a
+ *   `nonblocking` FFI symbol), one call in flight at a time.
+ * - Bun, Node: FFI calls are synchronous, so a Worker blocks in
+ *   `epoll_wait(2)` and posts which fds are ready. The main thread adds each
+ *   fd to the epoll set itself (EPOLLONESHOT), so a new wait never wakes the
+ *   Worker; only readiness does. Node won't exit while the Worker is inside
+ *   `epoll_wait`, so at exit a stop pipe in the set wakes it and it returns.
+ * - Anywhere else (no epoll, no Workers): `poll` with a zero timeout on a
+ *   timer that backs off from 1 ms to 50 ms.
  *
  * A wait may report readiness that is gone by the time the caller acts (a
  * closed fd's number reused, a duplicate report): callers re-check with a
@@ -26,10 +21,19 @@
  *
  * @module
  */
-import { backend, unsafeLibc } from "../ffi/libc.ts";
+import { backend, errno, unsafeLibc } from "../ffi/libc.ts";
+import { SYMBOLS } from "../ffi/symbols.ts";
 import { platform } from "../platform/mod.ts";
 import { check } from "../core/errors.ts";
-import { nodeBuiltin, nodeProcess, setTimerRef } from "../core/_runtime.ts";
+import { setTimerRef } from "../core/_runtime.ts";
+import {
+  onNodeExit,
+  poolsAvailable,
+  startWorker,
+  type WorkerHost,
+  type WorkerSymbol,
+  workerSymbol,
+} from "../sync/_worker_pool.ts";
 
 const C = platform.constants;
 const POLLFD = platform.structs.pollfd;
@@ -37,6 +41,10 @@ const FD_AT = POLLFD.fields.fd!.offset;
 const EVENTS_AT = POLLFD.fields.events!.offset;
 const REVENTS_AT = POLLFD.fields.revents!.offset;
 const ALWAYS = C.POLLERR | C.POLLHUP | C.POLLNVAL;
+const E = platform.errno;
+const EPOLL_EVENT = platform.structs.epoll_event;
+const EVENTS_AT_EPOLL = EPOLL_EVENT.fields.events?.offset ?? 0;
+const DATA_AT_EPOLL = EPOLL_EVENT.fields["data.u64"]?.offset ?? 0;
 
 /** A pending wait for one fd. */
 export interface ReadyWait {
@@ -57,8 +65,16 @@ interface Registration {
 
 /** How waits are carried out in this runtime. */
 interface Engine {
-  /** Called after every change of the registration set. */
+  /** Called after every change of the registration set (when `add`/`remove`/`refChanged` are absent). */
   update(): void;
+  /** A wait was added to the set. */
+  add?(reg: Registration): void;
+  /** A wait was cancelled (it left the set unresolved). */
+  remove?(reg: Registration): void;
+  /** A pending wait's `ref` changed to `ref`. */
+  refChanged?(reg: Registration, ref: boolean): void;
+  /** `fd` is about to be closed, with no wait pending on it. */
+  closing?(fd: number): void;
   /** Stops any pending timer or call that no longer has a reason to run. */
   stop?(): void;
   /** Which engine this is, for tests and docs. */
@@ -89,11 +105,15 @@ export function waitReady(fd: number, events: number, ref = true): ReadyWait {
     },
   };
   registrations.add(registration);
-  (engine ??= createEngine()).update();
+  engine ??= createEngine();
+  if (engine.add !== undefined) engine.add(registration);
+  else engine.update();
   return {
     promise,
     cancel(): void {
-      if (registrations.delete(registration)) engine!.update();
+      if (!registrations.delete(registration)) return;
+      if (engine!.remove !== undefined) engine!.remove(registration);
+      else engine!.update();
     },
     get ref() {
       return registration.ref;
@@ -101,9 +121,20 @@ export function waitReady(fd: number, events: number, ref = true): ReadyWait {
     set ref(value: boolean) {
       if (registration.ref === value) return;
       registration.ref = value;
-      if (registrations.has(registration)) engine!.update();
+      if (!registrations.has(registration)) return;
+      if (engine!.refChanged !== undefined) engine!.refChanged(registration, value);
+      else engine!.update();
     },
   };
+}
+
+/**
+ * Tells the reactor that `fd`, waited for before and with no wait pending
+ * now, is about to be closed, so a later fd with its number starts afresh
+ * (for the epoll engine: one EPOLL_CTL_ADD instead of a MOD that fails).
+ */
+export function closingFd(fd: number): void {
+  engine?.closing?.(fd);
 }
 
 /** The engine in use ("deno-nonblocking", "bun-worker", "node-worker" or "timer"), creating it if needed. */
@@ -132,7 +163,8 @@ function createEngine(): Engine {
   }
   if (backend.runtime === "bun" || backend.runtime === "node") {
     try {
-      return createWorkerEngine(backend.runtime);
+      const epoll = createEpollEngine();
+      if (epoll !== undefined) return epoll;
     } catch {
       // A sandbox without Workers: poll on a timer.
     }
@@ -292,248 +324,265 @@ function unrefTimer(timer: ReturnType<typeof setTimeout>): void {
   setTimerRef(timer, false);
 }
 
-/** What the waiter Worker gets at start. */
-interface WorkerInit {
-  readonly runtime: "bun" | "node";
+/** What the epoll Worker gets at start. */
+interface EpollInit {
   readonly library: string;
-  readonly shared: SharedArrayBuffer;
-  readonly wakeFd: number;
-  readonly pollfdSize: number;
-  readonly fdAt: number;
+  readonly epollWait: WorkerSymbol;
+  readonly epfd: number;
+  readonly eventSize: number;
   readonly eventsAt: number;
-  readonly reventsAt: number;
-  readonly pollin: number;
-  /** The shared word that, once non-zero, tells the Worker to return. */
-  readonly stop: number;
-  /** Where the (fd, events) pairs start in the shared set. */
-  readonly header: number;
+  readonly dataAt: number;
 }
 
-// Shared set layout (Int32): [0] lock, [1] generation, [2] count, [3] stop, then (fd, events) pairs.
-const HEADER = 4;
-const STOP = 3;
-const CAPACITY = 16384;
+/** The `data` of the stop pipe's event; registrations' keys start at 1. */
+const STOP_KEY = 0;
 
 /**
- * The waiter Worker's body (Bun, Node): block in `poll` on the shared set,
- * post the ready fds. It must be self-contained (it runs from its source text).
+ * The epoll Worker's body (Bun, Node): on its one request, blocks in
+ * `epoll_wait` for good and replies with (key, revents) pairs. The main
+ * thread adds and re-arms fds itself (EPOLLONESHOT), so a new wait never
+ * wakes this thread. Self-contained: it runs from its source text.
  */
-function waiterWorker(): void {
-  type Call = (...args: unknown[]) => number | bigint;
-  interface Ffi {
-    dlopen(path: string, defs: Record<string, object>): {
-      symbols?: Record<string, Call>;
-      functions?: Record<string, Call>;
-    };
-  }
-  const scope = globalThis as unknown as {
-    onmessage: ((event: { data: WorkerInit }) => void) | null;
-    postMessage(message: unknown): void;
-    process?: { getBuiltinModule?(id: string): unknown };
-  };
-  // Node's worker_threads talk through parentPort; Bun's Workers through the global scope.
-  const threads = "Bun" in globalThis
-    ? undefined
-    : scope.process?.getBuiltinModule?.("node:worker_threads") as {
-      parentPort: { postMessage(m: unknown): void; once(e: string, f: (d: unknown) => void): void };
-    } | undefined;
-  const post = threads === undefined
-    ? (message: unknown) => scope.postMessage(message)
-    : (message: unknown) => threads.parentPort.postMessage(message);
-  if (threads === undefined) {
-    scope.onmessage = (event) => {
-      scope.onmessage = null;
-      void serve(event.data);
-    };
-  } else {
-    threads.parentPort.once("message", (data) => void serve(data as WorkerInit));
-  }
-  async function serve(init: WorkerInit): Promise<void> {
-    const node = init.runtime === "node";
-    const specifier = node ? "node:ffi" : "bun:ffi";
-    const ffi = (await import(specifier)) as Ffi;
-    // node:ffi's signatures are { return, arguments }, its 64-bit arguments BigInts.
-    const opened = ffi.dlopen(
-      init.library,
-      node
-        ? {
-          poll: { arguments: ["pointer", "u64", "i32"], return: "i32" },
-          read: { arguments: ["i32", "pointer", "u64"], return: "i64" },
-        }
-        : {
-          poll: { args: ["ptr", "u64", "i32"], returns: "i32" },
-          read: { args: ["i32", "ptr", "u64"], returns: "i64" },
-        },
-    );
-    const raw = (node ? opened.functions : opened.symbols)!;
-    const wide = (n: number): number | bigint => node ? BigInt(n) : n;
-    const libc = {
-      poll: (fds: Uint8Array, n: number, timeout: number) =>
-        Number(raw.poll!(fds, wide(n), timeout)),
-      read: (fd: number, buffer: Uint8Array, length: number) =>
-        Number(raw.read!(fd, buffer, wide(length))),
-    };
-    const shared = new Int32Array(init.shared);
-    const drained = new Uint8Array(256);
-    post("ready");
-    let generation = -1;
-    let watched: number[] = []; // fd, events pairs
+function epollWorker(
+  host: WorkerHost,
+  init: EpollInit,
+  reply: (ready: number[]) => void,
+): (request: unknown) => void {
+  const libc = host.bind(init.library, { epollWait: init.epollWait });
+  return () => {
+    const max = 64;
+    const bytes = new Uint8Array(max * init.eventSize);
+    const view = new DataView(bytes.buffer);
+    let failures = 0;
     for (;;) {
-      // The process is exiting: return, so the Worker can be stopped.
-      if (Atomics.load(shared, init.stop) !== 0) return;
-      // Reload the set when the main thread changed it.
-      while (Atomics.compareExchange(shared, 0, 0, 1) !== 0) {
-        // The main thread holds the lock for a few instructions.
+      const n = libc.epollWait!(init.epfd, bytes, max, -1);
+      if (n <= 0) {
+        // EINTR; anything else (the epoll fd gone) ends the loop instead of spinning.
+        if (++failures > 1000) return;
+        continue;
       }
-      if (Atomics.load(shared, 1) !== generation) {
-        generation = Atomics.load(shared, 1);
-        const count = Atomics.load(shared, 2);
-        watched = Array.from(shared.subarray(init.header, init.header + 2 * count));
-      }
-      Atomics.store(shared, 0, 0);
-
-      const n = watched.length / 2 + 1;
-      const bytes = new Uint8Array(new ArrayBuffer(n * init.pollfdSize));
-      const view = new DataView(bytes.buffer);
-      view.setInt32(init.fdAt, init.wakeFd, true);
-      view.setInt16(init.eventsAt, init.pollin, true);
-      for (let i = 1; i < n; i++) {
-        view.setInt32(i * init.pollfdSize + init.fdAt, watched[2 * (i - 1)]!, true);
-        view.setInt16(i * init.pollfdSize + init.eventsAt, watched[2 * (i - 1) + 1]!, true);
-      }
-      if (libc.poll(bytes, n, -1) <= 0) continue; // EINTR
-      if (view.getInt16(init.reventsAt, true) !== 0) {
-        while (libc.read(init.wakeFd, drained, drained.length) === drained.length) {
-          // empty the wake pipe
-        }
-      }
+      failures = 0;
       const ready: number[] = [];
-      const still: number[] = [];
-      for (let i = 1; i < n; i++) {
-        const revents = view.getInt16(i * init.pollfdSize + init.reventsAt, true);
-        const fd = watched[2 * (i - 1)]!;
-        const events = watched[2 * (i - 1) + 1]!;
-        if (revents !== 0) ready.push(fd, revents);
-        else still.push(fd, events);
+      let stop = false;
+      for (let i = 0; i < n; i++) {
+        const at = i * init.eventSize;
+        const key = view.getUint32(at + init.dataAt, true) +
+          view.getUint32(at + init.dataAt + 4, true) * 0x1_0000_0000;
+        if (key === 0) stop = true; // STOP_KEY (the body can name nothing outside)
+        else ready.push(key, view.getUint32(at + init.eventsAt, true));
       }
-      // Reported fds are left out until the main thread sends a new set, or they'd spin.
-      watched = still;
-      if (ready.length > 0) post(ready);
+      if (ready.length > 0) reply(ready);
+      // Node is exiting: return, so the Worker can be stopped.
+      if (stop) return;
     }
-  }
-}
-
-/** The waiter Worker as the engine drives it, Bun's or Node's. */
-interface WaiterWorker {
-  postMessage(message: unknown): void;
-  ref(): void;
-  unref(): void;
-}
-
-/** Node's worker_threads Worker, as far as used here. */
-interface NodeWorker extends WaiterWorker {
-  on(event: "message", listener: (data: unknown) => void): void;
-  on(event: "error", listener: (error: Error) => void): void;
-}
-
-/** Starts the waiter Worker, wired to `onMessage` and `onError`. */
-function startWaiter(
-  runtime: "bun" | "node",
-  onMessage: (data: number[] | "ready") => void,
-  onError: () => void,
-): WaiterWorker {
-  const source = `(${waiterWorker.toString()})();`;
-  if (runtime === "node") {
-    type NodeWorkerClass = new (source: string, options: { eval: true }) => NodeWorker;
-    const threads = nodeBuiltin<{ Worker: NodeWorkerClass }>("node:worker_threads");
-    if (threads === undefined) throw new Error("Cannot start a Worker: no worker_threads");
-    const worker = new threads.Worker(source, { eval: true });
-    worker.on("message", (data) => onMessage(data as number[] | "ready"));
-    worker.on("error", onError);
-    return worker;
-  }
-  const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
-  const worker = new Worker(url) as Worker & { ref(): void; unref(): void };
-  worker.onmessage = (event: MessageEvent<number[] | "ready">) => {
-    // The source URL must live until the worker has loaded it.
-    if (event.data === "ready") URL.revokeObjectURL(url);
-    onMessage(event.data);
   };
-  worker.onerror = (event: Event) => {
-    event.preventDefault();
-    onError();
-  };
-  return worker;
 }
 
-/** Bun, Node: a Worker blocks in `poll` and posts which fds are ready. */
-function createWorkerEngine(runtime: "bun" | "node"): Engine {
-  const [wakeRead, wakeWrite] = wakePipe();
-  const sharedBuffer = new SharedArrayBuffer((HEADER + 2 * CAPACITY) * 4);
-  const shared = new Int32Array(sharedBuffer);
-  const init: WorkerInit = {
-    runtime,
+/** The waits on one fd, and how it is armed in the epoll set. */
+interface Watched {
+  readonly fd: number;
+  readonly regs: Set<Registration>;
+  /** The key of the current arming (0: not armed). */
+  key: number;
+  /** The poll events it is armed for. */
+  events: number;
+  /** Whether the fd is in the epoll set (armed or fired). */
+  added: boolean;
+}
+
+/**
+ * Bun, Node: one epoll set, one Worker blocked in `epoll_wait` on it (from
+ * the shared pool plumbing, `sync/_worker_pool.ts`). The main thread arms
+ * each fd with EPOLLONESHOT and a fresh key, so a new wait costs one
+ * `epoll_ctl` and no wake-up of the Worker, and a late report for an fd
+ * waited for again (or closed and reused) is recognised by its old key.
+ */
+function createEpollEngine(): Engine | undefined {
+  const { epoll_create1, epoll_ctl, epoll_wait } = unsafeLibc;
+  if (
+    epoll_create1 === undefined || epoll_ctl === undefined || epoll_wait === undefined ||
+    !poolsAvailable() || EPOLL_EVENT.size === 0
+  ) {
+    return undefined;
+  }
+  const epfd = epoll_create1(C.EPOLL_CLOEXEC);
+  if (epfd < 0) return undefined;
+  const event = new Uint8Array(EPOLL_EVENT.size);
+  const eventView = new DataView(event.buffer);
+  const byFd = new Map<number, Watched>();
+  const byKey = new Map<number, Watched>();
+  const known = new Set<Registration>();
+  let nextKey = 1;
+  let refs = 0;
+  let referenced = false;
+  let failed = false;
+
+  const control = (op: number, fd: number, events: number, key: number): number => {
+    eventView.setUint32(EVENTS_AT_EPOLL, events, true);
+    eventView.setUint32(DATA_AT_EPOLL, key % 0x1_0000_0000, true);
+    eventView.setUint32(DATA_AT_EPOLL + 4, Math.floor(key / 0x1_0000_0000), true);
+    return epoll_ctl(epfd, op, fd, event) === 0 ? 0 : errno();
+  };
+
+  const [stopRead, stopWrite] = wakePipe();
+  if (control(C.EPOLL_CTL_ADD, stopRead, C.EPOLLIN, STOP_KEY) !== 0) {
+    for (const fd of [epfd, stopRead, stopWrite]) unsafeLibc.close(fd);
+    return undefined;
+  }
+  const init: EpollInit = {
     library: platform.libraries[0]!,
-    shared: sharedBuffer,
-    wakeFd: wakeRead,
-    pollfdSize: POLLFD.size,
-    fdAt: FD_AT,
-    eventsAt: EVENTS_AT,
-    reventsAt: REVENTS_AT,
-    pollin: C.POLLIN,
-    stop: STOP,
-    header: HEADER,
+    epollWait: workerSymbol("epoll_wait", SYMBOLS.epoll_wait),
+    epfd,
+    eventSize: EPOLL_EVENT.size,
+    eventsAt: EVENTS_AT_EPOLL,
+    dataAt: DATA_AT_EPOLL,
   };
-  const worker = startWaiter(
-    runtime,
-    (data) => {
-      if (data === "ready") return;
-      const ready = new Map<number, number>();
-      for (let i = 0; i < data.length; i += 2) ready.set(data[i]!, data[i + 1]!);
-      dispatch(ready);
-      // The worker dropped what it reported, so the set that is left needs no wake-up.
-      update(false);
+  const worker = startWorker<EpollInit, [], number[]>(
+    epollWorker,
+    init,
+    (ready) => {
+      for (let i = 0; i < ready.length; i += 2) fired(ready[i]!, ready[i + 1]!);
     },
     () => {
-      // The worker could not start or died: carry on with the timer engine.
-      worker.unref();
+      // The Worker could not start or died: carry on with the timer engine.
+      failed = true;
+      worker?.unref?.();
       engine = createTimerEngine();
       engine.update();
     },
   );
-  worker.postMessage(init);
-  if (runtime === "node") {
-    // A worker inside poll() holds up Node's exit: tell it to return, then wake it.
-    nodeProcess?.on("exit", () => {
-      Atomics.store(shared, STOP, 1);
-      unsafeLibc.write(wakeWrite, ONE, 1);
-    });
+  if (worker === undefined) {
+    for (const fd of [epfd, stopRead, stopWrite]) unsafeLibc.close(fd);
+    return undefined;
   }
-  let referenced = true;
+  worker.postMessage([]);
+  // A Worker inside epoll_wait holds up Node's exit: wake it with the stop key.
+  onNodeExit(() => unsafeLibc.write(stopWrite, ONE, 1));
 
-  function update(wake = true): void {
-    const regs = [...registrations];
-    if (regs.length > CAPACITY) {
-      throw new Error(`Cannot wait for more than ${CAPACITY} file descriptors at once`);
-    }
-    while (Atomics.compareExchange(shared, 0, 0, 1) !== 0) {
-      // The worker holds the lock for a few instructions.
-    }
-    regs.forEach((reg, i) => {
-      shared[HEADER + 2 * i] = reg.fd;
-      shared[HEADER + 2 * i + 1] = reg.events;
-    });
-    Atomics.store(shared, 2, regs.length);
-    Atomics.add(shared, 1, 1);
-    Atomics.store(shared, 0, 0);
-    if (wake) unsafeLibc.write(wakeWrite, ONE, 1);
-    const anyRef = regs.some((r) => r.ref);
-    if (anyRef !== referenced) {
-      referenced = anyRef;
-      if (anyRef) worker.ref();
-      else worker.unref();
-    }
+  function toEpoll(events: number): number {
+    return ((events & C.POLLIN) !== 0 ? C.EPOLLIN : 0) |
+      ((events & C.POLLOUT) !== 0 ? C.EPOLLOUT : 0);
   }
 
-  return { name: runtime === "node" ? "node-worker" : "bun-worker", update: () => update() };
+  function toPoll(events: number): number {
+    return ((events & C.EPOLLIN) !== 0 ? C.POLLIN : 0) |
+      ((events & C.EPOLLOUT) !== 0 ? C.POLLOUT : 0) |
+      ((events & C.EPOLLERR) !== 0 ? C.POLLERR : 0) |
+      ((events & C.EPOLLHUP) !== 0 ? C.POLLHUP : 0);
+  }
+
+  /** Arms `w` for the union of its waits' events, under a new key. */
+  function arm(w: Watched): void {
+    let events = 0;
+    for (const reg of w.regs) events |= reg.events;
+    byKey.delete(w.key);
+    const key = nextKey++;
+    const mask = toEpoll(events) | C.EPOLLONESHOT;
+    let code = control(w.added ? C.EPOLL_CTL_MOD : C.EPOLL_CTL_ADD, w.fd, mask, key);
+    // Closed and reused since (the kernel dropped it), or added by an earlier arming.
+    if (code === E.ENOENT) code = control(C.EPOLL_CTL_ADD, w.fd, mask, key);
+    else if (code === E.EEXIST) code = control(C.EPOLL_CTL_MOD, w.fd, mask, key);
+    if (code === 0) {
+      w.added = true;
+      w.key = key;
+      w.events = events;
+      byKey.set(key, w);
+      return;
+    }
+    // No epoll for this fd: a regular file is always ready (as poll says), a bad fd is POLLNVAL.
+    w.key = 0;
+    const revents = code === E.EPERM ? events & (C.POLLIN | C.POLLOUT) : C.POLLNVAL;
+    queueMicrotask(() => {
+      if (w.key === 0 && byFd.get(w.fd) === w) resolveAll(w, revents);
+    });
+  }
+
+  /** Resolves the waits of `w` that `revents` satisfies; re-arms for the rest. */
+  function resolveAll(w: Watched, revents: number): void {
+    for (const reg of [...w.regs]) {
+      if ((revents & (reg.events | ALWAYS)) !== 0) {
+        forget(reg, true);
+        reg.resolve(revents);
+      }
+    }
+    if (w.regs.size > 0) arm(w);
+    updateRef();
+  }
+
+  function fired(key: number, epollEvents: number): void {
+    const w = byKey.get(key);
+    if (w === undefined || w.key !== key) return; // an arming since replaced or cancelled
+    byKey.delete(key);
+    w.key = 0; // EPOLLONESHOT disarmed it
+    resolveAll(w, toPoll(epollEvents));
+  }
+
+  function add(reg: Registration): void {
+    known.add(reg);
+    if (reg.ref) refs++;
+    let w = byFd.get(reg.fd);
+    if (w === undefined) {
+      w = { fd: reg.fd, regs: new Set(), key: 0, events: 0, added: false };
+      byFd.set(reg.fd, w);
+    }
+    w.regs.add(reg);
+    if (w.key === 0 || (reg.events & ~w.events) !== 0) arm(w);
+  }
+
+  /**
+   * Drops a wait from the books (not from `registrations`). A cancelled
+   * wait's fd leaves the epoll set; a fired one stays in it, disarmed, so
+   * waiting on it again is one EPOLL_CTL_MOD (after a close the kernel has
+   * dropped it, and the MOD's ENOENT turns into an ADD).
+   */
+  function forget(reg: Registration, fired = false): void {
+    if (!known.delete(reg)) return;
+    if (reg.ref) refs--;
+    const w = byFd.get(reg.fd);
+    if (w === undefined) return;
+    w.regs.delete(reg);
+    if (w.regs.size > 0 || fired) return;
+    byFd.delete(reg.fd);
+    byKey.delete(w.key);
+    w.key = 0;
+    if (w.added) control(C.EPOLL_CTL_DEL, w.fd, 0, 0); // fails harmlessly if closed already
+  }
+
+  function updateRef(): void {
+    const want = refs > 0;
+    if (want === referenced || failed) return;
+    referenced = want;
+    if (want) worker!.ref?.();
+    else worker!.unref?.();
+  }
+
+  worker.unref?.();
+  return {
+    name: backend.runtime === "node" ? "node-worker" : "bun-worker",
+    add(reg): void {
+      add(reg);
+      updateRef();
+    },
+    remove(reg): void {
+      forget(reg);
+      updateRef();
+    },
+    refChanged(reg, ref): void {
+      if (known.has(reg)) refs += ref ? 1 : -1;
+      updateRef();
+    },
+    closing(fd): void {
+      const w = byFd.get(fd);
+      if (w === undefined || w.regs.size > 0) return;
+      // Closing the last reference takes it out of the epoll set; no EPOLL_CTL_DEL needed.
+      byFd.delete(fd);
+      byKey.delete(w.key);
+    },
+    update(): void {
+      // A full resync (after another engine stood in): registrations are the truth.
+      for (const reg of [...known]) if (!registrations.has(reg)) forget(reg);
+      for (const reg of registrations) if (!known.has(reg)) add(reg);
+      updateRef();
+    },
+  };
 }

@@ -373,6 +373,16 @@ function checkSignalSet(set: unknown): void {
   }
 }
 
+// The last program path encoded (only read by C, so it can be passed again).
+let lastPath: { path: string; bytes: Uint8Array<ArrayBuffer> } | undefined;
+
+function encodePath(path: string, what: string): Uint8Array<ArrayBuffer> {
+  if (lastPath !== undefined && lastPath.path === path) return lastPath.bytes;
+  const bytes = cString(path, what);
+  lastPath = { path, bytes };
+  return bytes;
+}
+
 function spawnCall(
   syscall: "posix_spawn" | "posix_spawnp",
   path: string,
@@ -381,7 +391,7 @@ function spawnCall(
   argv: readonly string[] | CStringArray,
   envp: readonly string[] | CStringArray | number,
 ): number {
-  const file = cString(path, syscall === "posix_spawn" ? "path" : "file");
+  const file = encodePath(path, syscall === "posix_spawn" ? "path" : "file");
   if (fileActions !== null && !(fileActions instanceof PosixSpawnFileActions)) {
     throw new TypeError(
       `Cannot use file actions: expected PosixSpawnFileActions or null, got ${

@@ -49,6 +49,7 @@ import {
 import { Child, type PipeEnds } from "./child.ts";
 import { type Plan, plan, type SpawnOptions, STDIO_NAMES } from "./_plan.ts";
 import { supervise } from "./_supervise.ts";
+import { prepareExitWatch } from "./_exit_watch.ts";
 
 export { Child, type ChildOutput, type ChildStatus } from "./child.ts";
 export type { FdSource, SpawnOptions, Stdio } from "./_plan.ts";
@@ -108,12 +109,25 @@ export function withoutCloseFromForTesting(): () => void {
   };
 }
 
-// The file actions of a child that keeps fds 0 to 2 and gets nothing else, made once.
-let shared: PosixSpawnFileActions | undefined;
+// The file actions of a child that keeps fds 0 to 2 and gets nothing else,
+// made once for each set of them to re-open over themselves (see launch).
+const sharedActions = new Map<number, PosixSpawnFileActions>();
 
-function defaultActions(): PosixSpawnFileActions | undefined {
+function defaultActions(selfDups: number): PosixSpawnFileActions | undefined {
   if (!canCloseFrom()) return undefined;
-  return shared ??= new PosixSpawnFileActions().addCloseFrom(3);
+  let actions = sharedActions.get(selfDups);
+  if (actions === undefined) {
+    // closefrom(3) first or last is the same: the dup2s stay below 3.
+    actions = new PosixSpawnFileActions().addCloseFrom(3);
+    for (let fd = 0; fd <= 2; fd++) if ((selfDups & (1 << fd)) !== 0) actions.addDup2(fd, fd);
+    sharedActions.set(selfDups, actions);
+  }
+  return actions;
+}
+
+function isShared(actions: PosixSpawnFileActions): boolean {
+  for (const shared of sharedActions.values()) if (shared === actions) return true;
+  return false;
 }
 
 function makePipe(): [number, number] {
@@ -147,18 +161,24 @@ function launch(p: Plan): Child {
     });
     // An inherited stdio fd marked close-on-exec (Node marks 0-2 so) would
     // not reach the child: hand it over like any other fd.
+    let selfDups = 0;
     p.stdio.forEach((s, target) => {
       if (s.kind !== "inherit") return;
       const flags = unsafeLibc.fcntl(target, C.F_GETFD, 0);
-      if (flags !== -1 && (flags & C.FD_CLOEXEC) !== 0) dups.set(target, target);
+      if (flags !== -1 && (flags & C.FD_CLOEXEC) !== 0) {
+        dups.set(target, target);
+        selfDups |= 1 << target;
+      }
     });
 
     // A source numbered like a target could be overwritten by an earlier
-    // dup2: move such sources above every target first. (A source already at
-    // its target moves too: dup2(fd, fd) clears FD_CLOEXEC only in newer libcs.)
+    // dup2: move such sources above every target first. A source already at
+    // its target stays where glibc's dup2(fd, fd) action clears FD_CLOEXEC
+    // (2.29+, so wherever closefrom, 2.34+, exists); elsewhere it moves too.
+    const inPlace = canCloseFrom();
     const highest = Math.max(2, ...dups.keys());
     for (const [target, source] of dups) {
-      if (source <= highest) {
+      if (source <= highest && !(inPlace && source === target)) {
         const moved = check(unsafeLibc.fcntl(source, C.F_DUPFD_CLOEXEC, highest + 1), "fcntl", {
           fd: source,
         });
@@ -167,18 +187,19 @@ function launch(p: Plan): Child {
       }
     }
 
-    if (dups.size === 0 && p.cwd === undefined && p.stdio.every((s) => s.kind === "inherit")) {
-      actions = defaultActions();
-    }
+    const plain = p.dups.size === 0 && p.cwd === undefined &&
+      p.stdio.every((s) => s.kind === "inherit");
+    if (plain) actions = defaultActions(selfDups);
+    const shared = actions !== undefined;
     actions ??= new PosixSpawnFileActions();
-    for (const [target, source] of dups) actions.addDup2(source, target);
-    p.stdio.forEach((s, target) => {
-      if (s.kind === "null") {
-        actions!.addOpen(target, "/dev/null", target === 0 ? C.O_RDONLY : C.O_WRONLY, 0);
-      }
-    });
-    if (p.cwd !== undefined) actions.addChdir(p.cwd);
-    if (actions !== shared) {
+    if (!shared) {
+      for (const [target, source] of dups) actions.addDup2(source, target);
+      p.stdio.forEach((s, target) => {
+        if (s.kind === "null") {
+          actions!.addOpen(target, "/dev/null", target === 0 ? C.O_RDONLY : C.O_WRONLY, 0);
+        }
+      });
+      if (p.cwd !== undefined) actions.addChdir(p.cwd);
       for (let fd = 3; fd <= highest; fd++) if (!dups.has(fd)) actions.addClose(fd);
       if (canCloseFrom()) {
         actions.addCloseFrom(highest + 1);
@@ -189,13 +210,14 @@ function launch(p: Plan): Child {
 
     const attributes = attributesFor(p.flags, p.pgroup);
     const call = p.search ? posixSpawnp : posixSpawn;
+    prepareExitWatch();
     pid = call(p.file, actions, attributes, p.argv, p.envp as CStringArray | number);
   } catch (error) {
     for (const fd of Object.values(parentEnds)) unsafeLibc.close(fd);
     throw error;
   } finally {
     for (const fd of toClose) unsafeLibc.close(fd);
-    if (actions !== shared) actions?.destroy();
+    if (actions !== undefined && !isShared(actions)) actions.destroy();
   }
   return new Child(pid, parentEnds);
 }

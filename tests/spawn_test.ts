@@ -204,6 +204,52 @@ test("pipes: writing to a child that closed its stdin fails with EPIPE, not SIGP
   assert.equal((await child.status).code, 0);
 });
 
+test(
+  "argv: arguments reach the child exactly, however often and in whatever split they come",
+  SLOW,
+  async () => {
+    const args = async (argv: string[]): Promise<string> =>
+      text(
+        (await spawn(["sh", "-c", 'printf "%s|" "$@"', "sh", ...argv], { stdout: "pipe" }).output())
+          .stdout,
+      );
+    assert.equal(await args(["a b", "c"]), "a b|c|");
+    assert.equal(await args(["a b", "c"]), "a b|c|"); // the same command again
+    assert.equal(await args(["a", "b", "c"]), "a|b|c|");
+    assert.equal(await args(["a", "b c"]), "a|b c|");
+    assert.equal(await args(["", ""]), "||");
+    assert.equal(await args([""]), "|");
+    assert.equal(await args(["é", "✓"]), "é|✓|");
+    // More distinct commands than are kept, then the first again.
+    for (let i = 0; i < 40; i++) assert.equal(await args([`n${i}`]), `n${i}|`);
+    assert.equal(await args(["a b", "c"]), "a b|c|");
+    // A NUL is refused even right after the same bytes came as two arguments.
+    assert.equal(await args(["a", "b"]), "a|b|");
+    assert.throws(() => spawn(["sh", "-c", 'printf "%s|" "$@"', "sh", "a\0b"]), /NUL/);
+    assert.throws(() => spawn(["sh", 1 as never]), TypeError);
+  },
+);
+
+test("env: every change to the environment between spawns reaches the next child", async () => {
+  const show = ["sh", "-c", 'printf "%s" "${SHMKIT_SPAWN_CHANGE-unset}"'];
+  const seen = async (): Promise<string> =>
+    text((await spawn(show, { stdout: "pipe" }).output()).stdout);
+  try {
+    assert.equal(await seen(), "unset");
+    assert.equal(await seen(), "unset"); // the same environment twice
+    process.env.SHMKIT_SPAWN_CHANGE = "one";
+    assert.equal(await seen(), "one");
+    process.env.SHMKIT_SPAWN_CHANGE = "two"; // same names, another value
+    assert.equal(await seen(), "two");
+    process.env.SHMKIT_SPAWN_CHANGE = "";
+    assert.equal(await seen(), "");
+    delete process.env.SHMKIT_SPAWN_CHANGE;
+    assert.equal(await seen(), "unset");
+  } finally {
+    delete process.env.SHMKIT_SPAWN_CHANGE;
+  }
+});
+
 test("env: the current environment by default, env merged on top, clearEnv starts empty", async () => {
   process.env.SHMKIT_SPAWN_TEST = "inherited";
   try {
@@ -319,6 +365,29 @@ test("hygiene: only fds 0 to 2 and the named ones reach the child, leaky fds inc
 
 for (const way of ["closefrom", "a close per listed fd"] as const) {
   const setUp = (): () => void => way === "closefrom" ? () => {} : withoutCloseFromForTesting();
+
+  test(`hygiene (${way}): stdio marked close-on-exec here (as Node marks it) still reaches the child`, async () => {
+    const before = [0, 1, 2].map((fd) => unsafeLibc.fcntl(fd, C.F_GETFD, 0));
+    const restore = setUp();
+    try {
+      // Each subset of 0-2 close-on-exec: the child must get all three either way.
+      for (const mask of [0b001, 0b010, 0b100, 0b111, 0b000]) {
+        for (let fd = 0; fd <= 2; fd++) {
+          const on = (mask & (1 << fd)) !== 0;
+          assert.equal(unsafeLibc.fcntl(fd, C.F_SETFD, on ? C.FD_CLOEXEC : 0), 0);
+        }
+        const child = spawn(["sleep", "5"]);
+        try {
+          assert.deepEqual(await settledFdsOf(child.pid, [0, 1, 2]), [0, 1, 2], `mask ${mask}`);
+        } finally {
+          await stopped(child);
+        }
+      }
+    } finally {
+      restore();
+      before.forEach((flags, fd) => unsafeLibc.fcntl(fd, C.F_SETFD, flags));
+    }
+  });
 
   test(`hygiene (${way}): a plain spawn() gives the child fds 0 to 2 only, whatever leaky fds are open`, async () => {
     const low = openLeaky("/dev/null");
@@ -874,6 +943,26 @@ test("unref(): a running child does not keep this process alive; unawaited child
   process.kill(pid, "SIGKILL");
   assert.match(out, /done/);
 });
+
+test(
+  "the first child of a fresh process is noticed by its SIGCHLD, not by the once-a-second reap",
+  SLOW,
+  () => {
+    const self = RUNTIMES.find((r) => r.name === runtime)!;
+    // A few fresh processes: the lost-signal race it guards against hit most first spawns.
+    for (let i = 0; i < 3; i++) {
+      const out = execFileSync(self.program, [
+        ...self.prefix,
+        repoPath("tests/fixtures/spawn_first_child.ts"),
+      ], { encoding: "utf8", timeout: 60000 });
+      const counts = JSON.parse(out.trim().split("\n").at(-1)!);
+      assert.equal(counts.code, 0, out);
+      assert.equal(counts.tick, 0, `reaped by the keep-alive tick: ${out}`);
+      // Bun notices ends by pidfd, not by signal.
+      assert.equal(counts.signal, runtime === "bun" ? 0 : 1, out);
+    }
+  },
+);
 
 test("exit() with a child's pipe and a futex wait pending ends the process at once", SLOW, () => {
   const self = RUNTIMES.find((r) => r.name === runtime)!;
