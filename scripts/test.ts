@@ -36,6 +36,7 @@ const AARCH64_SUBSET = [
   "tests/sysv_test.ts",
   "tests/readonly_view_test.ts",
   "tests/spawn_test.ts",
+  "tests/spawn_reactor_test.ts",
   "tests/wait_test.ts",
   "tests/mutex_test.ts",
   "tests/semaphore_test.ts",
