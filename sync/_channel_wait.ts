@@ -34,6 +34,8 @@ interface Attempt {
   spun: boolean;
   /** This end's sleeping flag is set and must be cleared. */
   sleeping: boolean;
+  /** `op` gave null just now: the first step need not call it again. */
+  tried: boolean;
 }
 
 /**
@@ -54,8 +56,11 @@ function step<T>(
     attempt.sleeping = false;
     Atomics.store(header, flag, 0);
   }
-  const result = op();
-  if (result !== null) return result;
+  if (attempt.tried) attempt.tried = false;
+  else {
+    const result = op();
+    if (result !== null) return result;
+  }
   const left = attempt.deadline - performance.now();
   if (left <= 0) return null;
   const expected = producer ? ring.seenHead : ring.head;
@@ -93,6 +98,7 @@ export function run<T>(
     spinMs,
     spun: false,
     sleeping: false,
+    tried: false,
   };
   const word = producer ? ring.headWord : ring.tailWord;
   try {
@@ -108,8 +114,12 @@ export function run<T>(
   }
 }
 
-/** The asynchronous twin of {@linkcode run}; an abort rejects with the signal's reason. */
-export async function runAsync<T>(
+/**
+ * The asynchronous twin of {@linkcode run}; an abort rejects with the
+ * signal's reason. A result at hand is returned in an already-resolved
+ * promise, with no async frame (the common case when the other end keeps up).
+ */
+export function runAsync<T>(
   ring: Ring,
   producer: boolean,
   op: () => T | null,
@@ -117,12 +127,35 @@ export async function runAsync<T>(
   pollMs: number,
   signal: AbortSignal | undefined,
 ): Promise<T | null> {
-  signal?.throwIfAborted();
+  if (signal?.aborted === true) return Promise.reject(signal.reason);
+  try {
+    ring.live(producer ? "send" : "receive");
+    const result = op();
+    if (result !== null) return Promise.resolve(result);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return runAsyncAfterMiss(ring, producer, op, timeout, pollMs, signal);
+}
+
+/**
+ * {@linkcode runAsync} for a caller that has just called `op` (on a live
+ * ring, with no abort) and got null: the first step does not call it again.
+ */
+export async function runAsyncAfterMiss<T>(
+  ring: Ring,
+  producer: boolean,
+  op: () => T | null,
+  timeout: number,
+  pollMs: number,
+  signal: AbortSignal | undefined,
+): Promise<T | null> {
   const attempt: Attempt = {
     deadline: performance.now() + timeout,
     spinMs: pollMs,
     spun: false,
     sleeping: false,
+    tried: true,
   };
   const word = producer ? ring.headWord : ring.tailWord;
   try {

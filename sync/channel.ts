@@ -74,7 +74,7 @@ import {
   PRODUCER_CLOSED,
 } from "./_channel_layout.ts";
 import { Ring } from "./_channel_ring.ts";
-import { run, runAsync } from "./_channel_wait.ts";
+import { run, runAsync, runAsyncAfterMiss } from "./_channel_wait.ts";
 
 export { CHANNEL_HEADER_BYTES, CHANNEL_MAGIC } from "./_channel_layout.ts";
 export { ChannelError, type ChannelErrorCode } from "./_channel_layout.ts";
@@ -411,7 +411,16 @@ export class Channel {
     const bytes = messageBytes(message, this.#ring.maxMessage);
     const timeout = checkTimeout(timeoutMs);
     const signal = checkSignal(options);
-    return runAsync(this.#ring, true, this.#sendOp(bytes), timeout, this.#pollMs, signal)
+    const ring = this.#ring;
+    if (signal?.aborted === true) return Promise.reject(signal.reason);
+    try {
+      // Room at hand costs no wait loop (runAsync's own try would add a then).
+      ring.live("send");
+      if (ring.trySend(bytes)) return Promise.resolve(true);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return runAsyncAfterMiss(ring, true, this.#sendOp(bytes), timeout, this.#pollMs, signal)
       .then((sent) => sent ?? false);
   }
 
@@ -527,7 +536,7 @@ export class Channel {
         } catch (error) {
           return Promise.reject(error);
         }
-        return runAsync(ring, false, this.#receiveOp, Infinity, this.#pollMs, undefined)
+        return runAsyncAfterMiss(ring, false, this.#receiveOp, Infinity, this.#pollMs, undefined)
           .then(result);
       },
       return: (): Promise<IteratorResult<Uint8Array, undefined>> => {
