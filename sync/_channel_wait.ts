@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { futexWait, futexWaitAsync, futexWake } from "./wait.ts";
+import { futexWait, futexWaitAsync } from "./wait.ts";
 import { CONSUMER_SLEEPING, HEAD, PRODUCER_SLEEPING, TAIL } from "./_channel_layout.ts";
 import type { Ring } from "./_channel_ring.ts";
 
@@ -163,7 +163,8 @@ export async function runAsyncAfterMiss<T>(
       const next = step(ring, attempt, producer, op);
       if (!(next instanceof Wait)) return next;
       if (next === RETRY) continue;
-      await waitAbortable(word, next.expected, next.timeoutMs, next.sleep ? 0 : pollMs, signal);
+      // An abort rejects at once and wakes the thread blocked for the wait.
+      await futexWaitAsync(word, next.expected, next.timeoutMs, next.sleep ? 0 : pollMs, signal);
       signal?.throwIfAborted();
     }
   } finally {
@@ -183,48 +184,4 @@ function spinWhile(words: Int32Array, index: number, expected: number, ms: numbe
     if (end === Infinity) end = now + ms;
     else if (now >= end) return;
   }
-}
-
-/**
- * `futexWaitAsync`, ended early by `signal`: the promise rejects with its
- * reason at once, and the wait still in flight on another thread is woken
- * (a wake on this end's own word, which only this end sleeps on), so that
- * nothing keeps waiting and the process can exit. Kept apart so that a
- * futex wait taking a signal itself can replace it.
- */
-function waitAbortable(
-  word: Int32Array,
-  expected: number,
-  timeoutMs: number,
-  pollMs: number,
-  signal: AbortSignal | undefined,
-): Promise<unknown> {
-  const waiting = futexWaitAsync(word, expected, timeoutMs, pollMs);
-  if (signal === undefined) return waiting;
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const abort = (): void => {
-      // Wake until the wait in flight has ended: a wake may come before it sleeps.
-      const kick = (): void => {
-        if (settled || word.length === 0) return;
-        futexWake(word);
-        setTimeout(kick, 1);
-      };
-      kick();
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", abort, { once: true });
-    waiting.then(
-      (value) => {
-        settled = true;
-        signal.removeEventListener("abort", abort);
-        resolve(value);
-      },
-      (error) => {
-        settled = true;
-        signal.removeEventListener("abort", abort);
-        reject(error);
-      },
-    );
-  });
 }

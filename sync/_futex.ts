@@ -230,7 +230,13 @@ export function futexWaitAsync(
   return new Promise<WaitResult>((resolve, reject) => {
     const onAbort = (): void => reject(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
-    waiting.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+    waiting.then((result) => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(result);
+    }, (error: unknown) => {
+      signal.removeEventListener("abort", onAbort);
+      reject(error);
+    });
   });
 }
 
