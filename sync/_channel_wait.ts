@@ -138,6 +138,48 @@ export function runAsync<T>(
   return runAsyncAfterMiss(ring, producer, op, timeout, pollMs, signal);
 }
 
+/** The most an end's polling window stretches, as a multiple of its pollMs. */
+const MAX_STRETCH = 4;
+/** How fast a stretched window shrinks back, per wait answered while polling. */
+const SHRINK = 0.95;
+
+/**
+ * One end's polling window for async waits. Two async ends answering each
+ * other stay fast only while each answers within the other's window: once
+ * one is late (descheduled under load), the other blocks, its wake-up takes
+ * a thread hand-off (~1 ms under load), which makes it late in turn, and
+ * both can stay there, ~1 ms a round trip. So an end whose answer came soon
+ * after it stopped polling polls longer next time (up to 4x pollMs, and
+ * not past checkIntervalMs), and shrinks back while answers come during
+ * the poll.
+ */
+class PollWindow {
+  ms: number;
+  readonly #base: number;
+  readonly #max: number;
+  constructor(base: number, checkIntervalMs: number) {
+    this.#base = base;
+    // Not past the check interval: a dead peer is only noticed between waits.
+    this.#max = Math.max(base, Math.min(base * MAX_STRETCH, checkIntervalMs));
+    this.ms = base;
+  }
+  /** A wait got its answer while polling (`blockedMs` < 0) or `blockedMs` after it blocked. */
+  answered(blockedMs: number): void {
+    if (blockedMs < 0) this.ms = Math.max(this.#base, this.ms * SHRINK);
+    else this.ms = blockedMs <= this.#max ? Math.min(this.#max, this.ms * 2) : this.#base;
+  }
+}
+
+// Per ring, the producer's and the consumer's windows (one object may be both ends).
+const windows = new WeakMap<Ring, [PollWindow | undefined, PollWindow | undefined]>();
+
+function pollWindow(ring: Ring, producer: boolean, pollMs: number): PollWindow {
+  let pair = windows.get(ring);
+  if (pair === undefined) windows.set(ring, pair = [undefined, undefined]);
+  const end = producer ? 0 : 1;
+  return pair[end] ??= new PollWindow(pollMs, ring.checkIntervalMs);
+}
+
 /**
  * {@linkcode runAsync} for a caller that has just called `op` (on a live
  * ring, with no abort) and got null: the first step does not call it again.
@@ -150,21 +192,28 @@ export async function runAsyncAfterMiss<T>(
   pollMs: number,
   signal: AbortSignal | undefined,
 ): Promise<T | null> {
+  const window = pollWindow(ring, producer, pollMs);
   const attempt: Attempt = {
     deadline: performance.now() + timeout,
-    spinMs: pollMs,
+    spinMs: window.ms,
     spun: false,
     sleeping: false,
     tried: true,
   };
   const word = producer ? ring.headWord : ring.tailWord;
+  let blockedAt = -1;
   try {
     for (;;) {
       const next = step(ring, attempt, producer, op);
-      if (!(next instanceof Wait)) return next;
+      if (!(next instanceof Wait)) {
+        if (next !== null) window.answered(blockedAt < 0 ? -1 : performance.now() - blockedAt);
+        return next;
+      }
       if (next === RETRY) continue;
+      if (next.sleep && blockedAt < 0) blockedAt = performance.now();
       // An abort rejects at once and wakes the thread blocked for the wait.
-      await futexWaitAsync(word, next.expected, next.timeoutMs, next.sleep ? 0 : pollMs, signal);
+      const poll = next.sleep ? 0 : attempt.spinMs;
+      await futexWaitAsync(word, next.expected, next.timeoutMs, poll, signal);
       signal?.throwIfAborted();
     }
   } finally {

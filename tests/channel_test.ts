@@ -425,6 +425,27 @@ test("a message or room at hand settles the async calls before the event loop tu
   assert.equal(turned, false, "no call waited for the event loop");
 });
 
+test("an async consumer whose messages come soon after it blocks polls longer next time", async () => {
+  using mapping = Mapping.anonymous(1024);
+  const pollMs = 20;
+  const producer = Channel.init(mapping.view());
+  const consumer = Channel.from(mapping.view(), { pollMs });
+  const words = mapping.view(Int32Array);
+  // Each message comes 30 ms (or later, under load) after the receive starts:
+  // past the 20 ms window, so at first the consumer is asleep (consumerSleeping,
+  // word 33, set) when it comes; a stretched window (up to 80 ms) finds it polling.
+  const asleep: number[] = [];
+  for (let round = 0; round < 10 && !asleep.includes(0); round++) {
+    const receiving = consumer.receiveAsync(10_000);
+    await new Promise((resolve) => setTimeout(resolve, pollMs * 1.5));
+    asleep.push(words[33]!);
+    producer.send(encoder.encode(`m${round}`));
+    assert.equal(decoder.decode(bytes(await receiving)), `m${round}`);
+  }
+  assert.equal(asleep[0], 1, "the first message found the consumer asleep");
+  assert.ok(asleep.includes(0), `a later one found it polling: ${asleep.join(",")}`);
+});
+
 test(
   "after an aborted wait with no timeout, nothing keeps the process alive: it exits by itself",
   PEER_TEST,
