@@ -88,7 +88,12 @@ export interface ChannelOptions {
    * CPU. Infinity polls for as long as the wait lasts.
    */
   readonly spinMs?: number;
-  /** Polling window of the async calls, as in `waitAsync` (default DEFAULT_POLL_MS). */
+  /**
+   * Polling window of the async calls, as in `waitAsync` (default
+   * DEFAULT_POLL_MS). An end whose answers keep coming soon after it stops
+   * polling stretches its window, up to 4x this (and at most
+   * checkIntervalMs), and shrinks it back as answers come while polling.
+   */
   readonly pollMs?: number;
   /**
    * How often a waiting end checks that the other end's process lives, in
