@@ -537,7 +537,11 @@ export class Channel {
           // A message at hand costs no wait loop.
           ring.live("receive");
           const message = ring.tryReceive();
-          if (message !== null) return Promise.resolve(result(message));
+          if (message !== null) {
+            return Promise.resolve(
+              message === undefined ? finished : { done: false, value: message },
+            );
+          }
         } catch (error) {
           return Promise.reject(error);
         }
