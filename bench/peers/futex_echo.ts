@@ -4,7 +4,7 @@
  *
  * Usage: futex_echo.ts <path> <count> [async]
  *
- * `async` waits with `waitAsync` (default polling window) instead of `wait`.
+ * `async` waits with `waitAsync`, polling only (pollMs Infinity), instead of `wait`.
  *
  * @module
  */
@@ -17,7 +17,7 @@ const words = mapping.view(Int32Array);
 const async = process.argv[4] === "async";
 for (let i = 1; i <= Number(countText); i++) {
   for (let seen = Atomics.load(words, 0); seen !== i; seen = Atomics.load(words, 0)) {
-    if (async) await waitAsync(words, 0, seen, 60_000);
+    if (async) await waitAsync(words, 0, seen, 60_000, { pollMs: Infinity });
     else wait(words, 0, seen, 60_000);
   }
   Atomics.store(words, 32, i);
