@@ -86,8 +86,11 @@ export function setTimerRef(timer: ReturnType<typeof setTimeout>, ref: boolean):
   }
 }
 
+/** Runs `fn` after the current macrotask: setImmediate where it exists, else a 0 ms timer. */
+export const scheduleMacrotask: (fn: () => void) => unknown = scope.setImmediate ??
+  ((fn: () => void) => setTimeout(fn, 0));
+
 /** Resolves after the current macrotask: setImmediate where it exists, else a 0 ms timer. */
-export const nextMacrotask: () => Promise<void> = (() => {
-  const schedule = scope.setImmediate ?? ((fn: () => void) => setTimeout(fn, 0));
-  return () => new Promise<void>((resolve) => void schedule(resolve));
-})();
+export function nextMacrotask(): Promise<void> {
+  return new Promise<void>((resolve) => void scheduleMacrotask(resolve));
+}

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { futexWait, futexWaitAsync, futexWake } from "./wait.ts";
+import { futexWait, futexWaitAsync } from "./wait.ts";
 import { CONSUMER_SLEEPING, HEAD, PRODUCER_SLEEPING, TAIL } from "./_channel_layout.ts";
 import type { Ring } from "./_channel_ring.ts";
 
@@ -34,6 +34,8 @@ interface Attempt {
   spun: boolean;
   /** This end's sleeping flag is set and must be cleared. */
   sleeping: boolean;
+  /** `op` gave null just now: the first step need not call it again. */
+  tried: boolean;
 }
 
 /**
@@ -54,8 +56,11 @@ function step<T>(
     attempt.sleeping = false;
     Atomics.store(header, flag, 0);
   }
-  const result = op();
-  if (result !== null) return result;
+  if (attempt.tried) attempt.tried = false;
+  else {
+    const result = op();
+    if (result !== null) return result;
+  }
   const left = attempt.deadline - performance.now();
   if (left <= 0) return null;
   const expected = producer ? ring.seenHead : ring.head;
@@ -93,6 +98,7 @@ export function run<T>(
     spinMs,
     spun: false,
     sleeping: false,
+    tried: false,
   };
   const word = producer ? ring.headWord : ring.tailWord;
   try {
@@ -108,8 +114,12 @@ export function run<T>(
   }
 }
 
-/** The asynchronous twin of {@linkcode run}; an abort rejects with the signal's reason. */
-export async function runAsync<T>(
+/**
+ * The asynchronous twin of {@linkcode run}; an abort rejects with the
+ * signal's reason. A result at hand is returned in an already-resolved
+ * promise, with no async frame (the common case when the other end keeps up).
+ */
+export function runAsync<T>(
   ring: Ring,
   producer: boolean,
   op: () => T | null,
@@ -117,20 +127,93 @@ export async function runAsync<T>(
   pollMs: number,
   signal: AbortSignal | undefined,
 ): Promise<T | null> {
-  signal?.throwIfAborted();
+  if (signal?.aborted === true) return Promise.reject(signal.reason);
+  try {
+    ring.live(producer ? "send" : "receive");
+    const result = op();
+    if (result !== null) return Promise.resolve(result);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return runAsyncAfterMiss(ring, producer, op, timeout, pollMs, signal);
+}
+
+/** The most an end's polling window stretches, as a multiple of its pollMs. */
+const MAX_STRETCH = 4;
+/** How fast a stretched window shrinks back, per wait answered while polling. */
+const SHRINK = 0.95;
+
+/**
+ * One end's polling window for async waits. Two async ends answering each
+ * other stay fast only while each answers within the other's window: once
+ * one is late (descheduled under load), the other blocks, its wake-up takes
+ * a thread hand-off (~1 ms under load), which makes it late in turn, and
+ * both can stay there, ~1 ms a round trip. So an end whose answer came soon
+ * after it stopped polling polls longer next time (up to 4x pollMs, and
+ * not past checkIntervalMs), and shrinks back while answers come during
+ * the poll.
+ */
+class PollWindow {
+  ms: number;
+  readonly #base: number;
+  readonly #max: number;
+  constructor(base: number, checkIntervalMs: number) {
+    this.#base = base;
+    // Not past the check interval: a dead peer is only noticed between waits.
+    this.#max = Math.max(base, Math.min(base * MAX_STRETCH, checkIntervalMs));
+    this.ms = base;
+  }
+  /** A wait got its answer while polling (`blockedMs` < 0) or `blockedMs` after it blocked. */
+  answered(blockedMs: number): void {
+    if (blockedMs < 0) this.ms = Math.max(this.#base, this.ms * SHRINK);
+    else this.ms = blockedMs <= this.#max ? Math.min(this.#max, this.ms * 2) : this.#base;
+  }
+}
+
+// Per ring, the producer's and the consumer's windows (one object may be both ends).
+const windows = new WeakMap<Ring, [PollWindow | undefined, PollWindow | undefined]>();
+
+function pollWindow(ring: Ring, producer: boolean, pollMs: number): PollWindow {
+  let pair = windows.get(ring);
+  if (pair === undefined) windows.set(ring, pair = [undefined, undefined]);
+  const end = producer ? 0 : 1;
+  return pair[end] ??= new PollWindow(pollMs, ring.checkIntervalMs);
+}
+
+/**
+ * {@linkcode runAsync} for a caller that has just called `op` (on a live
+ * ring, with no abort) and got null: the first step does not call it again.
+ */
+export async function runAsyncAfterMiss<T>(
+  ring: Ring,
+  producer: boolean,
+  op: () => T | null,
+  timeout: number,
+  pollMs: number,
+  signal: AbortSignal | undefined,
+): Promise<T | null> {
+  const window = pollWindow(ring, producer, pollMs);
   const attempt: Attempt = {
     deadline: performance.now() + timeout,
-    spinMs: pollMs,
+    spinMs: window.ms,
     spun: false,
     sleeping: false,
+    tried: true,
   };
   const word = producer ? ring.headWord : ring.tailWord;
+  let blockedAt = -1;
   try {
     for (;;) {
       const next = step(ring, attempt, producer, op);
-      if (!(next instanceof Wait)) return next;
+      if (!(next instanceof Wait)) {
+        if (next !== null) window.answered(blockedAt < 0 ? -1 : performance.now() - blockedAt);
+        return next;
+      }
       if (next === RETRY) continue;
-      await waitAbortable(word, next.expected, next.timeoutMs, next.sleep ? 0 : pollMs, signal);
+      if (next.sleep && blockedAt < 0) blockedAt = performance.now();
+      // An abort rejects at once and wakes the thread blocked for the wait.
+      const poll = next.sleep ? 0 : attempt.spinMs;
+      await futexWaitAsync(word, next.expected, next.timeoutMs, poll, signal);
       signal?.throwIfAborted();
     }
   } finally {
@@ -150,48 +233,4 @@ function spinWhile(words: Int32Array, index: number, expected: number, ms: numbe
     if (end === Infinity) end = now + ms;
     else if (now >= end) return;
   }
-}
-
-/**
- * `futexWaitAsync`, ended early by `signal`: the promise rejects with its
- * reason at once, and the wait still in flight on another thread is woken
- * (a wake on this end's own word, which only this end sleeps on), so that
- * nothing keeps waiting and the process can exit. Kept apart so that a
- * futex wait taking a signal itself can replace it.
- */
-function waitAbortable(
-  word: Int32Array,
-  expected: number,
-  timeoutMs: number,
-  pollMs: number,
-  signal: AbortSignal | undefined,
-): Promise<unknown> {
-  const waiting = futexWaitAsync(word, expected, timeoutMs, pollMs);
-  if (signal === undefined) return waiting;
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const abort = (): void => {
-      // Wake until the wait in flight has ended: a wake may come before it sleeps.
-      const kick = (): void => {
-        if (settled || word.length === 0) return;
-        futexWake(word);
-        setTimeout(kick, 1);
-      };
-      kick();
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", abort, { once: true });
-    waiting.then(
-      (value) => {
-        settled = true;
-        signal.removeEventListener("abort", abort);
-        resolve(value);
-      },
-      (error) => {
-        settled = true;
-        signal.removeEventListener("abort", abort);
-        reject(error);
-      },
-    );
-  });
 }

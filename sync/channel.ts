@@ -74,7 +74,7 @@ import {
   PRODUCER_CLOSED,
 } from "./_channel_layout.ts";
 import { Ring } from "./_channel_ring.ts";
-import { run, runAsync } from "./_channel_wait.ts";
+import { run, runAsync, runAsyncAfterMiss } from "./_channel_wait.ts";
 
 export { CHANNEL_HEADER_BYTES, CHANNEL_MAGIC } from "./_channel_layout.ts";
 export { ChannelError, type ChannelErrorCode } from "./_channel_layout.ts";
@@ -88,7 +88,12 @@ export interface ChannelOptions {
    * CPU. Infinity polls for as long as the wait lasts.
    */
   readonly spinMs?: number;
-  /** Polling window of the async calls, as in `waitAsync` (default DEFAULT_POLL_MS). */
+  /**
+   * Polling window of the async calls, as in `waitAsync` (default
+   * DEFAULT_POLL_MS). An end whose answers keep coming soon after it stops
+   * polling stretches its window, up to 4x this (and at most
+   * checkIntervalMs), and shrinks it back as answers come while polling.
+   */
   readonly pollMs?: number;
   /**
    * How often a waiting end checks that the other end's process lives, in
@@ -411,7 +416,16 @@ export class Channel {
     const bytes = messageBytes(message, this.#ring.maxMessage);
     const timeout = checkTimeout(timeoutMs);
     const signal = checkSignal(options);
-    return runAsync(this.#ring, true, this.#sendOp(bytes), timeout, this.#pollMs, signal)
+    const ring = this.#ring;
+    if (signal?.aborted === true) return Promise.reject(signal.reason);
+    try {
+      // Room at hand costs no wait loop (runAsync's own try would add a then).
+      ring.live("send");
+      if (ring.trySend(bytes)) return Promise.resolve(true);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return runAsyncAfterMiss(ring, true, this.#sendOp(bytes), timeout, this.#pollMs, signal)
       .then((sent) => sent ?? false);
   }
 
@@ -523,11 +537,15 @@ export class Channel {
           // A message at hand costs no wait loop.
           ring.live("receive");
           const message = ring.tryReceive();
-          if (message !== null) return Promise.resolve(result(message));
+          if (message !== null) {
+            return Promise.resolve(
+              message === undefined ? finished : { done: false, value: message },
+            );
+          }
         } catch (error) {
           return Promise.reject(error);
         }
-        return runAsync(ring, false, this.#receiveOp, Infinity, this.#pollMs, undefined)
+        return runAsyncAfterMiss(ring, false, this.#receiveOp, Infinity, this.#pollMs, undefined)
           .then(result);
       },
       return: (): Promise<IteratorResult<Uint8Array, undefined>> => {

@@ -376,6 +376,76 @@ test("an AbortSignal ends receiveAsync, sendAsync and reserveAsync with its reas
   assert.throws(() => consumer.receiveAsync(1, { signal: "no" as never }), TypeError);
 });
 
+test("a message or room at hand settles the async calls before the event loop turns", async () => {
+  using mapping = Mapping.anonymous(1024);
+  const producer = Channel.init(mapping.view());
+  const consumer = Channel.from(mapping.view());
+  // A macrotask queued first: a call that waited for the event loop would settle after it.
+  let turned = false;
+  const turn = (): void => {
+    turned = false;
+    setImmediate(() => (turned = true));
+  };
+  turn();
+  assert.equal(await producer.sendAsync(encoder.encode("one")), true);
+  const room = await producer.reserveAsync(3);
+  assert.ok(room instanceof Uint8Array);
+  room.set(encoder.encode("two"));
+  producer.commit();
+  assert.equal(decoder.decode(bytes(await consumer.receiveAsync())), "one");
+  const iterator = consumer[Symbol.asyncIterator]();
+  const next = await iterator.next();
+  assert.equal(next.done, false);
+  assert.equal(decoder.decode(next.value!), "two");
+  assert.equal(turned, false, "no call waited for the event loop");
+  // Nothing at hand: the wait lets the event loop run, and ends when a message comes.
+  const pending = iterator.next();
+  await new Promise((resolve) => setImmediate(resolve));
+  producer.send(encoder.encode("three"));
+  assert.equal(decoder.decode((await pending).value!), "three");
+  // An aborted signal still wins over a message at hand, and failures reject, not throw.
+  producer.send(encoder.encode("four"));
+  const reason = new Error("aborted first");
+  turn();
+  await assert.rejects(
+    consumer.receiveAsync(undefined, { signal: AbortSignal.abort(reason) }),
+    (e) => e === reason,
+  );
+  await assert.rejects(
+    producer.sendAsync(encoder.encode("x"), undefined, { signal: AbortSignal.abort(reason) }),
+    (e) => e === reason,
+  );
+  assert.equal(decoder.decode(bytes(await consumer.receiveAsync())), "four");
+  consumer.close();
+  const failing = producer.sendAsync(encoder.encode("five"));
+  assert.ok(failing instanceof Promise);
+  await assert.rejects(failing, (e) => e instanceof ChannelError && e.code === "CONSUMER_CLOSED");
+  const closing = consumer.receiveAsync();
+  await assert.rejects(closing, ClosedError);
+  assert.equal(turned, false, "no call waited for the event loop");
+});
+
+test("an async consumer whose messages come soon after it blocks polls longer next time", async () => {
+  using mapping = Mapping.anonymous(1024);
+  const pollMs = 20;
+  const producer = Channel.init(mapping.view());
+  const consumer = Channel.from(mapping.view(), { pollMs });
+  const words = mapping.view(Int32Array);
+  // Each message comes 30 ms (or later, under load) after the receive starts:
+  // past the 20 ms window, so at first the consumer is asleep (consumerSleeping,
+  // word 33, set) when it comes; a stretched window (up to 80 ms) finds it polling.
+  const asleep: number[] = [];
+  for (let round = 0; round < 10 && !asleep.includes(0); round++) {
+    const receiving = consumer.receiveAsync(10_000);
+    await new Promise((resolve) => setTimeout(resolve, pollMs * 1.5));
+    asleep.push(words[33]!);
+    producer.send(encoder.encode(`m${round}`));
+    assert.equal(decoder.decode(bytes(await receiving)), `m${round}`);
+  }
+  assert.equal(asleep[0], 1, "the first message found the consumer asleep");
+  assert.ok(asleep.includes(0), `a later one found it polling: ${asleep.join(",")}`);
+});
+
 test(
   "after an aborted wait with no timeout, nothing keeps the process alive: it exits by itself",
   PEER_TEST,

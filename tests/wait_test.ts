@@ -104,6 +104,25 @@ test("waitAsync: the event loop runs during the wait, and notify wakes it", asyn
   assert.equal(await waitAsync(words, 0, 1, 20, { pollMs: 0 }), "timed-out");
 });
 
+test("waitAsync polls from the event loop for its window: not in the kernel, and sees the change", async () => {
+  using mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  const pending = waitAsync(words, 0, 0, 30_000, { pollMs: 30_000 });
+  let notified = -1;
+  // Timers run meanwhile; on the third tick the waiter is still polling, so notify finds nobody.
+  const timer = afterTicks(3, () => {
+    notified = notify(words, 0);
+    Atomics.store(words, 0, 1);
+  });
+  try {
+    assert.equal(await pending, "ok");
+    assert.equal(notified, 0, "nobody slept in the kernel during the polling window");
+    assert.ok(timer.count >= 3, `the timer fired ${timer.count} times during the wait`);
+  } finally {
+    timer.stop();
+  }
+});
+
 test("notify counts the waiters it woke, once they sleep in the kernel", async () => {
   using mapping = Mapping.anonymous(4096);
   const words = mapping.view(Int32Array);

@@ -7,7 +7,7 @@
  * @module
  */
 import process from "node:process";
-import { Channel, type ChannelOptions, Mapping } from "../../mod.ts";
+import { Channel, type ChannelOptions, Mapping, waitAsync } from "../../mod.ts";
 
 const [path, halfText, countText, mode] = process.argv.slice(2) as [string, string, string, string];
 const half = Number(halfText);
@@ -17,6 +17,11 @@ const options: ChannelOptions = mode === "spin"
   ? { spinMs: 0 }
   : {};
 
+// Start the thread/Worker an async wait blocks on now, not in a measured batch.
+if (mode === "async") {
+  using scratch = Mapping.anonymous(4096);
+  await waitAsync(scratch.view(Int32Array), 0, 0, 1, { pollMs: 0 });
+}
 using mapping = Mapping.file(path);
 const inbox = Channel.from(mapping.view(Uint8Array, 0, half), options);
 const outbox = Channel.from(mapping.view(Uint8Array, half, half), options);

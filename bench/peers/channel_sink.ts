@@ -6,7 +6,10 @@
  *
  * Usage: channel_sink.ts <path> <count> [spinMs (default 1)] [receive|iterate]
  *
- * `iterate` receives with `for await` instead of a `receive()` loop.
+ * `iterate` receives with `for await` instead of a `receive()` loop;
+ * `await` with a `receive()` loop that awaits a resolved promise (wrapping
+ * the message, as an iterator result does) per message: the floor of any
+ * `for await`.
  *
  * @module
  */
@@ -28,6 +31,11 @@ if (process.argv[5] === "iterate") {
   for await (const message of channel) {
     if (message.length > 0) sum += message[0]! + message[message.length - 1]!;
     if (++i === count) break;
+  }
+} else if (process.argv[5] === "await") {
+  for (let i = 0; i < count; i++) {
+    const message = (await Promise.resolve({ value: channel.receive() as Uint8Array })).value;
+    if (message.length > 0) sum += message[0]! + message[message.length - 1]!;
   }
 } else {
   for (let i = 0; i < count; i++) {
