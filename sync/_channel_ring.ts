@@ -64,6 +64,8 @@ export class Ring {
   next = -1;
   nextBytes = 0;
   received: number;
+  /** A word the consumer's polls read to fetch a record early; nothing uses it. */
+  peek = 0;
   /** Messages `sent` vouches for beyond those received: a record needs one. */
   budget: number;
 
@@ -413,8 +415,16 @@ export class Ring {
         // Running empty: let the producer see all the room there is.
         if (this.unpublished !== 0) this.publishHead();
         const header = this.header;
+        const lengths = this.lengths;
+        const slot = head >> 2;
         let tail = head;
-        for (let left = polls; left > 0 && tail === head; left--) tail = Atomics.load(header, TAIL);
+        let peek = 0;
+        for (let left = polls; left > 0 && tail === head; left--) {
+          tail = Atomics.load(header, TAIL);
+          // Unused: fetches the record's line alongside tail, not after it.
+          peek ^= lengths[slot]!;
+        }
+        this.peek = peek;
         if (tail === head) return null;
         this.seenTail = this.#acceptTail(tail);
       }
