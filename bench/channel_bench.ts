@@ -77,8 +77,8 @@ function low(values: readonly number[]): number {
 }
 
 /**
- * The spinning round trip and C's, each the 10th percentile of 48 batches
- * of 500 taken in 3 alternating rounds. Two spinning processes need both
+ * The spinning round trip and C's, each the 10th percentile of 80 batches
+ * of 500 taken in 5 alternating rounds. Two spinning processes need both
  * vCPUs: a batch in which either was descheduled is off by a time slice,
  * and the host's placement of the vCPUs (one core's two threads, or cores
  * apart) moves the C figure between ~110 and ~490 ns from minute to minute.
@@ -89,7 +89,7 @@ async function spinPingPong(): Promise<{ channel: number; c: number }> {
   const per = 500;
   const channel: number[] = [];
   const c: number[] = [];
-  for (let round = 0; round < 3; round++) {
+  for (let round = 0; round < 5; round++) {
     for (let r = 0; r < 16; r++) c.push(runForNumber(program, [String(per)]));
     const half = 64 * 1024;
     const warmUp = 5000;
