@@ -830,6 +830,9 @@ for (const peer of RUNTIMES) {
 
 // --- a spinning end (spinMs: Infinity) notices a dead peer
 
+/** How long a spinning peer may live: it is killed after that, failing its test. */
+const SPIN_LIMIT = isEmulated ? 300_000 : 60_000;
+
 /** CPU time a process has used, in clock ticks (utime + stime of /proc/<pid>/stat). */
 function cpuTicks(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -860,7 +863,7 @@ test(
       const producing = startPeer(self, "channel_spin_peer.ts", [file.path, "produce"]);
       running.push(producing);
       await until(() => words[0] === 1, 60_000, "the producer's message");
-      const consuming = startPeer(self, "channel_spin_peer.ts", [file.path, "consume"], 60_000);
+      const consuming = startPeer(self, "channel_spin_peer.ts", [file.path, "consume"], SPIN_LIMIT);
       running.push(consuming);
       await until(() => words[0] === 2, 60_000, "the consumer to receive it");
       await spinning(consuming.pid);
@@ -889,7 +892,7 @@ test(
       const consuming = startPeer(self, "channel_spin_peer.ts", [file.path, "stall"]);
       running.push(consuming);
       await until(() => words[0] === 4, 60_000, "the consumer to take its place");
-      const producing = startPeer(self, "channel_spin_peer.ts", [file.path, "fill"], 60_000);
+      const producing = startPeer(self, "channel_spin_peer.ts", [file.path, "fill"], SPIN_LIMIT);
       running.push(producing);
       await until(() => words[0] === 3, 60_000, "the producer to fill the ring");
       await spinning(producing.pid);
