@@ -85,7 +85,8 @@ export interface ChannelOptions {
    * How long a blocking `send`/`receive` polls before sleeping in futex, in
    * milliseconds (default 0.02). Polling sees a change within
    * nanoseconds; sleeping costs a wake-up (tens of microseconds) but no
-   * CPU. Infinity polls for as long as the wait lasts.
+   * CPU. Infinity polls for as long as the wait lasts (still looking at the
+   * other end's process every `checkIntervalMs`).
    */
   readonly spinMs?: number;
   /** Polling window of the async calls, as in `waitAsync` (default DEFAULT_POLL_MS). */
