@@ -119,6 +119,56 @@ async function futexAsyncPingPong(perBatch: number): Promise<number> {
   }
 }
 
+/** The 10th percentile. */
+function low(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 10)]!;
+}
+
+/**
+ * The spinning round trip and C's, each the 10th percentile of 80 batches
+ * of 500 taken in 5 alternating rounds. Two spinning processes need both
+ * vCPUs: a batch in which either was descheduled is off by a time slice,
+ * and the host's placement of the vCPUs (one core's two threads, or cores
+ * apart) moves the C figure between ~110 and ~490 ns from minute to minute.
+ * Alternating and taking the fast batches of both compares like with like.
+ */
+async function spinPingPong(): Promise<{ channel: number; c: number }> {
+  const program = compileC("pingpong_spin");
+  const per = 500;
+  const channel: number[] = [];
+  const c: number[] = [];
+  for (let round = 0; round < 5; round++) {
+    for (let r = 0; r < 16; r++) c.push(runForNumber(program, [String(per)]));
+    const half = 64 * 1024;
+    const warmUp = 5000;
+    const file = sharedFile(2 * half);
+    try {
+      using mapping = Mapping.file(file.path);
+      const outbox = Channel.init(mapping.view(Uint8Array, 0, half), OPTIONS.spin);
+      const inbox = Channel.init(mapping.view(Uint8Array, half, half), OPTIONS.spin);
+      const peer = startPeer("channel_echo.ts", [file.path, half, warmUp + 16 * per, "spin"]);
+      const done = exited(peer, "channel echo");
+      const message = new Uint8Array(8);
+      const batch = (n: number): number => {
+        const start = performance.now();
+        for (let i = 0; i < n; i++) {
+          outbox.send(message);
+          inbox.receive();
+        }
+        return ((performance.now() - start) * 1e6) / n;
+      };
+      batch(warmUp);
+      for (let b = 0; b < 16; b++) channel.push(batch(per));
+      inbox.release();
+      await done;
+    } finally {
+      file.remove();
+    }
+  }
+  return { channel: low(channel), c: low(c) };
+}
+
 /** ns per round trip through a Unix socket (node:net) in this runtime. */
 async function socketPingPong(perBatch: number): Promise<number> {
   const bytes = crypto.getRandomValues(new Uint8Array(6));
@@ -205,8 +255,7 @@ export const benchmarks: Benchmark[] = [
     name: "channel ping-pong round trip between two processes, spinning",
     unit: "ns/op",
     async run(): Promise<Measured> {
-      const value = await channelPingPong("spin", 20_000);
-      const c = runForNumber(compileC("pingpong_spin"), ["200000"]);
+      const { channel: value, c } = await spinPingPong();
       const pipe = await pipePingPong(1000);
       const socket = await socketPingPong(1000);
       return {

@@ -29,9 +29,8 @@ const RETRY = new Wait(0, 0, false);
 /** One blocking call in progress. */
 interface Attempt {
   readonly deadline: number;
-  /** How long to wait without sleeping first (spinMs, or pollMs when async). */
-  readonly spinMs: number;
-  spun: boolean;
+  /** How long to wait without sleeping first (spinMs, or pollMs when async); what is left of it. */
+  spinMs: number;
   /** This end's sleeping flag is set and must be cleared. */
   sleeping: boolean;
   /** `op` gave null just now: the first step need not call it again. */
@@ -64,9 +63,11 @@ function step<T>(
   const left = attempt.deadline - performance.now();
   if (left <= 0) return null;
   const expected = producer ? ring.seenHead : ring.head;
-  if (!attempt.spun) {
-    attempt.spun = true;
-    if (attempt.spinMs > 0) return new Wait(expected, Math.min(left, attempt.spinMs), false);
+  if (attempt.spinMs > 0) {
+    // In slices of the check interval, so that op looks at the other end between them.
+    const slice = Math.min(left, attempt.spinMs, ring.checkIntervalMs);
+    attempt.spinMs -= slice;
+    return new Wait(expected, slice, false);
   }
   // Announce the sleep, then look again: the other end either sees the
   // flag or its move is seen here (both sides order store-then-load).
@@ -96,7 +97,6 @@ export function run<T>(
   const attempt: Attempt = {
     deadline: performance.now() + timeout,
     spinMs,
-    spun: false,
     sleeping: false,
     tried: false,
   };
@@ -196,7 +196,6 @@ export async function runAsyncAfterMiss<T>(
   const attempt: Attempt = {
     deadline: performance.now() + timeout,
     spinMs: window.ms,
-    spun: false,
     sleeping: false,
     tried: true,
   };

@@ -85,7 +85,8 @@ export interface ChannelOptions {
    * How long a blocking `send`/`receive` polls before sleeping in futex, in
    * milliseconds (default 0.02). Polling sees a change within
    * nanoseconds; sleeping costs a wake-up (tens of microseconds) but no
-   * CPU. Infinity polls for as long as the wait lasts.
+   * CPU. Infinity polls for as long as the wait lasts (still looking at the
+   * other end's process every `checkIntervalMs`).
    */
   readonly spinMs?: number;
   /**
@@ -140,6 +141,16 @@ function checkSettings(options: ChannelOptions | undefined): Settings {
   };
 }
 
+/**
+ * Polls before a blocking call enters its wait loop: about a microsecond
+ * (a poll costs 4-10 ns), which covers a prompt peer's answer, and no more
+ * than spinMs allows.
+ */
+function spinPolls(spinMs: number): number {
+  return Math.min(SPIN_POLLS, Math.ceil(spinMs * 250_000));
+}
+const SPIN_POLLS = 256;
+
 function checkSignal(options: ChannelWaitOptions | undefined): AbortSignal | undefined {
   const signal = checkOptions(options, "options").signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
@@ -172,10 +183,13 @@ export class Channel {
 
   readonly #ring: Ring;
   readonly #spinMs: number;
+  /** Polls of a blocking call before its wait loop (which reads the clock): part of spinMs. */
+  readonly #spinPolls: number;
   readonly #pollMs: number;
 
   private constructor(bytes: Uint8Array, capacity: number, settings: Settings) {
     this.#spinMs = settings.spinMs;
+    this.#spinPolls = spinPolls(settings.spinMs);
     this.#pollMs = settings.pollMs;
     this.#ring = new Ring(bytes, capacity, settings.checkIntervalMs);
     if (settings.role !== 0) this.#ring.claim(settings.role, "attach to a channel");
@@ -476,8 +490,11 @@ export class Channel {
    */
   receive(timeoutMs?: number): Uint8Array | null | typeof Channel.DONE {
     const timeout = checkTimeout(timeoutMs);
-    this.#ring.live("receive");
-    return this.#receiveOp() ?? run(this.#ring, false, this.#receiveOp, timeout, this.#spinMs);
+    const ring = this.#ring;
+    ring.live("receive");
+    // A message at hand, or within a few polls: no wait loop, no clock.
+    return ring.receiveReady(timeout > 0 ? this.#spinPolls : 0) ??
+      run(ring, false, this.#receiveOp, timeout, this.#spinMs);
   }
 
   /**

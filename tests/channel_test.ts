@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { Channel, ClosedError, Mapping } from "../mod.ts";
 import { ChannelError } from "../sync/channel.ts";
 import { CHANNEL_HEADER_BYTES, CHANNEL_MAGIC } from "../raw.ts";
@@ -896,3 +897,83 @@ for (const peer of RUNTIMES) {
     },
   );
 }
+
+// --- a spinning end (spinMs: Infinity) notices a dead peer
+
+/** How long a spinning peer may live: it is killed after that, failing its test. */
+const SPIN_LIMIT = isEmulated ? 300_000 : 60_000;
+
+/** CPU time a process has used, in clock ticks (utime + stime of /proc/<pid>/stat). */
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+/**
+ * Waits until `pid` has used 20 more ticks of CPU (200 ms at 100 Hz): an
+ * end that signalled it is about to wait and then burns CPU is spinning in
+ * that wait, past its first look at the other end.
+ */
+async function spinning(pid: number): Promise<void> {
+  const start = cpuTicks(pid);
+  await until(() => cpuTicks(pid) - start >= 20, 60_000, `pid ${pid} to spin`);
+}
+
+test(
+  "a receive() spinning with no timeout returns Channel.DONE once its producer is SIGKILLed",
+  PEER_TEST,
+  async () => {
+    const file = sharedFile(64 + 4096);
+    const running: Running[] = [];
+    try {
+      using mapping = Mapping.file(file.path);
+      const words = mapping.view(Int32Array, 0, 16);
+      Channel.init(mapping.view(Uint8Array, 64));
+      const producing = startPeer(self, "channel_spin_peer.ts", [file.path, "produce"]);
+      running.push(producing);
+      await until(() => words[0] === 1, 60_000, "the producer's message");
+      const consuming = startPeer(self, "channel_spin_peer.ts", [file.path, "consume"], SPIN_LIMIT);
+      running.push(consuming);
+      await until(() => words[0] === 2, 60_000, "the consumer to receive it");
+      await spinning(consuming.pid);
+      producing.kill("SIGKILL");
+      assert.equal((await producing.done).signal, "SIGKILL");
+      // A consumer that never noticed would spin until the peer's 120 s limit kills it.
+      const output = await expectSuccess(consuming, "the spinning consumer");
+      assert.match(output, /^DONE$/m);
+    } finally {
+      for (const child of running) child.kill("SIGKILL");
+      file.remove();
+    }
+  },
+);
+
+test(
+  "a send() spinning with no timeout on a full ring throws CONSUMER_DIED once its consumer is SIGKILLed",
+  PEER_TEST,
+  async () => {
+    const file = sharedFile(64 + 4096);
+    const running: Running[] = [];
+    try {
+      using mapping = Mapping.file(file.path);
+      const words = mapping.view(Int32Array, 0, 16);
+      Channel.init(mapping.view(Uint8Array, 64));
+      const consuming = startPeer(self, "channel_spin_peer.ts", [file.path, "stall"]);
+      running.push(consuming);
+      await until(() => words[0] === 4, 60_000, "the consumer to take its place");
+      const producing = startPeer(self, "channel_spin_peer.ts", [file.path, "fill"], SPIN_LIMIT);
+      running.push(producing);
+      await until(() => words[0] === 3, 60_000, "the producer to fill the ring");
+      await spinning(producing.pid);
+      consuming.kill("SIGKILL");
+      assert.equal((await consuming.done).signal, "SIGKILL");
+      // A producer that never noticed would spin until the peer's 120 s limit kills it.
+      const output = await expectSuccess(producing, "the spinning producer");
+      assert.match(output, /^CONSUMER_DIED$/m);
+    } finally {
+      for (const child of running) child.kill("SIGKILL");
+      file.remove();
+    }
+  },
+);
