@@ -103,8 +103,8 @@ const MUTANTS: readonly Mutant[] = [
   {
     name: "quarantine-sweep",
     what: "the sweep gives back the ranges closed less than QUARANTINE_MS ago",
-    find: "while (held.length > 0 && now - held[0]!.since >= QUARANTINE_MS) unmapOldest();",
-    replace: "while (held.length > 0 && now - held[0]!.since <= QUARANTINE_MS) unmapOldest();",
+    find: "while (due < held.length && now - held[due]!.since >= QUARANTINE_MS) due++;",
+    replace: "while (due < held.length && now - held[due]!.since <= QUARANTINE_MS) due++;",
     tests: ["tests/quarantine_test.ts"],
   },
   {
