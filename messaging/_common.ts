@@ -365,6 +365,19 @@ export async function runAsync<T>(
   }
 }
 
+/**
+ * An iterable whose `for await` receives with `receive(options)` until the
+ * end; `options.signal` (checked now) ends it: the pending step rejects
+ * with the signal's reason.
+ */
+export function iterable(
+  options: SignalOptions | undefined,
+  receive: (options: SignalOptions | undefined) => Promise<Uint8Array | null | symbol>,
+): AsyncIterable<Uint8Array, undefined> {
+  signalOf(options);
+  return { [Symbol.asyncIterator]: () => iterate(() => receive(options)) };
+}
+
 /** Lays out the `[Symbol.asyncIterator]` of a receiver. */
 export function iterate<T>(
   next: () => Promise<T | null | symbol>,

@@ -55,6 +55,7 @@ import {
   Copier,
   corrupted,
   isValidId,
+  iterable,
   iterate,
   Liveness,
   messageBytes,
@@ -581,18 +582,17 @@ export class Subscriber {
     const timeout = checkTimeout(timeoutMs);
     const signal = signalOf(options);
     const s = this.#settings;
-    return runAsync(
-      () => this.#ring.target,
-      this.#op,
-      timeout,
-      s.pollMs,
-      s.checkIntervalMs,
-      signal,
-    );
+    const target = () => this.#ring.target;
+    return runAsync(target, this.#op, timeout, s.pollMs, s.checkIntervalMs, signal);
   }
 
   /** The messages until the stream ends: `for await (const message of subscriber)`. */
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array, undefined> {
     return iterate<Uint8Array>(() => this.receiveAsync());
+  }
+
+  /** As `for await` over this {@linkcode Subscriber}, ended by `options.signal` (the pending step rejects). */
+  messages(options?: SignalOptions): AsyncIterable<Uint8Array, undefined> {
+    return iterable(options, (o) => this.receiveAsync(undefined, o));
   }
 }

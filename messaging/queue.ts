@@ -59,6 +59,7 @@ import {
   checkShape,
   checkView,
   corrupted,
+  iterable,
   iterate,
   messageBytes,
   runAsync,
@@ -453,5 +454,10 @@ export class Queue {
    */
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array, undefined> {
     return iterate<Uint8Array>(() => this.receiveAsync());
+  }
+
+  /** As `for await` over this {@linkcode Queue}, ended by `options.signal` (the pending step rejects). */
+  messages(options?: SignalOptions): AsyncIterable<Uint8Array, undefined> {
+    return iterable(options, (o) => this.receiveAsync(undefined, o));
   }
 }

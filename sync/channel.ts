@@ -53,9 +53,8 @@
  *
  * @module
  */
-import { checkTimeout, DEFAULT_POLL_MS } from "./wait.ts";
-import { typeName } from "../ffi/pointer.ts";
-import { checkInteger, checkOptions } from "../core/_validate.ts";
+import { checkTimeout } from "./wait.ts";
+import { checkInteger } from "../core/_validate.ts";
 import {
   CAPACITY,
   capacityForMessage,
@@ -63,7 +62,6 @@ import {
   CHANNEL_MAGIC,
   checkHeader,
   checkView,
-  CONSUMER_CLOSED,
   DATA_OFFSET,
   MAGIC,
   MAX_CAPACITY,
@@ -71,10 +69,10 @@ import {
   maxMessageFor,
   messageBytes,
   MIN_CAPACITY,
-  PRODUCER_CLOSED,
 } from "./_channel_layout.ts";
 import { Ring } from "./_channel_ring.ts";
 import { run, runAsync, runAsyncAfterMiss } from "./_channel_wait.ts";
+import { checkSettings, checkSignal, type Settings, spinPolls } from "./_channel_settings.ts";
 
 export { CHANNEL_HEADER_BYTES, CHANNEL_MAGIC } from "./_channel_layout.ts";
 export { ChannelError, type ChannelErrorCode } from "./_channel_layout.ts";
@@ -113,52 +111,6 @@ export interface ChannelOptions {
 export interface ChannelWaitOptions {
   /** Ends the wait: the promise rejects with the signal's reason. */
   readonly signal?: AbortSignal;
-}
-
-/** The options, checked before anything is written. */
-interface Settings {
-  readonly spinMs: number;
-  readonly pollMs: number;
-  readonly checkIntervalMs: number;
-  /** PRODUCER_CLOSED or CONSUMER_CLOSED (the role's bit), or 0. */
-  readonly role: number;
-}
-
-function checkSettings(options: ChannelOptions | undefined): Settings {
-  const o = checkOptions(options, "options");
-  const checkIntervalMs = checkTimeout(o.checkIntervalMs ?? 50, "checkIntervalMs");
-  if (checkIntervalMs === 0) {
-    throw new RangeError("Cannot use checkIntervalMs 0: expected more than 0 milliseconds");
-  }
-  if (o.role !== undefined && o.role !== "producer" && o.role !== "consumer") {
-    throw new TypeError(`Cannot use options.role: expected "producer" or "consumer"`);
-  }
-  return {
-    spinMs: checkTimeout(o.spinMs ?? 0.02, "spinMs"),
-    pollMs: checkTimeout(o.pollMs ?? DEFAULT_POLL_MS, "pollMs"),
-    checkIntervalMs,
-    role: o.role === "producer" ? PRODUCER_CLOSED : o.role === "consumer" ? CONSUMER_CLOSED : 0,
-  };
-}
-
-/**
- * Polls before a blocking call enters its wait loop: about a microsecond
- * (a poll costs 4-10 ns), which covers a prompt peer's answer, and no more
- * than spinMs allows.
- */
-function spinPolls(spinMs: number): number {
-  return Math.min(SPIN_POLLS, Math.ceil(spinMs * 250_000));
-}
-const SPIN_POLLS = 256;
-
-function checkSignal(options: ChannelWaitOptions | undefined): AbortSignal | undefined {
-  const signal = checkOptions(options, "options").signal;
-  if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    throw new TypeError(
-      `Cannot use options.signal: expected an AbortSignal, got ${typeName(signal)}`,
-    );
-  }
-  return signal;
 }
 
 /**
@@ -542,6 +494,39 @@ export class Channel {
    * @throws {ChannelError} CORRUPTED when a word breaks the layout's rules.
    */
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array, undefined> {
+    return this.#iterate(undefined);
+  }
+
+  /**
+   * The messages as {@linkcode Channel}'s `for await` gives them, with a
+   * signal that ends the loop: the pending step rejects with its reason.
+   *
+   * @example
+   * ```ts
+   * import { Channel, Mapping } from "@shmkit/shmkit";
+   * using mapping = Mapping.anonymous(64 * 1024);
+   * const channel = Channel.init(mapping.view());
+   * channel.send(new Uint8Array(3));
+   * const stop = new AbortController();
+   * try {
+   *   for await (const message of channel.messages({ signal: stop.signal })) {
+   *     console.log(message.length); // 3
+   *     stop.abort(new Error("enough")); // the next step rejects, nothing waits on
+   *   }
+   * } catch (error) {
+   *   console.log((error as Error).message); // "enough"
+   * }
+   * ```
+   *
+   * @throws {TypeError} (synchronously) When `signal` is not an AbortSignal.
+   * @throws {ChannelError} CORRUPTED when a word breaks the layout's rules.
+   */
+  messages(options?: ChannelWaitOptions): AsyncIterable<Uint8Array, undefined> {
+    const signal = checkSignal(options);
+    return { [Symbol.asyncIterator]: () => this.#iterate(signal) };
+  }
+
+  #iterate(signal: AbortSignal | undefined): AsyncIterator<Uint8Array, undefined> {
     const ring = this.#ring;
     const finished: IteratorReturnResult<undefined> = { done: true, value: undefined };
     const result = (
@@ -551,6 +536,7 @@ export class Channel {
     return {
       next: (): Promise<IteratorResult<Uint8Array, undefined>> => {
         try {
+          signal?.throwIfAborted();
           // A message at hand costs no wait loop.
           ring.live("receive");
           const message = ring.tryReceive();
@@ -562,7 +548,7 @@ export class Channel {
         } catch (error) {
           return Promise.reject(error);
         }
-        return runAsyncAfterMiss(ring, false, this.#receiveOp, Infinity, this.#pollMs, undefined)
+        return runAsyncAfterMiss(ring, false, this.#receiveOp, Infinity, this.#pollMs, signal)
           .then(result);
       },
       return: (): Promise<IteratorResult<Uint8Array, undefined>> => {

@@ -349,3 +349,29 @@ test("AbortSignal ends receiveAsync", async () => {
   setTimeout(() => controller.abort(reason), 20);
   await assert.rejects(receiving, (e) => e === reason);
 });
+
+test("messages({ signal }): for await takes what was published, and an abort ends a waiting loop with the reason", async () => {
+  const shape = { slots: 4, maxMessage: 8 };
+  using mapping = Mapping.anonymous(Broadcast.byteLengthFor(shape));
+  const publisher = Broadcast.init(mapping.view(), shape);
+  const subscriber = Broadcast.from(mapping.view()).subscribe();
+  assert.throws(() => subscriber.messages({ signal: 1 as unknown as AbortSignal }), TypeError);
+  publisher.publish(new Uint8Array([1]));
+  publisher.publish(new Uint8Array([2]));
+  const stop = new AbortController();
+  const reason = new Error("stopped");
+  const seen: number[] = [];
+  const timer = setTimeout(() => stop.abort(reason), 20);
+  try {
+    await assert.rejects(async () => {
+      for await (const message of subscriber.messages({ signal: stop.signal })) {
+        seen.push(message[0]!);
+      }
+    }, (error: unknown) => error === reason);
+  } finally {
+    clearTimeout(timer);
+  }
+  assert.deepEqual(seen, [1, 2]);
+  publisher.publish(new Uint8Array([3]));
+  assert.deepEqual([...subscriber.tryReceive() as Uint8Array], [3]);
+});

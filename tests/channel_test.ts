@@ -248,6 +248,44 @@ test("receiveAsync waits without blocking the event loop, and sendAsync waits fo
   }
 });
 
+test("messages({ signal }): for await yields what is at hand, and an abort ends a waiting loop with the reason", async () => {
+  using mapping = Mapping.anonymous(4096);
+  const producer = Channel.init(mapping.view());
+  const consumer = Channel.from(mapping.view());
+  assert.throws(
+    () => consumer.messages({ signal: "stop" as unknown as AbortSignal }),
+    TypeError,
+  );
+  producer.send(encoder.encode("one"));
+  producer.send(encoder.encode("two"));
+  const stop = new AbortController();
+  const reason = new Error("stopped");
+  const seen: string[] = [];
+  // The ring empties after two messages: only the abort (a later timer tick) can end the loop.
+  const timer = afterTicks(3, () => stop.abort(reason));
+  try {
+    await assert.rejects(async () => {
+      for await (const message of consumer.messages({ signal: stop.signal })) {
+        seen.push(decoder.decode(message));
+      }
+    }, (error: unknown) => error === reason);
+  } finally {
+    timer.stop();
+  }
+  assert.deepEqual(seen, ["one", "two"]);
+  // The aborted wait took nothing: a message sent now is there for the next receive.
+  producer.send(encoder.encode("three"));
+  assert.equal(decoder.decode(bytes(consumer.tryReceive())), "three");
+  // An aborted signal ends the loop before it receives anything.
+  producer.send(encoder.encode("four"));
+  await assert.rejects(async () => {
+    for await (const _ of consumer.messages({ signal: AbortSignal.abort(reason) })) {
+      assert.fail("a message was yielded after the abort");
+    }
+  }, (error: unknown) => error === reason);
+  assert.equal(decoder.decode(bytes(consumer.tryReceive())), "four");
+});
+
 test("close: the consumer drains what was sent, then gets Channel.DONE; for await ends", async () => {
   using mapping = Mapping.anonymous(4096);
   const producer = Channel.init(mapping.view());

@@ -490,3 +490,27 @@ test(
     assert.equal(queue.length, 2, "the aborted send sent nothing");
   },
 );
+
+test("messages({ signal }): for await takes what is queued, and an abort ends a waiting loop with the reason", async () => {
+  const shape = { slots: 4, maxMessage: 8 };
+  using mapping = Mapping.anonymous(Queue.byteLengthFor(shape));
+  const queue = Queue.init(mapping.view(), shape);
+  assert.throws(() => queue.messages({ signal: 1 as unknown as AbortSignal }), TypeError);
+  queue.send(new Uint8Array([1]));
+  queue.send(new Uint8Array([2]));
+  const stop = new AbortController();
+  const reason = new Error("stopped");
+  const seen: number[] = [];
+  const timer = setTimeout(() => stop.abort(reason), 20);
+  try {
+    await assert.rejects(async () => {
+      for await (const message of queue.messages({ signal: stop.signal })) seen.push(message[0]!);
+    }, (error: unknown) => error === reason);
+  } finally {
+    clearTimeout(timer);
+  }
+  assert.deepEqual(seen, [1, 2]);
+  // The aborted wait took nothing.
+  queue.send(new Uint8Array([3]));
+  assert.deepEqual([...queue.tryReceive() as Uint8Array], [3]);
+});
