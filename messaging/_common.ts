@@ -9,6 +9,7 @@ import { ClosedError } from "../core/errors.ts";
 import { checkInteger, checkOptions } from "../core/_validate.ts";
 import { typeName } from "../ffi/pointer.ts";
 import {
+  checkSignal,
   checkTimeout,
   DEFAULT_POLL_MS,
   futexWait,
@@ -246,13 +247,7 @@ export interface SignalOptions {
 
 /** Checks `{ signal }`. */
 export function signalOf(options: SignalOptions | undefined): AbortSignal | undefined {
-  const signal = checkOptions(options, "options").signal;
-  if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    throw new TypeError(
-      `Cannot use options.signal: expected an AbortSignal, got ${typeName(signal)}`,
-    );
-  }
-  return signal;
+  return checkSignal(checkOptions(options, "options").signal, "options.signal");
 }
 
 /** This process's owner id (pid | start-time tag << 22), as the locks'. */

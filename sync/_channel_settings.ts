@@ -5,7 +5,7 @@
  * @module
  */
 import { checkTimeout, DEFAULT_POLL_MS } from "./wait.ts";
-import { typeName } from "../ffi/pointer.ts";
+import { checkSignal as checkSignalValue } from "./_futex.ts";
 import { checkOptions } from "../core/_validate.ts";
 import { CONSUMER_CLOSED, PRODUCER_CLOSED } from "./_channel_layout.ts";
 import type { ChannelOptions, ChannelWaitOptions } from "./channel.ts";
@@ -46,12 +46,7 @@ export function spinPolls(spinMs: number): number {
 }
 const SPIN_POLLS = 256;
 
+/** Checks `{ signal }` of the asynchronous calls. */
 export function checkSignal(options: ChannelWaitOptions | undefined): AbortSignal | undefined {
-  const signal = checkOptions(options, "options").signal;
-  if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    throw new TypeError(
-      `Cannot use options.signal: expected an AbortSignal, got ${typeName(signal)}`,
-    );
-  }
-  return signal;
+  return checkSignalValue(checkOptions(options, "options").signal, "options.signal");
 }
