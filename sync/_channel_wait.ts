@@ -211,7 +211,8 @@ export async function runAsyncAfterMiss<T>(
       if (next === RETRY) continue;
       if (next.sleep && blockedAt < 0) blockedAt = performance.now();
       // An abort rejects at once and wakes the thread blocked for the wait.
-      const poll = next.sleep ? 0 : attempt.spinMs;
+      // A polling slice polls all of it (step has already counted it off spinMs).
+      const poll = next.sleep ? 0 : next.timeoutMs;
       await futexWaitAsync(word, next.expected, next.timeoutMs, poll, signal);
       signal?.throwIfAborted();
     }

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { Channel, ClosedError, Mapping } from "../mod.ts";
+import { Channel, ClosedError, Mapping, notify } from "../mod.ts";
 import { ChannelError } from "../sync/channel.ts";
 import { CHANNEL_HEADER_BYTES, CHANNEL_MAGIC } from "../raw.ts";
 import { have, skipReason } from "./helpers.ts";
@@ -243,6 +243,27 @@ test("receiveAsync waits without blocking the event loop, and sendAsync waits fo
     assert.equal(await sending, true);
     assert.equal(decoder.decode(bytes(await consumer.receiveAsync(1000))), "after");
     assert.equal(await producer.sendAsync(new Uint8Array(1), 0), true);
+  } finally {
+    timer.stop();
+  }
+});
+
+test("receiveAsync polls from the event loop for its window: nobody sleeps in the kernel on tail", async () => {
+  using mapping = Mapping.anonymous(4096);
+  const producer = Channel.init(mapping.view());
+  // One polling slice (the window is shorter than the check interval).
+  const consumer = Channel.from(mapping.view(), { pollMs: 30_000, checkIntervalMs: 60_000 });
+  const pending = consumer.receiveAsync(30_000);
+  let woken = -1;
+  // Timers run meanwhile; on the third tick the consumer is still polling.
+  const timer = afterTicks(3, () => {
+    woken = notify(mapping.view(Int32Array), 32); // tail, the consumer's futex word
+    producer.send(encoder.encode("polled"));
+  });
+  try {
+    assert.equal(decoder.decode(bytes(await pending)), "polled");
+    assert.equal(woken, 0, "a thread slept in futex on tail during the polling window");
+    assert.ok(timer.count >= 3, `the timer fired ${timer.count} times during the wait`);
   } finally {
     timer.stop();
   }
