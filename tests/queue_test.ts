@@ -1,5 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { dirname } from "node:path";
 import { ClosedError, Mapping } from "../mod.ts";
 import {
   Broadcast,
@@ -513,4 +515,9 @@ test("messages({ signal }): for await takes what is queued, and an abort ends a 
   // The aborted wait took nothing.
   queue.send(new Uint8Array([3]));
   assert.deepEqual([...queue.tryReceive() as Uint8Array], [3]);
+});
+
+test("the compiled C peer is removed when the suite is done", { skip: noC }, () => {
+  cPeer!.remove();
+  assert.equal(existsSync(dirname(cPeer!.path)), false);
 });
