@@ -10,6 +10,15 @@
  * @module
  */
 import type { Backend, NativeType, SymbolTable } from "./types.ts";
+import {
+  adapt,
+  big,
+  type Convert,
+  type Converters,
+  convertsArguments,
+  same,
+  WIDE,
+} from "./_adapt.ts";
 
 /** A Deno pointer object; opaque. */
 type DenoPointer = object;
@@ -51,50 +60,15 @@ const DENO_TYPE: Readonly<Record<NativeType, string>> = {
   buffer: "buffer",
 };
 
-const WIDE = new Set<NativeType>(["i64", "u64", "isize", "usize", "pointer"]);
-const NARROW = new Set<NativeType>(["i8", "u8", "i16", "u16", "i32", "u32"]);
-
 function toNumber(value: number | bigint): number {
   return typeof value === "bigint" ? Number(value) : value;
 }
 
-type Fn = (...a: unknown[]) => unknown;
-type Convert = (value: unknown) => unknown;
-
-const same: Convert = (value) => value;
 // Deno takes a slow path (~125 ns against ~11 ns, measured) when a 64-bit
-// parameter gets a Number; BigInt() costs less than that.
-const big: Convert = (value) => typeof value === "number" ? BigInt(value) : value;
+// parameter gets a Number; BigInt() costs less than that. It refuses -0 for
+// 8- to 32-bit parameters ("Invalid FFI i32 type"), though it is 0.
+const CONVERTERS: Converters = { wide: big, narrow: (value) => value === 0 ? 0 : value };
 const num: Convert = (value) => typeof value === "bigint" ? Number(value) : value;
-// Deno refuses -0 for 8- to 32-bit parameters ("Invalid FFI i32 type"), though it is 0.
-const int: Convert = (value) => value === 0 ? 0 : value;
-
-// One closure per arity: a rest-parameter wrapper costs more than the call.
-function adapt(fn: Fn, args: readonly NativeType[], out: Convert): Fn {
-  const [c0 = same, c1 = same, c2 = same, c3 = same, c4 = same, c5 = same, c6 = same] = args.map((
-    a,
-  ) => WIDE.has(a) ? big : NARROW.has(a) ? int : same);
-  switch (args.length) {
-    case 0:
-      return () => out(fn());
-    case 1:
-      return (a) => out(fn(c0(a)));
-    case 2:
-      return (a, b) => out(fn(c0(a), c1(b)));
-    case 3:
-      return (a, b, c) => out(fn(c0(a), c1(b), c2(c)));
-    case 4:
-      return (a, b, c, d) => out(fn(c0(a), c1(b), c2(c), c3(d)));
-    case 5:
-      return (a, b, c, d, e) => out(fn(c0(a), c1(b), c2(c), c3(d), c4(e)));
-    case 6:
-      return (a, b, c, d, e, f) => out(fn(c0(a), c1(b), c2(c), c3(d), c4(e), c5(f)));
-    case 7:
-      return (a, b, c, d, e, f, g) => out(fn(c0(a), c1(b), c2(c), c3(d), c4(e), c5(f), c6(g)));
-    default:
-      throw new Error(`Cannot bind a function of ${args.length} parameters`);
-  }
-}
 
 /** Creates the Deno backend. */
 export function createDenoBackend(): Backend {
@@ -116,15 +90,15 @@ export function createDenoBackend(): Backend {
       const out: Record<string, (...args: never[]) => unknown> = {};
       for (const [key, def] of Object.entries(table)) {
         const fn = lib.symbols[key]!;
-        const convertArgs = def.args.some((a) => WIDE.has(a) || NARROW.has(a));
+        const convertArgs = convertsArguments(def.args);
         const wideResult = WIDE.has(def.result);
         if (def.nonblocking) {
-          const call = convertArgs ? adapt(fn, def.args, same) : fn;
+          const call = convertArgs ? adapt(fn, def.args, same, CONVERTERS) : fn;
           out[key] = wideResult
             ? (...a: unknown[]) => (call(...a) as Promise<number | bigint>).then(toNumber)
             : call;
         } else if (convertArgs || wideResult) {
-          out[key] = adapt(fn, def.args, wideResult ? num : same);
+          out[key] = adapt(fn, def.args, wideResult ? num : same, CONVERTERS);
         } else {
           out[key] = fn;
         }

@@ -10,6 +10,17 @@
  * @module
  */
 import type { Backend, NativeType, SymbolDefinition, SymbolTable } from "./types.ts";
+import {
+  adapt,
+  big,
+  type Convert,
+  type Converters,
+  convertsArguments,
+  type Fn,
+  NARROW,
+  same,
+  WIDE,
+} from "./_adapt.ts";
 
 /** A symbol's definition as `node:ffi`'s `dlopen` takes it. */
 export interface NodeSignature {
@@ -51,46 +62,11 @@ export function nodeSignature(def: SymbolDefinition): NodeSignature {
   return { return: NODE_TYPE[def.result], arguments: def.args.map((a) => NODE_TYPE[a]) };
 }
 
-const WIDE = new Set<NativeType>(["i64", "u64", "isize", "usize", "pointer"]);
-const NARROW = new Set<NativeType>(["i8", "u8", "i16", "u16", "i32", "u32"]);
-
-type Fn = (...a: unknown[]) => unknown;
-type Convert = (value: unknown) => unknown;
-
-const same: Convert = (value) => value;
-const big: Convert = (value) => typeof value === "number" ? BigInt(value) : value;
 // node:ffi returns every 64-bit and pointer result as a BigInt.
 const num: Convert = (value) => Number(value);
 // node:ffi refuses -0 for 8- to 32-bit parameters, though it is 0; -0 + 0 is
 // +0, and anything else node:ffi refuses stays refused.
-const int: Convert = (value) => (value as number) + 0;
-
-// One closure per arity: a rest-parameter wrapper costs more than the call.
-function adapt(fn: Fn, args: readonly NativeType[], out: Convert): Fn {
-  const [c0 = same, c1 = same, c2 = same, c3 = same, c4 = same, c5 = same, c6 = same] = args.map((
-    a,
-  ) => WIDE.has(a) ? big : NARROW.has(a) ? int : same);
-  switch (args.length) {
-    case 0:
-      return () => out(fn());
-    case 1:
-      return (a) => out(fn(c0(a)));
-    case 2:
-      return (a, b) => out(fn(c0(a), c1(b)));
-    case 3:
-      return (a, b, c) => out(fn(c0(a), c1(b), c2(c)));
-    case 4:
-      return (a, b, c, d) => out(fn(c0(a), c1(b), c2(c), c3(d)));
-    case 5:
-      return (a, b, c, d, e) => out(fn(c0(a), c1(b), c2(c), c3(d), c4(e)));
-    case 6:
-      return (a, b, c, d, e, f) => out(fn(c0(a), c1(b), c2(c), c3(d), c4(e), c5(f)));
-    case 7:
-      return (a, b, c, d, e, f, g) => out(fn(c0(a), c1(b), c2(c), c3(d), c4(e), c5(f), c6(g)));
-    default:
-      throw new Error(`Cannot bind a function of ${args.length} parameters`);
-  }
-}
+const CONVERTERS: Converters = { wide: big, narrow: (value) => (value as number) + 0 };
 
 /**
  * The same conversions written out per signature. Measured on sysconf (one
@@ -163,11 +139,11 @@ export async function createNodeBackend(): Promise<Backend> {
       const out: Record<string, (...args: never[]) => unknown> = {};
       for (const [key, fn] of Object.entries(raw)) {
         const def = table[key]!;
-        const convertArgs = def.args.some((a) => WIDE.has(a) || NARROW.has(a));
+        const convertArgs = convertsArguments(def.args);
         const wideResult = WIDE.has(def.result);
         if (!convertArgs && !wideResult) out[key] = fn;
         else {out[key] = compile(def.args, def.result)?.(fn) ??
-            adapt(fn, def.args, wideResult ? num : same);}
+            adapt(fn, def.args, wideResult ? num : same, CONVERTERS);}
       }
       return out;
     },
