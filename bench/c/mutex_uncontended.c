@@ -9,12 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
+#include "clock.h"
 
 static int cmp(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -36,13 +31,13 @@ int main(int argc, char **argv) {
   volatile long counter = 0;
   double samples[7];
   for (int r = -1; r < 7; r++) {
-    double t = now();
+    double t = now_ns();
     for (long i = 0; i < n; i++) {
       pthread_mutex_lock(mutex);
       counter++;
       pthread_mutex_unlock(mutex);
     }
-    if (r >= 0) samples[r] = (now() - t) / n;
+    if (r >= 0) samples[r] = (now_ns() - t) / n;
   }
   qsort(samples, 7, sizeof samples[0], cmp);
   printf("%.2f\n", samples[3]);

@@ -8,12 +8,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
+#include "clock.h"
 
 static int cmp(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -38,12 +33,12 @@ int main(int argc, char **argv) {
   double samples[7];
   long i = 1;
   for (int r = -1; r < rounds; r++) {
-    double t = now();
+    double t = now_ns();
     for (long k = 0; k < n; k++, i++) {
       atomic_store(ping, (int)i);
       while (atomic_load(pong) != (int)i) {}
     }
-    if (r >= 0) samples[r] = (now() - t) / n;
+    if (r >= 0) samples[r] = (now_ns() - t) / n;
   }
   waitpid(child, NULL, 0);
   qsort(samples, rounds, sizeof samples[0], cmp);

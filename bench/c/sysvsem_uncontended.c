@@ -6,12 +6,7 @@
 #include <sys/ipc.h>
 #include <sys/sem.h>
 #include <time.h>
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
+#include "clock.h"
 
 static int cmp(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -28,14 +23,14 @@ int main(int argc, char **argv) {
   int status = semop(id, &up, 1) == 0 ? 0 : 2;
   double samples[99];
   for (int r = -1; r < rounds && status == 0; r++) {
-    double t = now();
+    double t = now_ns();
     for (long i = 0; i < n; i++) {
       if (semop(id, &down, 1) != 0 || semop(id, &up, 1) != 0) {
         status = 3;
         break;
       }
     }
-    if (r >= 0) samples[r] = (now() - t) / n;
+    if (r >= 0) samples[r] = (now_ns() - t) / n;
   }
   semctl(id, 0, IPC_RMID);
   if (status != 0) return status;
