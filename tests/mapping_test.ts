@@ -42,16 +42,16 @@ function dirtyKb(address: number): number {
 }
 
 /**
- * A scratch directory on a file system with writeback (not tmpfs, whose pages
- * stay dirty whatever msync does), or undefined.
+ * A parent directory on a file system with writeback (not tmpfs, whose pages
+ * stay dirty whatever msync does), or undefined. The scratch directory itself
+ * is made by the test that uses it: one made at load time was left behind by
+ * every run that ended before that test (a killed mutant, a name filter).
  */
-function diskTempDir(): { path: string; remove(): void } | undefined {
+function diskParent(): string | undefined {
   for (const parent of [tmpdir(), "/var/tmp"]) {
     try {
       const type = execFileSync("stat", ["-f", "-c", "%T", parent], { encoding: "utf8" }).trim();
-      if (type === "tmpfs" || type === "ramfs") continue;
-      const path = mkdtempSync(join(parent, "shmkit-test-"));
-      return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+      if (type !== "tmpfs" && type !== "ramfs") return parent;
     } catch {
       // no such directory, or no stat(1): try the next
     }
@@ -214,13 +214,14 @@ test("file mapping: shared writes reach the file after sync", () => {
   }
 });
 
-const disk = diskTempDir();
+const diskRoot = diskParent();
 
 test("sync() writes the dirty pages back: smaps counts none dirty after it", {
-  skip: disk === undefined ? skipReason("no scratch directory outside tmpfs") : false,
+  skip: diskRoot === undefined ? skipReason("no scratch directory outside tmpfs") : false,
 }, () => {
+  const disk = mkdtempSync(join(diskRoot!, "shmkit-test-"));
   try {
-    const path = join(disk!.path, "data");
+    const path = join(disk, "data");
     writeFileSync(path, "x".repeat(3 * pageSize()));
     using mapping = Mapping.file(path);
     mapping.view()[0] = 1;
@@ -230,7 +231,7 @@ test("sync() writes the dirty pages back: smaps counts none dirty after it", {
     assert.equal(dirtyKb(mapping.unsafeAddress), 0, "msync(MS_SYNC) cleaned them");
     assert.equal(readFileSync(path)[2 * pageSize()], 2);
   } finally {
-    disk!.remove();
+    rmSync(disk, { recursive: true, force: true });
   }
 });
 
