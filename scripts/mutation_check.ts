@@ -34,6 +34,8 @@ interface Mutant {
   readonly tests: readonly string[];
   /** Library files whose doc examples must fail too (or instead). */
   readonly docs?: readonly string[];
+  /** Only the tests whose names contain this run against the mutant (`deno test --filter`). */
+  readonly filter?: string;
 }
 
 const MUTANTS: readonly Mutant[] = [
@@ -136,6 +138,15 @@ const MUTANTS: readonly Mutant[] = [
     replace: "return CHANNEL_HEADER_BYTES + ((c + 7) & ~7) + 8;",
     tests: [],
     docs: ["sync/channel.ts"],
+  },
+  {
+    name: "channel-spin-slices",
+    what: "a spinning send()/receive() with no timeout never looks at the other end again",
+    find: "const slice = Math.min(left, attempt.spinMs, ring.checkIntervalMs);",
+    replace: "const slice = Math.min(left, attempt.spinMs);",
+    tests: ["tests/channel_test.ts"],
+    // The rest of the file is the baseline's; against the mutant the first of these fails.
+    filter: "spinning with no timeout",
   },
 ];
 
@@ -281,11 +292,13 @@ async function runTests(
   dir: string,
   tests: readonly string[],
   docs: readonly string[] = [],
+  filter?: string,
 ): Promise<RunEnd> {
   let end: RunEnd = { failed: false, how: "passed", output: "" };
   if (tests.length > 0) {
     // Types were checked on the real tree; a mutant need not type-check.
     const args = ["test", "-A", "--no-check", "--fail-fast", "--v8-flags=--expose-gc"];
+    if (filter !== undefined) args.push(`--filter=${filter}`);
     end = await runDeno(dir, [...args, ...tests]);
   }
   if (end.failed || docs.length === 0) return end;
@@ -365,7 +378,7 @@ try {
       Deno.writeTextFileSync(path, original.replace(mutant.find, () => mutant.replace));
       const t0 = performance.now();
       try {
-        const end = await runTests(dir, mutant.tests, mutant.docs);
+        const end = await runTests(dir, mutant.tests, mutant.docs, mutant.filter);
         const secs = ((performance.now() - t0) / 1000).toFixed(1);
         const label = `${mutant.name} (${where.file}:${where.line}, ${mutant.what})`;
         if (end.failed) {
