@@ -162,12 +162,15 @@ export class PthreadMutex {
   readonly #address: number;
   readonly #word: Int32Array | undefined;
   readonly #buffer: ArrayBufferLike;
+  /** The mutex's bytes: length 0 once its memory is released (cheaper to read than the buffer's). */
+  readonly #bytes: Uint8Array;
   /** Shared with the release listener, which must not keep this object alive. */
   readonly #state: HeldState = { held: false, watched: false, buffer: undefined };
   #timespec: Timespec | undefined;
 
   private constructor(view: Uint8Array, address: number) {
     this.#buffer = view.buffer;
+    this.#bytes = new Uint8Array(view.buffer, view.byteOffset, MUTEX.size);
     this.#state.buffer = view.buffer;
     this.#address = addressArgument(address);
     this.#word = FUTEX_WORD
@@ -258,7 +261,7 @@ export class PthreadMutex {
   }
 
   #live(action: string): number {
-    if (this.#buffer.byteLength === 0) throw new ClosedError(action, "mutex's memory");
+    if (this.#bytes.length === 0) throw new ClosedError(action, "mutex's memory");
     return this.#address;
   }
 
@@ -267,21 +270,23 @@ export class PthreadMutex {
       const state = this.#state;
       state.held = true;
       held.push(state);
-      if (!state.watched) {
-        // Once per object: a listener per lock would cost more than the lock.
-        state.watched = true;
-        const address = this.#address;
-        const buffer = this.#buffer;
-        beforeRelease(buffer, () => {
-          if (state.held && buffer.byteLength !== 0) unsafeLibc.pthread_mutex_unlock(address);
-          state.held = false;
-          release(state);
-        });
-      }
+      if (!state.watched) this.#watch(state);
       return code === 0 ? LOCKED : RECOVERED;
     }
     if (code === E.EBUSY || code === E.ETIMEDOUT) return null;
     throw lockError(code, action);
+  }
+
+  /** Once per object (a listener per lock would cost more than the lock); kept out of the hot path. */
+  #watch(state: HeldState): void {
+    state.watched = true;
+    const address = this.#address;
+    const buffer = this.#buffer;
+    beforeRelease(buffer, () => {
+      if (state.held && buffer.byteLength !== 0) unsafeLibc.pthread_mutex_unlock(address);
+      state.held = false;
+      release(state);
+    });
   }
 
   /**
