@@ -125,6 +125,14 @@ function checkView(view: unknown, action: string): { view: Uint8Array; address: 
   return { view, address };
 }
 
+function closedMemory(action: string): never {
+  throw new ClosedError(action, "mutex's memory");
+}
+
+function failed(code: number, call: string): never {
+  throw lockError(code, call);
+}
+
 function lockError(code: number, call: string): Error {
   const action = call === "pthread_mutex_unlock" ? "unlock the mutex" : "lock the mutex";
   if (code === E.ENOTRECOVERABLE) {
@@ -261,7 +269,8 @@ export class PthreadMutex {
   }
 
   #live(action: string): number {
-    if (this.#bytes.length === 0) throw new ClosedError(action, "mutex's memory");
+    // Thrown out of line: an inline throw before the call kept node:ffi's fast call unused.
+    if (this.#bytes.length === 0) closedMemory(action);
     return this.#address;
   }
 
@@ -274,7 +283,7 @@ export class PthreadMutex {
       return code === 0 ? LOCKED : RECOVERED;
     }
     if (code === E.EBUSY || code === E.ETIMEDOUT) return null;
-    throw lockError(code, action);
+    return failed(code, action);
   }
 
   /** Once per object (a listener per lock would cost more than the lock); kept out of the hot path. */
@@ -441,7 +450,7 @@ export class PthreadMutex {
    */
   unlock(): void {
     const result = unsafeLibc.pthread_mutex_unlock(this.#live("unlock"));
-    if (result !== 0) throw lockError(result, "pthread_mutex_unlock");
+    if (result !== 0) failed(result, "pthread_mutex_unlock");
     this.#state.held = false;
     release(this.#state);
   }
