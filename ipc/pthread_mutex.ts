@@ -329,6 +329,10 @@ export class PthreadMutex {
    */
   lock(timeoutMs: number | undefined): PthreadLockResult | null;
   lock(timeoutMs?: number): PthreadLockResult | null {
+    if (timeoutMs === undefined) {
+      // The common call, kept free of checkTimeout's throws (see #live).
+      return this.#taken(unsafeLibc.pthread_mutex_lock(this.#live("lock")), "pthread_mutex_lock");
+    }
     const timeout = checkTimeout(timeoutMs);
     const address = this.#live("lock");
     if (timeout === Infinity) {
