@@ -16,19 +16,15 @@ import type { Timespec } from "../sync/_futex.ts";
 import { readDeadline, writeDeadline } from "./_deadline.ts";
 import {
   poolsAvailable,
+  timespecLayout,
   WorkerPool,
   type WorkerSymbol,
   workerSymbol,
+  type WorkerTimespecLayout,
 } from "../sync/_worker_pool.ts";
 import type { WorkerHost } from "../sync/_worker_pool.ts";
 
 const C = platform.constants;
-const TIMESPEC = platform.structs.timespec;
-
-interface Field {
-  readonly offset: number;
-  readonly size: number;
-}
 
 /** What a semaphore Worker gets in its first message. */
 interface SemWorkerInit {
@@ -38,9 +34,7 @@ interface SemWorkerInit {
   readonly errnoLocation: WorkerSymbol;
   readonly clock: number;
   readonly EINTR: number;
-  readonly timespecSize: number;
-  readonly sec: Field;
-  readonly nsec: Field;
+  readonly timespec: WorkerTimespecLayout;
 }
 
 /** A wait request: the sem_t address and an absolute deadline (seconds, nanoseconds). */
@@ -61,18 +55,13 @@ function semWorkerMain(
   const libc = host.bind(init.library, { wait: init.wait, errno: init.errnoLocation });
   const wait = libc["wait"]!;
   const errnoCell = host.int32At(libc["errno"]!());
-  const ts = new Uint8Array(new ArrayBuffer(init.timespecSize));
-  const tsView = new DataView(ts.buffer);
-  const tsAddress = host.addressOf(ts);
-  const put = (field: Field, value: number): void => {
-    if (field.size === 8) tsView.setBigInt64(field.offset, BigInt(value), true);
-    else tsView.setInt32(field.offset, value, true);
-  };
+  const ts = host.timespec(init.timespec);
   return ([address, sec, nsec]) => {
-    put(init.sec, sec);
-    put(init.nsec, nsec);
+    ts.set(sec, nsec);
     for (;;) {
-      const r = init.clock === -1 ? wait(address, tsAddress) : wait(address, init.clock, tsAddress);
+      const r = init.clock === -1
+        ? wait(address, ts.address)
+        : wait(address, init.clock, ts.address);
       if (r === 0) return reply([0, 0]);
       const code = errnoCell[0]!;
       if (code !== init.EINTR) return reply([r, code]);
@@ -103,9 +92,7 @@ const pool = new WorkerPool<SemWorkerInit, Request, Reply>(
       errnoLocation: workerSymbol(platform.errnoLocation, SYMBOLS.errno_location),
       clock: clockwait ? platform.constants.CLOCK_MONOTONIC : -1,
       EINTR: platform.errno.EINTR!,
-      timespecSize: TIMESPEC.size,
-      sec: TIMESPEC.fields["tv_sec"]!,
-      nsec: TIMESPEC.fields["tv_nsec"]!,
+      timespec: timespecLayout(),
     };
   },
   16,

@@ -11,24 +11,21 @@
  */
 import { platform } from "../platform/mod.ts";
 import { SYMBOLS } from "../ffi/symbols.ts";
-import { WorkerPool, type WorkerSymbol, workerSymbol } from "../sync/_worker_pool.ts";
+import {
+  timespecLayout,
+  WorkerPool,
+  type WorkerSymbol,
+  workerSymbol,
+  type WorkerTimespecLayout,
+} from "../sync/_worker_pool.ts";
 import type { WorkerHost } from "../sync/_worker_pool.ts";
-
-const TIMESPEC = platform.structs.timespec;
-
-interface Field {
-  readonly offset: number;
-  readonly size: number;
-}
 
 interface SemWorkerInit {
   readonly library: string;
   readonly semtimedop: WorkerSymbol;
   readonly errnoLocation: WorkerSymbol;
   readonly EINTR: number;
-  readonly timespecSize: number;
-  readonly sec: Field;
-  readonly nsec: Field;
+  readonly timespec: WorkerTimespecLayout;
 }
 
 /** A request: set id, encoded `struct sembuf[]`, count, timeout in ms. */
@@ -52,20 +49,14 @@ function semWorkerMain(
   });
   const semtimedop = libc["semtimedop"]!;
   const errnoCell = host.int32At(libc["errno"]!());
-  const ts = new Uint8Array(new ArrayBuffer(init.timespecSize));
-  const tsView = new DataView(ts.buffer);
-  const put = (field: Field, value: number): void => {
-    if (field.size === 8) tsView.setBigInt64(field.offset, BigInt(value), true);
-    else tsView.setInt32(field.offset, value, true);
-  };
+  const ts = host.timespec(init.timespec);
   return ([id, ops, count, timeoutMs]) => {
     const deadline = performance.now() + timeoutMs;
     for (;;) {
       const ms = Math.max(0, deadline - performance.now());
       const sec = Math.floor(ms / 1000);
-      put(init.sec, sec);
-      put(init.nsec, Math.min(999_999_999, Math.floor((ms - sec * 1000) * 1e6)));
-      if (semtimedop(id, ops, count, ts) === 0) return reply([0, 0]);
+      ts.set(sec, Math.min(999_999_999, Math.floor((ms - sec * 1000) * 1e6)));
+      if (semtimedop(id, ops, count, ts.address) === 0) return reply([0, 0]);
       const code = errnoCell[0]!;
       if (code !== init.EINTR) return reply([-1, code]);
     }
@@ -80,9 +71,7 @@ const pool = new WorkerPool<SemWorkerInit, Request, Reply>(
     semtimedop: workerSymbol("semtimedop", SYMBOLS.semtimedop),
     errnoLocation: workerSymbol(platform.errnoLocation, SYMBOLS.errno_location),
     EINTR: platform.errno.EINTR!,
-    timespecSize: TIMESPEC.size,
-    sec: TIMESPEC.fields["tv_sec"]!,
-    nsec: TIMESPEC.fields["tv_nsec"]!,
+    timespec: timespecLayout(),
   }),
   16,
 );

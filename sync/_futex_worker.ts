@@ -16,18 +16,17 @@ import { platform } from "../platform/mod.ts";
 import { SYMBOLS } from "../ffi/symbols.ts";
 import { unsafeLibc } from "../ffi/libc.ts";
 import type { WaitResult } from "./_futex.ts";
-import { WorkerPool, type WorkerSymbol, workerSymbol } from "./_worker_pool.ts";
+import {
+  timespecLayout,
+  WorkerPool,
+  type WorkerSymbol,
+  workerSymbol,
+  type WorkerTimespecLayout,
+} from "./_worker_pool.ts";
 import type { WorkerHost } from "./_worker_pool.ts";
 
 const C = platform.constants;
 const E = platform.errno;
-const TIMESPEC = platform.structs.timespec;
-
-/** A struct field's place, as the Worker needs it. */
-interface Field {
-  readonly offset: number;
-  readonly size: number;
-}
 
 /** What a futex Worker gets in its first message. */
 interface FutexWorkerInit {
@@ -39,9 +38,7 @@ interface FutexWorkerInit {
   readonly EAGAIN: number;
   readonly ETIMEDOUT: number;
   readonly EINTR: number;
-  readonly timespecSize: number;
-  readonly sec: Field;
-  readonly nsec: Field;
+  readonly timespec: WorkerTimespecLayout;
 }
 
 /** A wait request: address, expected value, timeout in ms (-1: none). */
@@ -62,13 +59,7 @@ function futexWorkerMain(
   const libc = host.bind(init.library, { syscall: init.syscall, errno: init.errnoLocation });
   const syscall = libc["syscall"]!;
   const errnoCell = host.int32At(libc["errno"]!());
-  const ts = new Uint8Array(new ArrayBuffer(init.timespecSize));
-  const tsView = new DataView(ts.buffer);
-  const tsAddress = host.addressOf(ts);
-  const put = (field: Field, value: number): void => {
-    if (field.size === 8) tsView.setBigInt64(field.offset, BigInt(value), true);
-    else tsView.setInt32(field.offset, value, true);
-  };
+  const ts = host.timespec(init.timespec);
   return ([address, expected, timeoutMs]) => {
     const deadline = timeoutMs < 0 ? Infinity : performance.now() + timeoutMs;
     for (;;) {
@@ -76,9 +67,8 @@ function futexWorkerMain(
       if (deadline !== Infinity) {
         const ms = Math.max(0, deadline - performance.now());
         const sec = Math.floor(ms / 1000);
-        put(init.sec, sec);
-        put(init.nsec, Math.min(999_999_999, Math.floor((ms - sec * 1000) * 1e6)));
-        timeout = tsAddress;
+        ts.set(sec, Math.min(999_999_999, Math.floor((ms - sec * 1000) * 1e6)));
+        timeout = ts.address;
       }
       const r = syscall(init.SYS_futex, address, init.FUTEX_WAIT, expected, timeout, 0, 0);
       if (r === 0) return reply([0, 0]);
@@ -105,9 +95,7 @@ const pool = new WorkerPool<FutexWorkerInit, Request, Reply>(
     EAGAIN: E.EAGAIN!,
     ETIMEDOUT: E.ETIMEDOUT!,
     EINTR: E.EINTR!,
-    timespecSize: TIMESPEC.size,
-    sec: TIMESPEC.fields["tv_sec"]!,
-    nsec: TIMESPEC.fields["tv_nsec"]!,
+    timespec: timespecLayout(),
   }),
   MAX_WORKERS,
   // Node: a worker inside futex holds up process exit (and terminate())

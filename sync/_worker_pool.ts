@@ -19,6 +19,7 @@ import { bunSignature } from "../ffi/bun_backend.ts";
 import { nodeSignature } from "../ffi/node_backend.ts";
 import { backend } from "../ffi/libc.ts";
 import { nodeBuiltin, nodeProcess } from "../core/_runtime.ts";
+import { platform } from "../platform/mod.ts";
 
 /** A symbol as a Worker binds it: C name, this runtime's signature, which arguments are 64-bit. */
 export interface WorkerSymbol {
@@ -26,6 +27,35 @@ export interface WorkerSymbol {
   readonly signature: object;
   /** Node: which arguments node:ffi takes as BigInt only. */
   readonly wide: readonly boolean[];
+}
+
+/** A struct field's place, as a Worker needs it. */
+export interface WorkerField {
+  readonly offset: number;
+  readonly size: number;
+}
+
+/** `struct timespec`'s layout, as a Worker needs it (see {@linkcode timespecLayout}). */
+export interface WorkerTimespecLayout {
+  readonly size: number;
+  readonly sec: WorkerField;
+  readonly nsec: WorkerField;
+}
+
+/** This platform's `struct timespec` layout, to send in a Worker's init. */
+export function timespecLayout(): WorkerTimespecLayout {
+  const timespec = platform.structs.timespec;
+  return {
+    size: timespec.size,
+    sec: timespec.fields["tv_sec"]!,
+    nsec: timespec.fields["tv_nsec"]!,
+  };
+}
+
+/** A `struct timespec` a Worker owns: its address, and a setter of both fields. */
+export interface WorkerTimespec {
+  readonly address: number;
+  set(sec: number, nsec: number): void;
 }
 
 /** What a Worker's body gets from the prelude. */
@@ -40,6 +70,8 @@ export interface WorkerHost {
   int32At(address: number): Int32Array;
   /** The address of a view's first byte. */
   addressOf(view: Uint8Array): number;
+  /** A zeroed `struct timespec` of this layout, kept alive by the returned object. */
+  timespec(layout: WorkerTimespecLayout): WorkerTimespec;
 }
 
 /** A Worker's body: given the host and its first message, returns how it serves a request. */
@@ -124,6 +156,21 @@ function workerPrelude<I, R, P>(main: WorkerMain<I, R, P>): void {
           node ? ffi.toArrayBuffer(BigInt(address), 4, false) : ffi.toArrayBuffer(address, 0, 4),
         ),
       addressOf: (view) => node ? Number(ffi.getRawPointer!(view)) : ffi.ptr!(view),
+      timespec(layout): WorkerTimespec {
+        const bytes = new Uint8Array(new ArrayBuffer(layout.size));
+        const view = new DataView(bytes.buffer);
+        const put = (field: WorkerField, value: number): void => {
+          if (field.size === 8) view.setBigInt64(field.offset, BigInt(value), true);
+          else view.setInt32(field.offset, value, true);
+        };
+        return {
+          address: host.addressOf(bytes),
+          set(sec, nsec): void {
+            put(layout.sec, sec);
+            put(layout.nsec, nsec);
+          },
+        };
+      },
     };
     serve = main(host, init, post);
     for (const request of queued.splice(0)) serve(request);
