@@ -528,6 +528,7 @@ export class Channel {
 
   #iterate(signal: AbortSignal | undefined): AsyncIterator<Uint8Array, undefined> {
     const ring = this.#ring;
+    const polls = this.#spinPolls;
     const finished: IteratorReturnResult<undefined> = { done: true, value: undefined };
     const result = (
       message: Uint8Array | null | undefined | typeof Channel.DONE,
@@ -537,9 +538,10 @@ export class Channel {
       next: (): Promise<IteratorResult<Uint8Array, undefined>> => {
         try {
           signal?.throwIfAborted();
-          // A message at hand costs no wait loop.
+          // A message at hand, or within receive()'s few polls (less than
+          // one event-loop turn), costs no wait loop.
           ring.live("receive");
-          const message = ring.tryReceive();
+          const message = ring.receiveReady(polls) ?? ring.tryReceive();
           if (message !== null) {
             return Promise.resolve(
               message === undefined ? finished : { done: false, value: message },
