@@ -84,7 +84,9 @@ export interface ChannelOptions {
    * milliseconds (default 0.02). Polling sees a change within
    * nanoseconds; sleeping costs a wake-up (tens of microseconds) but no
    * CPU. Infinity polls for as long as the wait lasts (still looking at the
-   * other end's process every `checkIntervalMs`).
+   * other end's process every `checkIntervalMs`). A `for await` step on an
+   * empty ring polls too, up to ~1 µs within this, before it yields to the
+   * event loop.
    */
   readonly spinMs?: number;
   /**
