@@ -485,6 +485,26 @@ test("a message or room at hand settles the async calls before the event loop tu
   assert.equal(turned, false, "no call waited for the event loop");
 });
 
+test("a for await step on an empty ring polls only briefly, even with spinMs Infinity", async () => {
+  using mapping = Mapping.anonymous(1024);
+  const producer = Channel.init(mapping.view(), { spinMs: Infinity });
+  const consumer = Channel.from(mapping.view(), { spinMs: Infinity });
+  const iterator = consumer[Symbol.asyncIterator]();
+  // next() returns before the message exists: its poll gave up and left the event loop free.
+  const pending = iterator.next();
+  let sent = false;
+  setImmediate(() => {
+    sent = true;
+    producer.send(encoder.encode("late"));
+  });
+  const next = await pending;
+  assert.equal(sent, true);
+  assert.equal(next.done, false);
+  assert.equal(decoder.decode(next.value!), "late");
+  producer.close();
+  assert.equal((await iterator.next()).done, true);
+});
+
 test("an async consumer whose messages come soon after it blocks polls longer next time", async () => {
   using mapping = Mapping.anonymous(1024);
   const pollMs = 20;
