@@ -60,7 +60,8 @@ function step<T>(
     const result = op();
     if (result !== null) return result;
   }
-  const left = attempt.deadline - performance.now();
+  // No clock for a wait without a deadline (the usual case): a read costs up to ~150 ns.
+  const left = attempt.deadline === Infinity ? Infinity : attempt.deadline - performance.now();
   if (left <= 0) return null;
   const expected = producer ? ring.seenHead : ring.head;
   if (attempt.spinMs > 0) {
@@ -95,7 +96,7 @@ export function run<T>(
   spinMs: number,
 ): T | null {
   const attempt: Attempt = {
-    deadline: performance.now() + timeout,
+    deadline: timeout === Infinity ? Infinity : performance.now() + timeout,
     spinMs,
     sleeping: false,
     tried: false,
@@ -194,7 +195,7 @@ export async function runAsyncAfterMiss<T>(
 ): Promise<T | null> {
   const window = pollWindow(ring, producer, pollMs);
   const attempt: Attempt = {
-    deadline: performance.now() + timeout,
+    deadline: timeout === Infinity ? Infinity : performance.now() + timeout,
     spinMs: window.ms,
     sleeping: false,
     tried: true,
