@@ -71,7 +71,7 @@ import {
   MIN_CAPACITY,
 } from "./_channel_layout.ts";
 import { Ring } from "./_channel_ring.ts";
-import { run, runAsync, runAsyncAfterMiss } from "./_channel_wait.ts";
+import { PollWindow, run, runAsync, runAsyncAfterMiss } from "./_channel_wait.ts";
 import { checkSettings, checkSignal, type Settings, spinPolls } from "./_channel_settings.ts";
 
 export { CHANNEL_HEADER_BYTES, CHANNEL_MAGIC } from "./_channel_layout.ts";
@@ -139,12 +139,15 @@ export class Channel {
   readonly #spinMs: number;
   /** Polls of a blocking call before its wait loop (which reads the clock): part of spinMs. */
   readonly #spinPolls: number;
-  readonly #pollMs: number;
+  /** The polling windows of this end's async waits: for room, for a message. */
+  readonly #sendWindow: PollWindow;
+  readonly #receiveWindow: PollWindow;
 
   private constructor(bytes: Uint8Array, capacity: number, settings: Settings) {
     this.#spinMs = settings.spinMs;
     this.#spinPolls = spinPolls(settings.spinMs);
-    this.#pollMs = settings.pollMs;
+    this.#sendWindow = new PollWindow(settings.pollMs, settings.checkIntervalMs);
+    this.#receiveWindow = new PollWindow(settings.pollMs, settings.checkIntervalMs);
     this.#ring = new Ring(bytes, capacity, settings.checkIntervalMs);
     if (settings.role !== 0) this.#ring.claim(settings.role, "attach to a channel");
   }
@@ -303,7 +306,7 @@ export class Channel {
     const timeout = checkTimeout(timeoutMs);
     const signal = checkSignal(options);
     const ring = this.#ring;
-    return runAsync(ring, true, () => ring.tryReserve(length), timeout, this.#pollMs, signal);
+    return runAsync(ring, true, () => ring.tryReserve(length), timeout, this.#sendWindow, signal);
   }
 
   /**
@@ -393,7 +396,7 @@ export class Channel {
     } catch (error) {
       return Promise.reject(error);
     }
-    return runAsyncAfterMiss(ring, true, this.#sendOp(bytes), timeout, this.#pollMs, signal)
+    return runAsyncAfterMiss(ring, true, this.#sendOp(bytes), timeout, this.#sendWindow, signal)
       .then((sent) => sent ?? false);
   }
 
@@ -484,7 +487,7 @@ export class Channel {
   ): Promise<Uint8Array | null | typeof Channel.DONE> {
     const timeout = checkTimeout(timeoutMs);
     const signal = checkSignal(options);
-    return runAsync(this.#ring, false, this.#receiveOp, timeout, this.#pollMs, signal);
+    return runAsync(this.#ring, false, this.#receiveOp, timeout, this.#receiveWindow, signal);
   }
 
   /**
@@ -552,7 +555,14 @@ export class Channel {
         } catch (error) {
           return Promise.reject(error);
         }
-        return runAsyncAfterMiss(ring, false, this.#receiveOp, Infinity, this.#pollMs, signal)
+        return runAsyncAfterMiss(
+          ring,
+          false,
+          this.#receiveOp,
+          Infinity,
+          this.#receiveWindow,
+          signal,
+        )
           .then(result);
       },
       return: (): Promise<IteratorResult<Uint8Array, undefined>> => {
