@@ -22,7 +22,7 @@ import { median, runtimeCommand } from "./peers/support.ts";
 /** The last commit before the lifecycle work. */
 const OLD_COMMIT = "effd2da";
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
-const ROUNDS = 8;
+const ROUNDS = 10;
 
 /** The old tree's directory, or why there is none. */
 function oldTree(): { root: string } | { skipped: string } {
@@ -60,7 +60,7 @@ function oldTree(): { root: string } | { skipped: string } {
 function round(root: string, shape: string, perBatch: number): number {
   const [command, prefix] = runtimeCommand();
   const script = join(ROOT, "bench", "peers", "lifecycle_ab.ts");
-  const out = spawnSync(command, [...prefix, script, root, shape, "main", String(perBatch), "5"], {
+  const out = spawnSync(command, [...prefix, script, root, shape, "main", String(perBatch), "7"], {
     stdio: ["ignore", "pipe", "inherit"],
     encoding: "utf8",
     timeout: 300_000,
