@@ -8,7 +8,9 @@
  *   lifecycle_ab.ts <root> channel echo <path> <half> <count>
  *   lifecycle_ab.ts <root> futex echo <path> <count>
  *
- * `main` prints one line `NS <median ns per round trip of its batches>`.
+ * `main` prints `NS <median of its batches' mean ns per round trip>` and
+ * `P50 <median single round trip, ns>` (the typical round trip, which
+ * the scheduler's tail on a busy machine does not move).
  * `channel`: an 8-byte message out with `sendAsync` and back with
  * `receiveAsync` through two channels (default options) on both ends.
  * `futex`: `waitAsync` with a 0.1 ms polling window against a peer that
@@ -91,7 +93,11 @@ function startEcho(args: readonly (string | number)[]): Promise<void> {
   });
 }
 
-async function main(perBatch: number, batches: number): Promise<number> {
+/** Every measured round trip, ms (the clock is read once per round trip, as in both trees). */
+const trips: number[] = [];
+
+/** The median of the batches' mean round trips, and the median single round trip, in ns. */
+async function main(perBatch: number, batches: number): Promise<[number, number]> {
   const bytes = crypto.getRandomValues(new Uint8Array(8));
   const path = `/dev/shm/shmkit-bench-${
     [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")
@@ -118,9 +124,13 @@ async function main(perBatch: number, batches: number): Promise<number> {
       const message = new Uint8Array(8);
       batch = async (n) => {
         const start = performance.now();
+        let t = start;
         for (let i = 0; i < n; i++) {
           await outbox.sendAsync(message);
           await inbox.receiveAsync();
+          const now = performance.now();
+          trips.push(now - t);
+          t = now;
         }
         return ((performance.now() - start) * 1e6) / n;
       };
@@ -130,6 +140,7 @@ async function main(perBatch: number, batches: number): Promise<number> {
       let i = 0;
       batch = async (n) => {
         const start = performance.now();
+        let t = start;
         for (let k = 0; k < n; k++) {
           i++;
           Atomics.store(words, 0, i);
@@ -137,15 +148,19 @@ async function main(perBatch: number, batches: number): Promise<number> {
           for (let seen = Atomics.load(words, 32); seen !== i; seen = Atomics.load(words, 32)) {
             await api.waitAsync(words, 32, seen, 60_000, { pollMs: 0.1 });
           }
+          const now = performance.now();
+          trips.push(now - t);
+          t = now;
         }
         return ((performance.now() - start) * 1e6) / n;
       };
     }
     await batch(warmUp);
+    trips.length = 0;
     const samples: number[] = [];
     for (let b = 0; b < batches; b++) samples.push(await batch(perBatch));
     await done;
-    return median(samples);
+    return [median(samples), median(trips) * 1e6];
   } finally {
     rmSync(path, { force: true });
   }
@@ -179,8 +194,9 @@ async function echo(): Promise<void> {
 }
 
 if (role === "main") {
-  const ns = await main(Number(rest[0]), Number(rest[1]));
+  const [ns, p50] = await main(Number(rest[0]), Number(rest[1]));
   console.log(`NS ${ns}`);
+  console.log(`P50 ${p50}`);
 } else {
   await echo();
 }
