@@ -514,10 +514,13 @@ test("an async consumer whose messages come soon after it blocks polls longer ne
   // Each message comes 30 ms (or later, under load) after the receive starts:
   // past the 20 ms window, so at first the consumer is asleep (consumerSleeping,
   // word 33, set) when it comes; a stretched window (up to 80 ms) finds it polling.
+  // The first message waits until the consumer sleeps (a process descheduled
+  // between two looks can still be polling at 30 ms), so it comes soon after.
   const asleep: number[] = [];
   for (let round = 0; round < 10 && !asleep.includes(0); round++) {
     const receiving = consumer.receiveAsync(10_000);
     await new Promise((resolve) => setTimeout(resolve, pollMs * 1.5));
+    if (round === 0) await until(() => words[33] === 1, 10_000, "the consumer's sleep");
     asleep.push(words[33]!);
     producer.send(encoder.encode(`m${round}`));
     assert.equal(decoder.decode(bytes(await receiving)), `m${round}`);
