@@ -9,7 +9,7 @@
 import { createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Channel, type ChannelOptions, Mapping, notify, wait, waitAsync } from "../mod.ts";
+import { Channel, type ChannelOptions, Mapping, wait, waitAsync } from "../mod.ts";
 import { type Benchmark, compileC, type Measured, runForNumber } from "./harness.ts";
 import {
   awaitWord,
@@ -74,44 +74,6 @@ async function channelPingPong(mode: Mode, perBatch: number): Promise<number> {
     const samples: number[] = [];
     for (let b = 0; b < BATCHES; b++) samples.push(await batch(perBatch));
     inbox.release();
-    await done;
-    return median(samples);
-  } finally {
-    file.remove();
-  }
-}
-
-/**
- * ns per round trip of the bare machinery under the async channel: both
- * ends store a word, notify, and `waitAsync` for the other's answer,
- * polling only (pollMs Infinity), so that it never falls into the blocked
- * hand-offs that load can cause. The channel row over this is the
- * channel's own cost.
- */
-async function futexAsyncPingPong(perBatch: number): Promise<number> {
-  const warmUp = Math.max(500, perBatch);
-  const file = sharedFile(4096);
-  try {
-    using mapping = Mapping.file(file.path);
-    const words = mapping.view(Int32Array);
-    const peer = startPeer("futex_echo.ts", [file.path, warmUp + BATCHES * perBatch, "async"]);
-    const done = exited(peer, "futex echo");
-    let i = 0;
-    const batch = async (n: number): Promise<number> => {
-      const start = performance.now();
-      for (let k = 0; k < n; k++) {
-        i++;
-        Atomics.store(words, 0, i);
-        notify(words, 0, 1);
-        for (let seen = Atomics.load(words, 32); seen !== i; seen = Atomics.load(words, 32)) {
-          await waitAsync(words, 32, seen, 60_000, { pollMs: Infinity });
-        }
-      }
-      return ((performance.now() - start) * 1e6) / n;
-    };
-    await batch(warmUp);
-    const samples: number[] = [];
-    for (let b = 0; b < BATCHES; b++) samples.push(await batch(perBatch));
     await done;
     return median(samples);
   } finally {
@@ -292,18 +254,13 @@ export const benchmarks: Benchmark[] = [
     name: "channel ping-pong round trip between two processes, receiveAsync/sendAsync",
     unit: "ns/op",
     async run(): Promise<Measured> {
+      // Issue 11's goal against the code before the lifecycle work: bench/lifecycle_bench.ts.
       const value = await channelPingPong("async", 1000);
-      const bare = await futexAsyncPingPong(1000);
       const pipe = await pipePingPong(1000);
       return {
         value,
         comparisons: [
           { baselineName: "pipe round trip (same runtime)", baseline: pipe, goal: { max: 1 } },
-          {
-            baselineName: "bare waitAsync round trip, both ends polling (the machinery under it)",
-            baseline: bare,
-            goal: { max: 1.25 },
-          },
         ],
       };
     },

@@ -378,13 +378,21 @@ export function iterate<T>(
   next: () => Promise<T | null | symbol>,
 ): AsyncIterator<T, undefined> {
   const finished: IteratorReturnResult<undefined> = { done: true, value: undefined };
+  // One `then` per message, made once: no async frame and no second await.
+  const settle = (
+    value: T | null | symbol,
+  ): IteratorResult<T, undefined> | Promise<IteratorResult<T, undefined>> =>
+    value === null
+      ? next().then(settle)
+      : typeof value === "symbol"
+      ? finished
+      : { done: false, value };
   return {
-    next: async (): Promise<IteratorResult<T, undefined>> => {
-      for (;;) {
-        const value = await next();
-        if (value === null) continue;
-        if (typeof value === "symbol") return finished;
-        return { done: false, value };
+    next: (): Promise<IteratorResult<T, undefined>> => {
+      try {
+        return next().then(settle);
+      } catch (error) {
+        return Promise.reject(error);
       }
     },
     return: (): Promise<IteratorResult<T, undefined>> => Promise.resolve(finished),

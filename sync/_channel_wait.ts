@@ -60,7 +60,8 @@ function step<T>(
     const result = op();
     if (result !== null) return result;
   }
-  const left = attempt.deadline - performance.now();
+  // No clock for a wait without a deadline (the usual case): a read costs up to ~150 ns.
+  const left = attempt.deadline === Infinity ? Infinity : attempt.deadline - performance.now();
   if (left <= 0) return null;
   const expected = producer ? ring.seenHead : ring.head;
   if (attempt.spinMs > 0) {
@@ -95,7 +96,7 @@ export function run<T>(
   spinMs: number,
 ): T | null {
   const attempt: Attempt = {
-    deadline: performance.now() + timeout,
+    deadline: timeout === Infinity ? Infinity : performance.now() + timeout,
     spinMs,
     sleeping: false,
     tried: false,
@@ -124,7 +125,7 @@ export function runAsync<T>(
   producer: boolean,
   op: () => T | null,
   timeout: number,
-  pollMs: number,
+  window: PollWindow,
   signal: AbortSignal | undefined,
 ): Promise<T | null> {
   if (signal?.aborted === true) return Promise.reject(signal.reason);
@@ -135,7 +136,7 @@ export function runAsync<T>(
   } catch (error) {
     return Promise.reject(error);
   }
-  return runAsyncAfterMiss(ring, producer, op, timeout, pollMs, signal);
+  return runAsyncAfterMiss(ring, producer, op, timeout, window, signal);
 }
 
 /** The most an end's polling window stretches, as a multiple of its pollMs. */
@@ -153,7 +154,7 @@ const SHRINK = 0.95;
  * not past checkIntervalMs), and shrinks back while answers come during
  * the poll.
  */
-class PollWindow {
+export class PollWindow {
   ms: number;
   readonly #base: number;
   readonly #max: number;
@@ -170,16 +171,6 @@ class PollWindow {
   }
 }
 
-// Per ring, the producer's and the consumer's windows (one object may be both ends).
-const windows = new WeakMap<Ring, [PollWindow | undefined, PollWindow | undefined]>();
-
-function pollWindow(ring: Ring, producer: boolean, pollMs: number): PollWindow {
-  let pair = windows.get(ring);
-  if (pair === undefined) windows.set(ring, pair = [undefined, undefined]);
-  const end = producer ? 0 : 1;
-  return pair[end] ??= new PollWindow(pollMs, ring.checkIntervalMs);
-}
-
 /**
  * {@linkcode runAsync} for a caller that has just called `op` (on a live
  * ring, with no abort) and got null: the first step does not call it again.
@@ -189,12 +180,11 @@ export async function runAsyncAfterMiss<T>(
   producer: boolean,
   op: () => T | null,
   timeout: number,
-  pollMs: number,
+  window: PollWindow,
   signal: AbortSignal | undefined,
 ): Promise<T | null> {
-  const window = pollWindow(ring, producer, pollMs);
   const attempt: Attempt = {
-    deadline: performance.now() + timeout,
+    deadline: timeout === Infinity ? Infinity : performance.now() + timeout,
     spinMs: window.ms,
     sleeping: false,
     tried: true,

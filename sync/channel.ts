@@ -71,7 +71,7 @@ import {
   MIN_CAPACITY,
 } from "./_channel_layout.ts";
 import { Ring } from "./_channel_ring.ts";
-import { run, runAsync, runAsyncAfterMiss } from "./_channel_wait.ts";
+import { PollWindow, run, runAsync, runAsyncAfterMiss } from "./_channel_wait.ts";
 import { checkSettings, checkSignal, type Settings, spinPolls } from "./_channel_settings.ts";
 
 export { CHANNEL_HEADER_BYTES, CHANNEL_MAGIC } from "./_channel_layout.ts";
@@ -84,7 +84,9 @@ export interface ChannelOptions {
    * milliseconds (default 0.02). Polling sees a change within
    * nanoseconds; sleeping costs a wake-up (tens of microseconds) but no
    * CPU. Infinity polls for as long as the wait lasts (still looking at the
-   * other end's process every `checkIntervalMs`).
+   * other end's process every `checkIntervalMs`). A `for await` step on an
+   * empty ring polls too, up to ~1 µs within this, before it yields to the
+   * event loop.
    */
   readonly spinMs?: number;
   /**
@@ -137,12 +139,15 @@ export class Channel {
   readonly #spinMs: number;
   /** Polls of a blocking call before its wait loop (which reads the clock): part of spinMs. */
   readonly #spinPolls: number;
-  readonly #pollMs: number;
+  /** The polling windows of this end's async waits: for room, for a message. */
+  readonly #sendWindow: PollWindow;
+  readonly #receiveWindow: PollWindow;
 
   private constructor(bytes: Uint8Array, capacity: number, settings: Settings) {
     this.#spinMs = settings.spinMs;
     this.#spinPolls = spinPolls(settings.spinMs);
-    this.#pollMs = settings.pollMs;
+    this.#sendWindow = new PollWindow(settings.pollMs, settings.checkIntervalMs);
+    this.#receiveWindow = new PollWindow(settings.pollMs, settings.checkIntervalMs);
     this.#ring = new Ring(bytes, capacity, settings.checkIntervalMs);
     if (settings.role !== 0) this.#ring.claim(settings.role, "attach to a channel");
   }
@@ -301,7 +306,7 @@ export class Channel {
     const timeout = checkTimeout(timeoutMs);
     const signal = checkSignal(options);
     const ring = this.#ring;
-    return runAsync(ring, true, () => ring.tryReserve(length), timeout, this.#pollMs, signal);
+    return runAsync(ring, true, () => ring.tryReserve(length), timeout, this.#sendWindow, signal);
   }
 
   /**
@@ -391,7 +396,7 @@ export class Channel {
     } catch (error) {
       return Promise.reject(error);
     }
-    return runAsyncAfterMiss(ring, true, this.#sendOp(bytes), timeout, this.#pollMs, signal)
+    return runAsyncAfterMiss(ring, true, this.#sendOp(bytes), timeout, this.#sendWindow, signal)
       .then((sent) => sent ?? false);
   }
 
@@ -482,7 +487,7 @@ export class Channel {
   ): Promise<Uint8Array | null | typeof Channel.DONE> {
     const timeout = checkTimeout(timeoutMs);
     const signal = checkSignal(options);
-    return runAsync(this.#ring, false, this.#receiveOp, timeout, this.#pollMs, signal);
+    return runAsync(this.#ring, false, this.#receiveOp, timeout, this.#receiveWindow, signal);
   }
 
   /**
@@ -528,6 +533,7 @@ export class Channel {
 
   #iterate(signal: AbortSignal | undefined): AsyncIterator<Uint8Array, undefined> {
     const ring = this.#ring;
+    const polls = this.#spinPolls;
     const finished: IteratorReturnResult<undefined> = { done: true, value: undefined };
     const result = (
       message: Uint8Array | null | undefined | typeof Channel.DONE,
@@ -537,9 +543,10 @@ export class Channel {
       next: (): Promise<IteratorResult<Uint8Array, undefined>> => {
         try {
           signal?.throwIfAborted();
-          // A message at hand costs no wait loop.
+          // A message at hand, or within receive()'s few polls (less than
+          // one event-loop turn), costs no wait loop.
           ring.live("receive");
-          const message = ring.tryReceive();
+          const message = ring.receiveReady(polls) ?? ring.tryReceive();
           if (message !== null) {
             return Promise.resolve(
               message === undefined ? finished : { done: false, value: message },
@@ -548,7 +555,14 @@ export class Channel {
         } catch (error) {
           return Promise.reject(error);
         }
-        return runAsyncAfterMiss(ring, false, this.#receiveOp, Infinity, this.#pollMs, signal)
+        return runAsyncAfterMiss(
+          ring,
+          false,
+          this.#receiveOp,
+          Infinity,
+          this.#receiveWindow,
+          signal,
+        )
           .then(result);
       },
       return: (): Promise<IteratorResult<Uint8Array, undefined>> => {

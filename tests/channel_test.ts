@@ -485,6 +485,26 @@ test("a message or room at hand settles the async calls before the event loop tu
   assert.equal(turned, false, "no call waited for the event loop");
 });
 
+test("a for await step on an empty ring polls only briefly, even with spinMs Infinity", async () => {
+  using mapping = Mapping.anonymous(1024);
+  const producer = Channel.init(mapping.view(), { spinMs: Infinity });
+  const consumer = Channel.from(mapping.view(), { spinMs: Infinity });
+  const iterator = consumer[Symbol.asyncIterator]();
+  // next() returns before the message exists: its poll gave up and left the event loop free.
+  const pending = iterator.next();
+  let sent = false;
+  setImmediate(() => {
+    sent = true;
+    producer.send(encoder.encode("late"));
+  });
+  const next = await pending;
+  assert.equal(sent, true);
+  assert.equal(next.done, false);
+  assert.equal(decoder.decode(next.value!), "late");
+  producer.close();
+  assert.equal((await iterator.next()).done, true);
+});
+
 test("an async consumer whose messages come soon after it blocks polls longer next time", async () => {
   using mapping = Mapping.anonymous(1024);
   const pollMs = 20;
@@ -494,10 +514,13 @@ test("an async consumer whose messages come soon after it blocks polls longer ne
   // Each message comes 30 ms (or later, under load) after the receive starts:
   // past the 20 ms window, so at first the consumer is asleep (consumerSleeping,
   // word 33, set) when it comes; a stretched window (up to 80 ms) finds it polling.
+  // The first message waits until the consumer sleeps (a process descheduled
+  // between two looks can still be polling at 30 ms), so it comes soon after.
   const asleep: number[] = [];
   for (let round = 0; round < 10 && !asleep.includes(0); round++) {
     const receiving = consumer.receiveAsync(10_000);
     await new Promise((resolve) => setTimeout(resolve, pollMs * 1.5));
+    if (round === 0) await until(() => words[33] === 1, 10_000, "the consumer's sleep");
     asleep.push(words[33]!);
     producer.send(encoder.encode(`m${round}`));
     assert.equal(decoder.decode(bytes(await receiving)), `m${round}`);
