@@ -35,8 +35,14 @@ const missing = RUNTIMES.filter((r) => !installed(r)).map((r) => r.program);
 /** Whether /dev/shm takes user xattrs (the creator record; tmpfs from Linux 6.6). */
 function xattrsHere(): boolean {
   try {
-    using shm = SharedMemory.create({ size: 1 });
-    return typeof readCreator("/dev/shm" + shm.name) !== "string";
+    // persist: its record is written at create (others' at the end of the job).
+    const shm = SharedMemory.create({ size: 1, persist: true });
+    try {
+      return typeof readCreator("/dev/shm" + shm.name) !== "string";
+    } finally {
+      shm.close();
+      shm.unlink();
+    }
   } catch {
     return false;
   }
