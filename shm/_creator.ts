@@ -15,7 +15,6 @@ import { errno, unsafeLibc } from "../ffi/libc.ts";
 import { cString } from "../ffi/pointer.ts";
 import { platform } from "../platform/mod.ts";
 import { readTextFile, statPath } from "../core/_io.ts";
-import { ErrnoError } from "../core/errors.ts";
 
 /** The attribute's name. */
 export const CREATOR_XATTR = "user.shmkit.creator";
@@ -134,8 +133,11 @@ export function creatorLiveness(record: CreatorRecord): Liveness {
   let text;
   try {
     text = readTextFile(`/proc/${record.pid}/stat`);
-  } catch (error) {
-    return error instanceof ErrnoError && error.code === "ENOENT" ? "dead" : "unknown";
+  } catch {
+    // Gone, or hidden (hidepid): only the kernel can tell these apart.
+    return unsafeLibc.kill(record.pid, 0) === -1 && errno() === platform.errno.ESRCH
+      ? "dead"
+      : "unknown";
   }
   const end = text.lastIndexOf(")");
   const state = text.slice(end + 2, end + 3);
