@@ -180,8 +180,13 @@ export class Region {
   #buffers: ArrayBuffer[] = [];
   #escaped = false;
   #handedOut = false; // whether any buffer (and so a pointer for runtime I/O) went out
+  // Made on first use: most regions never get a listener, and a Set per create shows in GC time.
+  #listeners: Set<() => void> | undefined;
+
   /** Called once, just before release (see beforeRelease). */
-  readonly releaseListeners: Set<() => void> = new Set();
+  get releaseListeners(): Set<() => void> {
+    return this.#listeners ??= new Set();
+  }
 
   constructor(
     owner: object,
@@ -255,15 +260,16 @@ export class Region {
   /** Detaches the views and gives the range back. Idempotent. */
   release(): void {
     if (this.#state.released) return;
-    if (this.releaseListeners.size > 0) {
-      for (const listener of [...this.releaseListeners]) {
+    const listeners = this.#listeners;
+    if (listeners !== undefined && listeners.size > 0) {
+      for (const listener of [...listeners]) {
         try {
           listener();
         } catch {
           // A listener's failure must not keep the memory mapped.
         }
       }
-      this.releaseListeners.clear();
+      listeners.clear();
     }
     const clean = this.detachAll();
     this.#state.released = true;
