@@ -8,16 +8,9 @@
 import { lstatSync, readFileSync } from "node:fs";
 import { SharedMemory } from "../shm/shared_memory.ts";
 import { SystemVSegment } from "../sysv/segment.ts";
-import { readCreator } from "../shm/_creator.ts";
+import { creatorLiveness, type Liveness, readCreator } from "../shm/_creator.ts";
 import { SHM_DIR } from "../shm/_names.ts";
-import {
-  commandOf,
-  creatorLiveness,
-  type Liveness,
-  pidLiveness,
-  userName,
-  type Users,
-} from "./_procs.ts";
+import { commandOf, pidLiveness, userName, type Users } from "./_procs.ts";
 
 /** Random names `SharedMemory.create` draws: "/shmkit-" and 16 hex digits. */
 export const RANDOM_NAME = /^\/shmkit-[0-9a-f]{16}$/;

@@ -1,16 +1,11 @@
 /**
- * Internal (CLI): what /proc says about processes: whether a recorded
- * creator still runs, who maps or holds open an object, user names.
+ * Internal (CLI): what /proc says about processes: whether a pid still
+ * runs, who maps or holds open an object, user names.
  *
  * @module
  */
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { unsafeLibc } from "../ffi/libc.ts";
-import { platform } from "../platform/mod.ts";
-import { type CreatorRecord, ownPidNamespace, startTimeOf } from "../shm/_creator.ts";
-
-/** What is known about whether a process still runs. */
-export type Liveness = "alive" | "dead" | "unknown";
+import { clockTicks, type Liveness, startTimeOf } from "../shm/_creator.ts";
 
 /** A process as /proc/PID/stat shows it, or why it can't be read. */
 type ProcStat = { state: string; start: number } | "gone" | "unreadable";
@@ -25,12 +20,6 @@ function procStat(pid: number): ProcStat {
   const state = text.slice(text.lastIndexOf(")") + 2).split(" ")[0] ?? "";
   const start = startTimeOf(text);
   return start === undefined ? "unreadable" : { state, start };
-}
-
-/** Clock ticks per second (sysconf(_SC_CLK_TCK)). */
-export function clockTicks(): number {
-  const ticks = Number(unsafeLibc.sysconf(platform.constants._SC_CLK_TCK));
-  return ticks > 0 ? ticks : 100;
 }
 
 let bootSeconds: number | undefined;
@@ -53,24 +42,6 @@ export function startDate(pid: number): Date | undefined {
   const boot = bootTime();
   if (typeof stat === "string" || boot === undefined) return undefined;
   return new Date((boot + stat.start / clockTicks()) * 1000);
-}
-
-const ownNamespace = ownPidNamespace();
-
-/**
- * Whether a recorded creator still runs: dead when its pid is gone, a
- * zombie, or now a process with another start time (a reused pid);
- * unknown when it was recorded in another pid namespace or /proc hides
- * it. A start time within a second counts as the same process (qemu-user
- * shows a process its own start time a few ticks off).
- */
-export function creatorLiveness(record: CreatorRecord): Liveness {
-  if (record.pidns === 0 || ownNamespace === 0 || record.pidns !== ownNamespace) return "unknown";
-  const stat = procStat(record.pid);
-  if (stat === "gone") return "dead";
-  if (stat === "unreadable") return "unknown";
-  if (stat.state === "Z" || stat.state === "X") return "dead";
-  return Math.abs(stat.start - record.start) > clockTicks() ? "dead" : "alive";
 }
 
 /**

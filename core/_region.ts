@@ -69,7 +69,16 @@ function releaseForReal(state: RegionState): void {
   check(result, state.kind);
 }
 
-const collected = new FinalizationRegistry<RegionState>((state) => {
+/** A region's state as its owner's own finalizer holds it (see {@linkcode collectRegion}). */
+export type CollectableRegion = { readonly __brand: "CollectableRegion" };
+
+/**
+ * Internal: what the finalizer does for a region whose owner was collected
+ * without release: the range is tombstoned, not unmapped (an escaped alias
+ * may remain). For owners that keep one finalizer of their own (FdMemory).
+ */
+export function collectRegion(token: CollectableRegion): void {
+  const state = token as unknown as RegionState;
   if (state.released) return;
   state.released = true;
   try {
@@ -78,7 +87,11 @@ const collected = new FinalizationRegistry<RegionState>((state) => {
   } catch {
     // A finalizer has nobody to report to; the range stays mapped.
   }
-});
+}
+
+const collected = new FinalizationRegistry<RegionState>((state) =>
+  collectRegion(state as unknown as CollectableRegion)
+);
 
 /** Returns its argument from the constructor, so a subclass can stamp private fields on it. */
 class Stamped {
@@ -163,11 +176,17 @@ export class Region {
   readonly #state: RegionState;
   // Held so that a buffer (which holds this region) keeps the owner alive.
   readonly #owner: object;
+  readonly #registered: boolean;
   #buffers: ArrayBuffer[] = [];
   #escaped = false;
   #handedOut = false; // whether any buffer (and so a pointer for runtime I/O) went out
+  // Made on first use: most regions never get a listener, and a Set per create shows in GC time.
+  #listeners: Set<() => void> | undefined;
+
   /** Called once, just before release (see beforeRelease). */
-  readonly releaseListeners: Set<() => void> = new Set();
+  get releaseListeners(): Set<() => void> {
+    return this.#listeners ??= new Set();
+  }
 
   constructor(
     owner: object,
@@ -176,6 +195,7 @@ export class Region {
     mappedLength: number,
     kind: ReleaseKind,
     fileBacked = false,
+    ownerFinalizes = false,
   ) {
     this.address = address;
     this.length = length;
@@ -185,7 +205,14 @@ export class Region {
       ? guardRange(address, mappedLength, C.PROT_READ | C.PROT_WRITE)
       : undefined;
     this.#state = { address, mappedLength, kind, released: false, guard };
-    collected.register(owner, this.#state, this);
+    // An owner with a finalizer of its own calls collectRegion from it: one registration, not two.
+    this.#registered = !ownerFinalizes;
+    if (this.#registered) collected.register(owner, this.#state, this);
+  }
+
+  /** The state to pass to {@linkcode collectRegion} from the owner's finalizer. */
+  get collectable(): CollectableRegion {
+    return this.#state as unknown as CollectableRegion;
   }
 
   get released(): boolean {
@@ -233,19 +260,20 @@ export class Region {
   /** Detaches the views and gives the range back. Idempotent. */
   release(): void {
     if (this.#state.released) return;
-    if (this.releaseListeners.size > 0) {
-      for (const listener of [...this.releaseListeners]) {
+    const listeners = this.#listeners;
+    if (listeners !== undefined && listeners.size > 0) {
+      for (const listener of [...listeners]) {
         try {
           listener();
         } catch {
           // A listener's failure must not keep the memory mapped.
         }
       }
-      this.releaseListeners.clear();
+      listeners.clear();
     }
     const clean = this.detachAll();
     this.#state.released = true;
-    collected.unregister(this);
+    if (this.#registered) collected.unregister(this);
     this.#state.guard?.release();
     if (!clean) tombstone(this.#state);
     // I/O may still be in flight on a view: see _quarantine.ts.

@@ -232,16 +232,21 @@ export class GuardedRange {
     const words = this.#words;
     this.#hit = this.hit;
     this.#released = true;
-    Atomics.store(words, index(this.slot, SLOT.state), BigInt(SLOT_STATE.claimed));
+    Atomics.store(words, index(this.slot, SLOT.state), CLAIMED);
     // The handler raises busy before it reads a slot; seeing 0 after the
     // store above means no handler can still be acting on this range.
     let spins = 0;
     while (Atomics.load(words, DATA.busy / W) !== 0n) {
       if (++spins % 1024 === 0) unsafeLibc.syscall(C.SYS_sched_yield, 0, 0, 0, 0, 0, 0);
     }
-    Atomics.store(words, index(this.slot, SLOT.state), BigInt(SLOT_STATE.free));
+    Atomics.store(words, index(this.slot, SLOT.state), FREE);
   }
 }
+
+// The slot states as the table holds them, made once (registration sits on every create).
+const FREE = BigInt(SLOT_STATE.free);
+const CLAIMED = BigInt(SLOT_STATE.claimed);
+const ACTIVE = BigInt(SLOT_STATE.active);
 
 /**
  * Registers `[address, address + length)` (page-aligned, mapped from a file
@@ -258,25 +263,21 @@ export function guardRange(
   if (state === undefined) return undefined;
   const words = state.words;
   for (let slot = 0; slot < SLOT_COUNT; slot++) {
-    const claimed = Atomics.compareExchange(
-      words,
-      index(slot, SLOT.state),
-      BigInt(SLOT_STATE.free),
-      BigInt(SLOT_STATE.claimed),
-    );
-    if (claimed !== BigInt(SLOT_STATE.free)) continue;
+    const claimed = Atomics.compareExchange(words, index(slot, SLOT.state), FREE, CLAIMED);
+    if (claimed !== FREE) continue;
     const end = BigInt(address + length);
     Atomics.store(words, index(slot, SLOT.start), BigInt(address));
     Atomics.store(words, index(slot, SLOT.end), end);
     Atomics.store(words, index(slot, SLOT.mark), end);
     Atomics.store(words, index(slot, SLOT.hits), 0n);
     Atomics.store(words, index(slot, SLOT.prot), BigInt(prot));
+    const next = BigInt(slot + 1);
     for (;;) {
       const high = Atomics.load(words, DATA.high / W);
-      if (high > BigInt(slot)) break;
-      if (Atomics.compareExchange(words, DATA.high / W, high, BigInt(slot + 1)) === high) break;
+      if (high >= next) break;
+      if (Atomics.compareExchange(words, DATA.high / W, high, next) === high) break;
     }
-    Atomics.store(words, index(slot, SLOT.state), BigInt(SLOT_STATE.active));
+    Atomics.store(words, index(slot, SLOT.state), ACTIVE);
     return new GuardedRange(words, slot);
   }
   unguarded++;

@@ -47,10 +47,16 @@ export function availableMemory(meminfo?: string): number | undefined {
 }
 
 const rlimit = allocStruct(platform.structs.rlimit);
+// rlim_cur read as two words: no DataView or BigInt per create.
+const rlimCur = platform.structs.rlimit.fields["rlim_cur"];
+const rlimWords = rlimCur !== undefined && rlimCur.size === 8 && rlimCur.offset % 4 === 0
+  ? new Uint32Array(rlimit.buffer, rlimCur.offset, 2)
+  : undefined;
 
 /** The soft RLIMIT_FSIZE in bytes (`getrlimit`); RLIM_INFINITY reads as about 1.8e19. */
 export function fileSizeLimit(): number {
   if (unsafeLibc.getrlimit(platform.constants.RLIMIT_FSIZE, rlimit) === -1) return Infinity;
+  if (rlimWords !== undefined) return rlimWords[0]! + rlimWords[1]! * 0x1_0000_0000;
   return readField(rlimit, platform.structs.rlimit, "rlim_cur");
 }
 

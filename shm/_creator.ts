@@ -109,28 +109,46 @@ export function readCreator(path: string): CreatorRecord | "none" | "unsupported
   return parseCreator(new TextDecoder().decode(valueBuffer.subarray(0, n))) ?? "none";
 }
 
+/** What is known about whether a recorded creator still runs. */
+export type Liveness = "alive" | "dead" | "unknown";
+
+/** Clock ticks per second (sysconf(_SC_CLK_TCK)). */
+export function clockTicks(): number {
+  const ticks = Number(unsafeLibc.sysconf(platform.constants._SC_CLK_TCK));
+  return ticks > 0 ? ticks : 100;
+}
+
+let ownNamespace: number | undefined;
+
 /**
- * Whether the creator `record` names has died: its pid is gone, a zombie,
- * or reused by a process started later. False when it can't be told (another
- * pid namespace, no /proc): a caller then waits for its own timeout.
+ * Whether the creator `record` names still runs: dead when its pid is
+ * gone, a zombie, or now a process with another start time (a reused pid);
+ * unknown when it was recorded in another pid namespace or /proc hides it.
+ * A start time within a second counts as the same process (qemu-user shows
+ * a process its own start time a few ticks off): a doubt keeps the object.
  */
-export function creatorGone(record: CreatorRecord): boolean {
-  const own = ownPidNamespace();
-  if (record.pidns === 0 || own === 0 || record.pidns !== own) return false;
+export function creatorLiveness(record: CreatorRecord): Liveness {
+  ownNamespace ??= ownPidNamespace();
+  if (record.pidns === 0 || ownNamespace === 0 || record.pidns !== ownNamespace) return "unknown";
   let text;
   try {
     text = readTextFile(`/proc/${record.pid}/stat`);
   } catch {
-    return unsafeLibc.kill(record.pid, 0) === -1 && errno() === platform.errno.ESRCH;
+    // Gone, or hidden (hidepid): only the kernel can tell these apart.
+    return unsafeLibc.kill(record.pid, 0) === -1 && errno() === platform.errno.ESRCH
+      ? "dead"
+      : "unknown";
   }
-  const state = text.slice(text.lastIndexOf(")") + 2, text.lastIndexOf(")") + 3);
-  if (state === "Z" || state === "X") return true;
+  const end = text.lastIndexOf(")");
+  const state = text.slice(end + 2, end + 3);
+  if (state === "Z" || state === "X") return "dead";
   const start = startTimeOf(text);
-  return start !== undefined && start !== record.start;
+  if (start === undefined) return "unknown";
+  return Math.abs(start - record.start) > clockTicks() ? "dead" : "alive";
 }
 
-/** The creator recorded on the object at `path` if it has died (see {@linkcode creatorGone}). */
+/** The creator recorded on the object at `path` if it has died (see {@linkcode creatorLiveness}). */
 export function deadCreatorOf(path: string): CreatorRecord | undefined {
   const record = readCreator(path);
-  return typeof record !== "string" && creatorGone(record) ? record : undefined;
+  return typeof record !== "string" && creatorLiveness(record) === "dead" ? record : undefined;
 }

@@ -11,7 +11,7 @@ import { unsafeLibc } from "../ffi/libc.ts";
 import { MappedMemory, roundUpToPage, setRegion } from "../core/memory.ts";
 import { ClosedError } from "../core/errors.ts";
 import { platform } from "../platform/mod.ts";
-import { Region } from "../core/_region.ts";
+import { type CollectableRegion, collectRegion, Region } from "../core/_region.ts";
 import { checkMapped, statFd } from "../core/_io.ts";
 import { fchmod, fchown, ftruncate, posixFallocate } from "./raw.ts";
 import { checkSize } from "../core/_validate.ts";
@@ -34,10 +34,14 @@ export interface MemoryStat {
 interface FdState {
   fd: number;
   closed: boolean;
+  /** The current region, for the finalizer (regions change on resize and remap). */
+  region: CollectableRegion | undefined;
 }
 
-// An owner collected without close() gives its fd back (its Region tombstones the memory).
+// One finalizer for the owner, whatever its region: an owner collected without
+// close() has its memory tombstoned and gives its fd back.
 const fds = new FinalizationRegistry<FdState>((state) => {
+  if (state.region !== undefined) collectRegion(state.region);
   if (state.closed) return;
   state.closed = true;
   unsafeLibc.close(state.fd);
@@ -73,7 +77,7 @@ function mapFd(
     path === undefined ? { fd } : { path, fd },
     MMAP_HINTS,
   );
-  return new Region(owner, address, length, roundUpToPage(length), "munmap", true);
+  return new Region(owner, address, length, roundUpToPage(length), "munmap", true, true);
 }
 
 /** What an {@linkcode FdMemory} is made from. */
@@ -112,7 +116,7 @@ export abstract class FdMemory extends MappedMemory {
    */
   protected constructor(init: FdMemoryInit) {
     super();
-    this.#state = { fd: init.fd, closed: false };
+    this.#state = { fd: init.fd, closed: false, region: undefined };
     this.#readOnly = init.readOnly;
     this.#reserve = init.reserve;
     this.#path = init.path;
@@ -124,6 +128,7 @@ export abstract class FdMemory extends MappedMemory {
   // Every change of region goes through here, so the base class's views follow it.
   #use(region: Region | undefined): void {
     this.#region = region;
+    this.#state.region = region?.collectable;
     setRegion(this, region);
   }
 

@@ -24,10 +24,9 @@
  */
 import { registerRemoval, unregisterCleanup } from "./cleanup.ts";
 import { check, ErrnoError } from "../core/errors.ts";
-import { errno, setErrno, unsafeLibc } from "../ffi/libc.ts";
-import { cString, unsafeReadCString } from "../ffi/pointer.ts";
+import { errno, unsafeLibc } from "../ffi/libc.ts";
 import { platform } from "../platform/mod.ts";
-import { type FdStat, requireRegular, statFd, statPath } from "../core/_io.ts";
+import { type FdStat, requireRegular, statFd } from "../core/_io.ts";
 import { fchmod, ftruncate, posixFallocate, shmOpenHints, shmUnlink } from "./raw.ts";
 import { FdMemory } from "./fd_memory.ts";
 import { roundUpToPage } from "../core/memory.ts";
@@ -36,6 +35,7 @@ import { checkBacking } from "./_backing.ts";
 import { randomName, SHM_DIR, type ShmName, shmName, unlinkIfSame } from "./_names.ts";
 import { checkBoolean, checkMode, checkOptions, checkSize } from "../core/_validate.ts";
 import { recordCreator } from "./_creator.ts";
+import { listObjects } from "./_list.ts";
 
 const C = platform.constants;
 
@@ -145,6 +145,13 @@ export class SharedMemory extends FdMemory {
   readonly #dev: number;
   readonly #ino: number;
   #unlinked = false;
+  #recordPending = false;
+
+  // Creator records of objects the cleaner removes anyway (persist false) are
+  // written at the end of the job, or before chmod/chown/close, whichever
+  // comes first: one disposed in the job that created it never needs one.
+  static readonly #pending = new Set<SharedMemory>();
+  static #flushQueued = false;
 
   private constructor(init: SharedMemoryInit) {
     super({ ...init, path: init.name.name, filesystem: SHM_DIR });
@@ -251,9 +258,11 @@ export class SharedMemory extends FdMemory {
     }
     if (fd === -1) check(fd, "shm_open", { path: chosen.name }, shmOpenHints(chosen.name));
 
+    // openOrCreate's waiters read the record at once; persist objects outlive the cleaner.
+    const recordNow = persist || extra !== 0 || mode !== undefined;
     let identity: FdStat;
     try {
-      recordCreator(fd); // best-effort, for `shmkit gc`; before a mode without write
+      if (recordNow) recordCreator(fd); // best-effort, for `shmkit gc`; before a mode without write
       if (mode !== undefined) fchmod(fd, mode); // the umask must not narrow an explicit mode
       // posix_fallocate sets the size as it reserves; ftruncate only when not reserving.
       if (reserve) posixFallocate(fd, 0, total);
@@ -297,7 +306,31 @@ export class SharedMemory extends FdMemory {
         unlinkIfSame(target, dev, ino);
       }, { kind: "shm", name: target.name, dev, ino });
     }
+    if (!recordNow) shm.#deferRecord();
     return shm;
+  }
+
+  #deferRecord(): void {
+    this.#recordPending = true;
+    SharedMemory.#pending.add(this);
+    if (SharedMemory.#flushQueued) return;
+    SharedMemory.#flushQueued = true;
+    queueMicrotask(() => {
+      SharedMemory.#flushQueued = false;
+      for (const shm of SharedMemory.#pending) shm.#writeRecord();
+    });
+  }
+
+  /** Writes a deferred creator record now, while the fd is open (best-effort). */
+  #writeRecord(): void {
+    if (!this.#recordPending) return;
+    this.#cancelRecord();
+    if (!this.closed) recordCreator(this.fd);
+  }
+
+  #cancelRecord(): void {
+    this.#recordPending = false;
+    SharedMemory.#pending.delete(this);
   }
 
   /**
@@ -440,58 +473,7 @@ export class SharedMemory extends FdMemory {
    * @throws {ErrnoError} `opendir` or `readdir` failing.
    */
   static list(options?: SharedMemoryListOptions): SharedMemoryInfo[] {
-    const o = checkOptions(options, "options");
-    const prefix = o.prefix ?? "/";
-    if (typeof prefix !== "string") {
-      throw new TypeError(`Cannot use prefix: expected a string, got ${typeof prefix}`);
-    }
-    if (!prefix.startsWith("/")) {
-      throw new RangeError(
-        `Cannot use prefix ${JSON.stringify(prefix)}: names start with "/" (e.g. ${
-          JSON.stringify("/" + prefix)
-        })`,
-      );
-    }
-    if (platform.os !== "linux") {
-      throw new Error(
-        `Cannot list shared memory objects: ${platform.os} keeps them where no program can list them`,
-      );
-    }
-    const names: string[] = [];
-    const dir = unsafeLibc.opendir(cString(SHM_DIR, "path"));
-    if (dir === 0) throw new ErrnoError("opendir", errno(), { path: SHM_DIR });
-    try {
-      const nameField = platform.structs.dirent.fields["d_name"]!;
-      for (;;) {
-        setErrno(0); // readdir reports both the end and an error as NULL
-        const entry = unsafeLibc.readdir(dir);
-        if (entry === 0) {
-          const code = errno();
-          if (code !== 0) throw new ErrnoError("readdir", code, { path: SHM_DIR });
-          break;
-        }
-        const file = unsafeReadCString(entry + nameField.offset, nameField.size);
-        if (file === "." || file === "..") continue;
-        const name = "/" + file;
-        if (name.startsWith(prefix)) names.push(name);
-      }
-    } finally {
-      unsafeLibc.closedir(dir);
-    }
-    const found: SharedMemoryInfo[] = [];
-    for (const name of names.sort()) {
-      // lstat: a symbolic link planted in /dev/shm is not followed, and not listed.
-      const status = statPath(SHM_DIR + name, false);
-      if (status === undefined || !status.isFile) continue; // gone meanwhile, or not an object
-      found.push({
-        name,
-        size: status.size,
-        mode: status.mode & 0o7777,
-        uid: status.uid,
-        gid: status.gid,
-      });
-    }
-    return found;
+    return listObjects(options);
   }
 
   /** Whether this object's name has been removed through this object. */
@@ -524,7 +506,68 @@ export class SharedMemory extends FdMemory {
     if (this.#unlinked) return false;
     this.#unlinked = true;
     unregisterCleanup(SharedMemory.#cleanupKey(this.#name.name));
-    return unlinkIfSame(this.#name, this.#dev, this.#ino);
+    const removed = unlinkIfSame(this.#name, this.#dev, this.#ino);
+    this.#cancelRecord(); // the name is gone (or names another object): nothing to record
+    return removed;
+  }
+
+  /**
+   * Changes the permission bits: `fchmod(fd, mode)` (see
+   * {@linkcode FdMemory.chmod}).
+   *
+   * @example
+   * ```ts
+   * import { SharedMemory } from "@shmkit/shmkit";
+   * using shm = SharedMemory.create({ size: 4096 });
+   * shm.chmod(0o640);
+   * ```
+   *
+   * @throws {RangeError} For a mode outside 0o0 to 0o7777.
+   * @throws {ClosedError} When the object is closed.
+   * @throws {ErrnoError} `fchmod` with EPERM when this user is not the owner.
+   */
+  override chmod(mode: number): void {
+    this.#writeRecord(); // while the owner may still write it
+    super.chmod(mode);
+  }
+
+  /**
+   * Changes the owner and group: `fchown(fd, uid, gid)` (see
+   * {@linkcode FdMemory.chown}).
+   *
+   * @example
+   * ```ts
+   * import { SharedMemory } from "@shmkit/shmkit";
+   * using shm = SharedMemory.create({ size: 4096 });
+   * shm.chown(-1, -1); // keeps both
+   * ```
+   *
+   * @throws {RangeError} For a bad uid or gid.
+   * @throws {ClosedError} When the object is closed.
+   * @throws {ErrnoError} `fchown` with EPERM without the privilege.
+   */
+  override chown(uid: number, gid: number): void {
+    this.#writeRecord();
+    super.chown(uid, gid);
+  }
+
+  /**
+   * Unmaps (detaching every view) and closes the fd; the object stays (see
+   * {@linkcode FdMemory.close}).
+   *
+   * @example
+   * ```ts
+   * import { SharedMemory } from "@shmkit/shmkit";
+   * const shm = SharedMemory.create({ size: 4096 });
+   * shm.close();
+   * SharedMemory.unlink(shm.name);
+   * ```
+   *
+   * @throws {ErrnoError} `munmap` or `close` failing (not expected).
+   */
+  override close(): void {
+    this.#writeRecord(); // the object outlives the fd
+    super.close();
   }
 
   /**
@@ -532,7 +575,9 @@ export class SharedMemory extends FdMemory {
    * `persist: true`, so `using` leaks nothing.
    */
   override [Symbol.dispose](): void {
+    const removing = this.#created && !this.#persist;
+    if (removing && !this.#unlinked) this.#cancelRecord(); // the object goes with the fd
     this.close();
-    if (this.#created && !this.#persist) this.unlink();
+    if (removing) this.unlink();
   }
 }

@@ -8,7 +8,7 @@
 import { MappedMemory, regionOf, roundUpToPage, setRegion } from "../core/memory.ts";
 import { ClosedError } from "../core/errors.ts";
 import { ReadOnlyView } from "../mapping/readonly_view.ts";
-import { Region } from "../core/_region.ts";
+import { type CollectableRegion, collectRegion, Region } from "../core/_region.ts";
 import { shmctlStat, unsafeShmat } from "./raw.ts";
 import { ErrnoError } from "../core/errors.ts";
 import { platform } from "../platform/mod.ts";
@@ -33,7 +33,8 @@ class SharedMapping {
   ) {
     this.id = id;
     this.pool = pool;
-    this.region = new Region(this, address, size, roundUpToPage(size), "shmdt");
+    // Its finalizer is `collected`'s below: one registration per mapping, not two.
+    this.region = new Region(this, address, size, roundUpToPage(size), "shmdt", false, true);
   }
 }
 
@@ -58,14 +59,22 @@ function pooled(
 // segment is removed) until the garbage collector runs, which a tight loop
 // can outrun by thousands of segments.
 const live = new Set<WeakRef<SharedMapping>>();
-const collected = new FinalizationRegistry<WeakRef<SharedMapping>>((ref) => live.delete(ref));
+interface Tracked {
+  readonly ref: WeakRef<SharedMapping>;
+  readonly region: CollectableRegion;
+}
+// A mapping collected undetached: out of `live`, and its range tombstoned.
+const collected = new FinalizationRegistry<Tracked>((tracked) => {
+  live.delete(tracked.ref);
+  collectRegion(tracked.region);
+});
 let maxLive = 1024;
 
 function track(shared: SharedMapping): WeakRef<SharedMapping> {
   const ref = new WeakRef(shared);
   shared.ref = ref;
   live.add(ref);
-  collected.register(shared, ref, ref);
+  collected.register(shared, { ref, region: shared.region.collectable }, ref);
   return ref;
 }
 

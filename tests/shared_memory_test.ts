@@ -18,6 +18,7 @@ import {
 import { cleanupHooks, hasCleanup } from "../shm/cleanup.ts";
 import { unsafeLibc } from "../ffi/libc.ts";
 import { checkShmName } from "../shm/raw.ts";
+import { readCreator } from "../shm/_creator.ts";
 import { collectGarbage, skipReason, tick } from "./helpers.ts";
 import {
   installed,
@@ -612,6 +613,50 @@ for (const rt of RUNTIMES) {
     },
   );
 }
+
+/** The pid in the creator record of `name`; "none" or "unsupported" when there is none. */
+function recordedPid(name: string): number | string {
+  const record = readCreator("/dev/shm" + name);
+  return typeof record === "string" ? record : record.pid;
+}
+
+/** Whether /dev/shm takes user xattrs (tmpfs from Linux 6.6): a persist object's record is written at create. */
+function xattrsHere(): boolean {
+  if (platform.os !== "linux") return false;
+  using probe = create({ size: 4096, persist: true, name: testName("record-probe") });
+  const supported = recordedPid(probe.name) !== "unsupported";
+  probe.unlink();
+  return supported;
+}
+
+test(
+  "the creator record of a non-persist object: written by the end of the job, or at once before close, chmod and chown",
+  { skip: xattrsHere() ? false : skipReason("this /dev/shm keeps no user xattrs (Linux < 6.6)") },
+  async () => {
+    using later = create({ size: 4096 });
+    await tick();
+    assert.equal(recordedPid(later.name), process.pid);
+
+    // Each of these writes the record on the spot: read before the job ends.
+    const closed = create({ size: 4096 });
+    closed.close();
+    assert.equal(recordedPid(closed.name), process.pid);
+    closed[Symbol.dispose]();
+    assert.equal(shmExists(closed.name), false);
+
+    using chmodded = create({ size: 4096 });
+    chmodded.chmod(0o400); // the owner can't write a user xattr after this (unless root)
+    assert.equal(recordedPid(chmodded.name), process.pid);
+
+    using chowned = create({ size: 4096 });
+    chowned.chown(-1, -1);
+    assert.equal(recordedPid(chowned.name), process.pid);
+
+    // With a mode, persist, or from openOrCreate, the record is written at create.
+    using moded = create({ size: 4096, mode: 0o600 });
+    assert.equal(recordedPid(moded.name), process.pid);
+  },
+);
 
 test("the suite leaves /dev/shm as it found it (no name it used is left)", () => {
   assert.ok(usedNames.size > 30, `only ${usedNames.size} names were tracked`);

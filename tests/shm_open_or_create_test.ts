@@ -19,7 +19,15 @@ import {
   testName,
 } from "./fixtures/runtimes.ts";
 import { skipReason } from "./helpers.ts";
-import { readCreator } from "../shm/_creator.ts";
+import {
+  clockTicks,
+  creatorLiveness,
+  ownPidNamespace,
+  readCreator,
+  startTimeOf,
+} from "../shm/_creator.ts";
+import { spawn as spawnChild } from "node:child_process";
+import { readFileSync } from "node:fs";
 
 const CHILD = "shm_open_or_create_child.ts";
 const missing = RUNTIMES.filter((r) => !installed(r)).map((r) => r.program);
@@ -27,8 +35,14 @@ const missing = RUNTIMES.filter((r) => !installed(r)).map((r) => r.program);
 /** Whether /dev/shm takes user xattrs (the creator record; tmpfs from Linux 6.6). */
 function xattrsHere(): boolean {
   try {
-    using shm = SharedMemory.create({ size: 1 });
-    return typeof readCreator("/dev/shm" + shm.name) !== "string";
+    // persist: its record is written at create (others' at the end of the job).
+    const shm = SharedMemory.create({ size: 1, persist: true });
+    try {
+      return typeof readCreator("/dev/shm" + shm.name) !== "string";
+    } finally {
+      shm.close();
+      shm.unlink();
+    }
   } catch {
     return false;
   }
@@ -136,6 +150,29 @@ for (const mode of ["empty", "unclaimed"] as const) {
     },
   );
 }
+
+test("creator liveness (shared by openOrCreate and the CLI): alive, dead when killed, a reused pid, another namespace", async () => {
+  const child = spawnChild("sleep", ["600"], { stdio: "ignore" });
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  try {
+    const pid = child.pid!;
+    const start = startTimeOf(readFileSync(`/proc/${pid}/stat`, "utf8"))!;
+    const pidns = ownPidNamespace();
+    assert.ok(pidns > 0);
+    assert.equal(creatorLiveness({ pid, start, pidns }), "alive");
+    // A few ticks off is the same process (qemu-user); more than a second is a reused pid.
+    assert.equal(creatorLiveness({ pid, start: start + 3, pidns }), "alive");
+    assert.equal(creatorLiveness({ pid, start: start + 5 * clockTicks(), pidns }), "dead");
+    assert.equal(creatorLiveness({ pid, start, pidns: pidns + 1 }), "unknown");
+    assert.equal(creatorLiveness({ pid, start, pidns: 0 }), "unknown");
+    child.kill("SIGKILL");
+    await exited;
+    // Reaped: the pid is gone (a new process under it would have a later start time).
+    assert.equal(creatorLiveness({ pid, start, pidns }), "dead");
+  } finally {
+    child.kill("SIGKILL");
+  }
+});
 
 test("a live but slow initializer: the wait ends at timeoutMs, or when the signal aborts", async () => {
   const name = testName("slow");
