@@ -146,10 +146,11 @@ function fieldReader(name: string): FieldReader {
       return signed ? (v) => v.getInt16(offset, true) : (v) => v.getUint16(offset, true);
     case 4:
       return signed ? (v) => v.getInt32(offset, true) : (v) => v.getUint32(offset, true);
+    // Two words, no BigInt: the sum rounds once, as Number(bigint) does.
     case 8:
       return signed
-        ? (v) => Number(v.getBigInt64(offset, true))
-        : (v) => Number(v.getBigUint64(offset, true));
+        ? (v) => v.getInt32(offset + 4, true) * 2 ** 32 + v.getUint32(offset, true)
+        : (v) => v.getUint32(offset + 4, true) * 2 ** 32 + v.getUint32(offset, true);
     default:
       throw new Error(`Cannot read struct stat field ${name}: size ${size}`);
   }
