@@ -15,6 +15,7 @@ import { readdirSync } from "node:fs";
 import { spawn } from "../mod.ts";
 import { backend, unsafeLibc } from "../ffi/libc.ts";
 import { ExitWatch } from "../spawn/_exit_watch.ts";
+import { useEpollEngineForTesting } from "../spawn/_poll_reactor.ts";
 import { plan } from "../spawn/_plan.ts";
 import {
   CStringArray,
@@ -74,12 +75,39 @@ function ownSpawn(): [string, () => Promise<unknown>] {
 const [ownName, own] = ownSpawn();
 const exe = compileC("spawn_true", ["-pthread"]);
 const FLOOR = "posixSpawn + blocking waitpid (same attributes and environment)";
+/** Runs `fn` with Bun's epoll engine waiting on a native thread or a Worker. */
+function withWaiter(
+  native: boolean,
+  fn: () => Promise<unknown>,
+): (() => Promise<unknown>) | undefined {
+  if (backend.runtime !== "bun") return undefined;
+  const probe = useEpollEngineForTesting(native);
+  if (probe === undefined) return undefined;
+  probe();
+  return async () => {
+    const restore = useEpollEngineForTesting(native)!;
+    try {
+      return await fn();
+    } finally {
+      restore();
+    }
+  };
+}
+
+const exitWatch = (): Promise<number> => new ExitWatch(bare()).promise;
 const parts: Record<string, () => unknown> = {
   [FLOOR]: () => unsafeLibc.waitpid(bare(), cell, 0),
-  "posixSpawn + ExitWatch (the exit wake-up path)": () => new ExitWatch(bare()).promise,
+  "posixSpawn + ExitWatch (the exit wake-up path)": exitWatch,
   "spawn() + await status": () => spawn(["/bin/true"]).status,
   [ownName]: own,
 };
+// Bun: the two waiters of the pidfd, side by side.
+const viaWorker = withWaiter(false, exitWatch);
+const viaNative = withWaiter(true, exitWatch);
+if (viaWorker !== undefined && viaNative !== undefined) {
+  parts["posixSpawn + ExitWatch, pidfd waited by a Worker"] = viaWorker;
+  parts["posixSpawn + ExitWatch, pidfd waited by the native thread"] = viaNative;
+}
 
 // C again with this runtime's shape: as many idle threads as it has besides
 // its main one, then also with its wake-up: one wake from a pidfd poll (as

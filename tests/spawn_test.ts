@@ -945,6 +945,19 @@ test("unref(): a running child does not keep this process alive; unawaited child
 });
 
 test(
+  "Bun: children's exits are waited for by the native thread, compiled in-process with no C compiler on PATH",
+  { ...SLOW, skip: runtime !== "bun" },
+  () => {
+    const self = RUNTIMES.find((r) => r.name === runtime)!;
+    const out = execFileSync(self.program, [
+      ...self.prefix,
+      repoPath("tests/fixtures/spawn_native_waiter.ts"),
+    ], { encoding: "utf8", timeout: 60000, env: { ...process.env, PATH: "/nonexistent" } });
+    assert.deepEqual(JSON.parse(out.trim().split("\n").at(-1)!), { engine: "bun-native", code: 0 });
+  },
+);
+
+test(
   "the first child of a fresh process is noticed by its SIGCHLD, not by the once-a-second reap",
   SLOW,
   () => {
