@@ -51,7 +51,7 @@ export type ExitStrategy = "signal" | "pidfd" | "timer";
 
 let strategy: ExitStrategy | undefined;
 let listening = false;
-const signalWatches = new Set<ExitWatch>();
+const signalWatches = new Set<{ readonly referenced: boolean; poll(): boolean }>();
 let keepAlive: ReturnType<typeof setInterval> | undefined;
 let keepAliveRef = false;
 
@@ -145,19 +145,34 @@ export function useExitStrategyForTesting(which: ExitStrategy): ExitStrategy {
   return before;
 }
 
-/** Watches one child until it ends, and reaps it. */
-export class ExitWatch {
-  readonly promise: Promise<number>;
+/** What a watch does once its child is reaped: `settle` first, then its promise gets `convert(status)`. */
+export interface ExitHooks<T> {
+  /** Turns the raw wait status into the promise's value. */
+  convert(status: number): T;
+  /** Runs before the promise settles, either way (pipes give back their fds). */
+  settle?(): void;
+}
+
+const RAW: ExitHooks<number> = { convert: (status) => status };
+
+/**
+ * Watches one child until it ends, and reaps it. Its promise resolves with
+ * `hooks.convert(status)` directly: one promise per child, not a chain.
+ */
+export class ExitWatch<T = number> {
+  readonly promise: Promise<T>;
   readonly pid: number;
   exited = false;
   referenced = true;
-  #resolve!: (status: number) => void;
+  #resolve!: (value: T) => void;
   #reject!: (error: unknown) => void;
+  #hooks: ExitHooks<T>;
   #onRef: (ref: boolean) => void = () => {};
 
-  constructor(pid: number) {
+  constructor(pid: number, hooks: ExitHooks<T> = RAW as unknown as ExitHooks<T>) {
     this.pid = pid;
-    this.promise = new Promise<number>((resolve, reject) => {
+    this.#hooks = hooks;
+    this.promise = new Promise<T>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
     });
@@ -191,16 +206,31 @@ export class ExitWatch {
       status = reap(this.pid);
     } catch (error) {
       // ECHILD: someone else reaped it, so its pid is no longer ours to signal.
-      this.exited = true;
-      signalWatches.delete(this);
+      this.#settled();
       this.#reject(error);
       return true;
     }
     if (status === undefined) return false;
+    this.#settled();
+    let value: T;
+    try {
+      value = this.#hooks.convert(status);
+    } catch (error) {
+      this.#reject(error);
+      return true;
+    }
+    this.#resolve(value);
+    return true;
+  }
+
+  #settled(): void {
     this.exited = true;
     signalWatches.delete(this);
-    this.#resolve(status);
-    return true;
+    try {
+      this.#hooks.settle?.();
+    } catch {
+      // A pipe that fails to give back its fd must not keep the status from arriving.
+    }
   }
 
   async #watchPidfd(pidfd: number): Promise<void> {

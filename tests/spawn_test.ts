@@ -944,6 +944,22 @@ test("unref(): a running child does not keep this process alive; unawaited child
   assert.match(out, /done/);
 });
 
+test("a closed stdio fd is not passed on, and spawning still works (inherited stdio)", SLOW, () => {
+  const self = RUNTIMES.find((r) => r.name === runtime)!;
+  const out = execFileSync(self.program, [
+    ...self.prefix,
+    repoPath("tests/fixtures/spawn_closed_stdin.ts"),
+  ], { encoding: "utf8", timeout: 60000 });
+  const lines = out.trim().split("\n");
+  assert.deepEqual(JSON.parse(lines.at(-1)!), { codes: [0, 0] }, out);
+  const views = lines.slice(0, -1);
+  assert.equal(views.length, 4, out);
+  // Each child has an fd 0 exactly when this process had one as it spawned.
+  for (let i = 0; i < 4; i += 2) {
+    assert.equal(views[i + 1]!.replace("child:", ""), views[i]!.replace("parent:", ""), out);
+  }
+});
+
 test(
   "Bun: children's exits are waited for by the native thread, compiled in-process with no C compiler on PATH",
   { ...SLOW, skip: runtime !== "bun" },
