@@ -974,6 +974,22 @@ test(
 );
 
 test(
+  "exiting while the reactor's waiter is delivering readiness ends the process cleanly",
+  SLOW,
+  () => {
+    const self = RUNTIMES.find((r) => r.name === runtime)!;
+    // Bun: a native thread calls into the JS thread; exit must not crash a call in flight.
+    for (let i = 0; i < 8; i++) {
+      execFileSync(self.program, [
+        ...self.prefix,
+        repoPath("tests/fixtures/spawn_exit_race.ts"),
+        String(i),
+      ], { encoding: "utf8", timeout: 60000 }); // throws on a non-zero exit or a signal
+    }
+  },
+);
+
+test(
   "the first child of a fresh process is noticed by its SIGCHLD, not by the once-a-second reap",
   SLOW,
   () => {
