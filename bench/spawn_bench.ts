@@ -11,7 +11,9 @@
  * pidfd's readiness to the main thread for Bun, whose loop can't watch an
  * fd it didn't open), with the runtime's idle threads; and (Deno, Node) the
  * same `posix_spawn` call through the raw layer and a bare SIGCHLD listener
- * that reaps with `waitpid(WNOHANG)`: no `spawn()` code at all.
+ * that reaps with `waitpid(WNOHANG)`: no `spawn()` code at all (shmkit's
+ * own listener, installed by the warm-up, also runs on each SIGCHLD there,
+ * finding no child of its own).
  *
  * Spawning costs hundreds of microseconds and the machine's load moves it a
  * lot, so the three are measured in alternating rounds and compared by
