@@ -15,11 +15,13 @@
 import { backend, unsafeLibc } from "../ffi/libc.ts";
 import { nodeBuiltin, setTimerRef } from "../core/_runtime.ts";
 import { platform } from "../platform/mod.ts";
+import { cString } from "../ffi/pointer.ts";
 
 /** The part of `bun:ffi` used here. */
 interface BunCc {
   cc(options: {
     source: string;
+    flags: string[];
     symbols: Record<string, { args: string[]; returns: string }>;
   }): { symbols: Record<string, (...args: unknown[]) => number> };
   JSCallback: new (
@@ -29,23 +31,27 @@ interface BunCc {
 }
 
 // The loop: signals blocked (they belong to the runtime's threads), each
-// event's 64-bit data handed over as two 32-bit halves.
+// event's 64-bit data handed over as two 32-bit halves. It names no outside
+// symbol: libc's functions come as pointers (calls[]), so TinyCC links
+// nothing (with -lc it fails where libc's dev files are missing).
 const SOURCE = `
 typedef unsigned long thread_id;
-int pthread_create(thread_id *, const void *, void *(*)(void *), void *);
-int pthread_detach(thread_id);
-int pthread_sigmask(int, const void *, void *);
-int epoll_wait(int, void *, int, int);
+typedef int (*create_fn)(thread_id *, const void *, void *(*)(void *), void *);
+typedef int (*detach_fn)(thread_id);
+typedef int (*mask_fn)(int, const void *, void *);
+typedef int (*wait_fn)(int, void *, int, int);
 static void (*notify)(unsigned, unsigned, unsigned);
+static mask_fn set_mask;
+static wait_fn wait_events;
 static int epfd, size, events_at, data_at, block_how;
 static void *run(void *unused) {
   unsigned long all[16];
   unsigned char events[64 * 16];
   int failures = 0, i, n;
   for (i = 0; i < 16; i++) all[i] = ~0UL;
-  pthread_sigmask(block_how, all, 0);
+  set_mask(block_how, all, 0);
   while (failures < 1000) {
-    n = epoll_wait(epfd, events, 64, -1);
+    n = wait_events(epfd, events, 64, -1);
     if (n <= 0) { failures++; continue; }
     failures = 0;
     for (i = 0; i < n; i++) {
@@ -56,16 +62,35 @@ static void *run(void *unused) {
   }
   return unused;
 }
-int shmkit_start_waiter(int fd, void *callback, int event_size, int at, int data, int how) {
+int shmkit_start_waiter(int fd, void *callback, int event_size, int at, int data, int how,
+                        void **calls) {
   thread_id thread;
   if (notify != 0) return -1;
   epfd = fd; size = event_size; events_at = at; data_at = data; block_how = how;
+  set_mask = (mask_fn)calls[2];
+  wait_events = (wait_fn)calls[3];
   notify = (void (*)(unsigned, unsigned, unsigned))callback;
-  if (pthread_create(&thread, 0, run, 0) != 0) { notify = 0; return -1; }
-  pthread_detach(thread);
+  if (((create_fn)calls[0])(&thread, 0, run, 0) != 0) { notify = 0; return -1; }
+  ((detach_fn)calls[1])(thread);
   return 0;
 }
 `;
+
+/** The addresses of the C functions the loop calls, in SOURCE's calls[] order; undefined if one is missing. */
+function libcCalls(): BigUint64Array | undefined {
+  const { dlopen, dlsym } = unsafeLibc;
+  if (dlopen === undefined || dlsym === undefined) return undefined;
+  const handle = dlopen(null, platform.constants.RTLD_LAZY);
+  if (handle === 0) return undefined;
+  const names = ["pthread_create", "pthread_detach", "pthread_sigmask", "epoll_wait"];
+  const calls = new BigUint64Array(names.length);
+  for (const [i, name] of names.entries()) {
+    const address = dlsym(handle, cString(name, "symbol"));
+    if (address === 0) return undefined;
+    calls[i] = BigInt(address);
+  }
+  return calls;
+}
 
 const specifier = "bun:ffi";
 const ffi: BunCc | undefined = backend.runtime === "bun"
@@ -103,9 +128,11 @@ function compile(): ((...args: unknown[]) => number) | undefined {
     if (unsafeLibc.write(fd, bytes, bytes.length) !== bytes.length) return undefined;
     const lib = ffi.cc({
       source: `/proc/self/fd/${fd}`,
+      // Link nothing: without libc's dev files (libc.so), -lc fails.
+      flags: ["-nostdlib"],
       symbols: {
         shmkit_start_waiter: {
-          args: ["int", "ptr", "int", "int", "int", "int"],
+          args: ["int", "ptr", "int", "int", "int", "int", "ptr"],
           returns: "int",
         },
       },
@@ -137,6 +164,8 @@ export function startNativeWaiter(
   if (eventsAt === undefined || dataAt === undefined || event.size > 16 || block === undefined) {
     return undefined;
   }
+  const calls = libcCalls();
+  if (calls === undefined) return undefined;
   const start = compile();
   if (start === undefined) return undefined;
   let callback: { readonly ptr: unknown };
@@ -148,7 +177,9 @@ export function startNativeWaiter(
   } catch {
     return undefined;
   }
-  if (start(epfd, callback.ptr, event.size, eventsAt, dataAt, block) !== 0) return undefined;
+  if (start(epfd, callback.ptr, event.size, eventsAt, dataAt, block, calls) !== 0) {
+    return undefined;
+  }
   started = true;
   // The callback lives as long as the thread, i.e. the process.
   keep.push(callback);
