@@ -207,7 +207,7 @@ export class ExitWatch<T = number> {
     } catch (error) {
       // ECHILD: someone else reaped it, so its pid is no longer ours to signal.
       this.#settled();
-      this.#reject(error);
+      this.#fail(error);
       return true;
     }
     if (status === undefined) return false;
@@ -216,11 +216,17 @@ export class ExitWatch<T = number> {
     try {
       value = this.#hooks.convert(status);
     } catch (error) {
-      this.#reject(error);
+      this.#fail(error);
       return true;
     }
     this.#resolve(value);
     return true;
+  }
+
+  /** Rejects, marked handled: a never-awaited child must not crash the process (no handler per child until then). */
+  #fail(error: unknown): void {
+    this.promise.catch(() => {});
+    this.#reject(error);
   }
 
   #settled(): void {

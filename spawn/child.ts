@@ -91,9 +91,8 @@ export class Child implements AsyncDisposable {
         settle: () => ends.forEach((end) => end.settle()),
       });
     }
+    // A rejection (ECHILD) is marked handled by the watch: never-awaited children don't crash.
     this.status = this.#watch.promise;
-    // Marks the promise handled: a never-awaited child must not crash the process.
-    this.status.catch(() => {});
   }
 
   /** Whether the child has been reaped (its pid may since belong to another process); kill() then sends nothing. */

@@ -561,6 +561,15 @@ test("a child reaped by someone else: status rejects with ECHILD, kill() sends n
   assert.equal(child.kill("SIGKILL"), false);
 });
 
+test("a child reaped by someone else and never awaited does not crash the process", SLOW, () => {
+  const self = RUNTIMES.find((r) => r.name === runtime)!;
+  const out = execFileSync(self.program, [
+    ...self.prefix,
+    repoPath("tests/fixtures/spawn_unawaited_echild.ts"),
+  ], { encoding: "utf8", timeout: 60000 }); // throws on a non-zero exit
+  assert.equal(out.trim().split("\n").at(-1), "alive", out);
+});
+
 /**
  * A child that ends only after a timer callback of this process has written
  * to its stdin: if waiting blocked the event loop, it would never end (and the
