@@ -42,7 +42,8 @@ function reap(pid: number): number | undefined {
  *   does while a ref'd child runs (and reaps once a second, in case a signal
  *   was missed).
  * - "pidfd" (Bun, and Deno when it can't listen): a pidfd, readable once the
- *   child has ended, waited for by `_poll_reactor.ts`. Bun's own SIGCHLD
+ *   child has ended, waited for by `_poll_reactor.ts` (on Bun's main thread,
+ *   by a native thread that calls back into JS). Bun's own SIGCHLD
  *   listener was measured ~2 ms slower per child, with ~1 ms of CPU.
  * - "timer" (no pidfd: Linux before 5.3, sandboxes): `waitpid(WNOHANG)` on a
  *   timer backing off from 1 ms to 50 ms.
