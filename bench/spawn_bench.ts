@@ -104,7 +104,7 @@ interface NodeProcessLike {
  * one child with waitpid(WNOHANG): the cheapest spawn + exit event this
  * runtime offers, with none of spawn()'s code. Undefined under Bun.
  */
-function bareSignalSpawn(): { run: () => Promise<void>; stop: () => void } | undefined {
+export function bareSignalSpawn(): { run: () => Promise<void>; stop: () => void } | undefined {
   const g = globalThis as { Deno?: DenoLike; Bun?: unknown; process?: NodeProcessLike };
   if (g.Bun !== undefined) return undefined;
   const attributes = new PosixSpawnAttributes()

@@ -26,6 +26,7 @@ import {
   SpawnFlags,
 } from "../spawn/raw.ts";
 import { compileC, median, runForNumber } from "./harness.ts";
+import { bareSignalSpawn } from "./spawn_bench.ts";
 
 const PER_ROUND = 20;
 const rounds = Number(globalThis.process?.argv[2] ?? 15);
@@ -101,6 +102,11 @@ const parts: Record<string, () => unknown> = {
   "spawn() + await status": () => spawn(["/bin/true"]).status,
   [ownName]: own,
 };
+// Deno, Node: the runtime's cheapest exit event with no shmkit code (spawn_bench's floor).
+const bareListener = bareSignalSpawn();
+if (bareListener !== undefined) {
+  parts["posixSpawn + a bare SIGCHLD listener and waitpid(WNOHANG)"] = bareListener.run;
+}
 // Bun: the two waiters of the pidfd, side by side.
 const viaWorker = withWaiter(false, exitWatch);
 const viaNative = withWaiter(true, exitWatch);
@@ -135,6 +141,7 @@ for (let round = -1; round < rounds; round++) {
     if (round >= 0) (samples[part] ??= []).push(us);
   }
 }
+bareListener?.stop();
 const floor = samples[FLOOR]!;
 console.log(`${backend.runtime} | spawn + wait of /bin/true, ${rounds} rounds of ${PER_ROUND}`);
 for (const [part, values] of Object.entries(samples)) {
