@@ -15,6 +15,7 @@ import { readdirSync } from "node:fs";
 import { spawn } from "../mod.ts";
 import { backend, unsafeLibc } from "../ffi/libc.ts";
 import { ExitWatch } from "../spawn/_exit_watch.ts";
+import { useEpollEngineForTesting } from "../spawn/_poll_reactor.ts";
 import { plan } from "../spawn/_plan.ts";
 import {
   CStringArray,
@@ -25,6 +26,7 @@ import {
   SpawnFlags,
 } from "../spawn/raw.ts";
 import { compileC, median, runForNumber } from "./harness.ts";
+import { bareSignalSpawn } from "./spawn_bench.ts";
 
 const PER_ROUND = 20;
 const rounds = Number(globalThis.process?.argv[2] ?? 15);
@@ -74,12 +76,44 @@ function ownSpawn(): [string, () => Promise<unknown>] {
 const [ownName, own] = ownSpawn();
 const exe = compileC("spawn_true", ["-pthread"]);
 const FLOOR = "posixSpawn + blocking waitpid (same attributes and environment)";
+/** Runs `fn` with Bun's epoll engine waiting on a native thread or a Worker. */
+function withWaiter(
+  native: boolean,
+  fn: () => Promise<unknown>,
+): (() => Promise<unknown>) | undefined {
+  if (backend.runtime !== "bun") return undefined;
+  const probe = useEpollEngineForTesting(native);
+  if (probe === undefined) return undefined;
+  probe();
+  return async () => {
+    const restore = useEpollEngineForTesting(native)!;
+    try {
+      return await fn();
+    } finally {
+      restore();
+    }
+  };
+}
+
+const exitWatch = (): Promise<number> => new ExitWatch(bare()).promise;
 const parts: Record<string, () => unknown> = {
   [FLOOR]: () => unsafeLibc.waitpid(bare(), cell, 0),
-  "posixSpawn + ExitWatch (the exit wake-up path)": () => new ExitWatch(bare()).promise,
+  "posixSpawn + ExitWatch (the exit wake-up path)": exitWatch,
   "spawn() + await status": () => spawn(["/bin/true"]).status,
   [ownName]: own,
 };
+// Deno, Node: the runtime's cheapest exit event with no shmkit code (spawn_bench's floor).
+const bareListener = bareSignalSpawn();
+if (bareListener !== undefined) {
+  parts["posixSpawn + a bare SIGCHLD listener and waitpid(WNOHANG)"] = bareListener.run;
+}
+// Bun: the two waiters of the pidfd, side by side.
+const viaWorker = withWaiter(false, exitWatch);
+const viaNative = withWaiter(true, exitWatch);
+if (viaWorker !== undefined && viaNative !== undefined) {
+  parts["posixSpawn + ExitWatch, pidfd waited by a Worker"] = viaWorker;
+  parts["posixSpawn + ExitWatch, pidfd waited by the native thread"] = viaNative;
+}
 
 // C again with this runtime's shape: as many idle threads as it has besides
 // its main one, then also with its wake-up: one wake from a pidfd poll (as
@@ -107,6 +141,7 @@ for (let round = -1; round < rounds; round++) {
     if (round >= 0) (samples[part] ??= []).push(us);
   }
 }
+bareListener?.stop();
 const floor = samples[FLOOR]!;
 console.log(`${backend.runtime} | spawn + wait of /bin/true, ${rounds} rounds of ${PER_ROUND}`);
 for (const [part, values] of Object.entries(samples)) {

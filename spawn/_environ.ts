@@ -113,30 +113,44 @@ function currentEnvironment(copy: boolean): string[] | number {
   }
 }
 
-/** Bun: process.env's last `NAME=value` entries, all of them, and their encoding without the private ones. */
-let lastEnvironment: { entries: string[]; array: CStringArray } | undefined;
+/** Bun: process.env's last names and values, in order, and their encoding without the private ones. */
+let lastEnvironment: { names: string[]; values: string[]; array: CStringArray } | undefined;
 
 /**
  * Bun: this process's environment, encoded, reusing the last encoding while
- * process.env still holds the same entries (one pass, no copies: this runs
- * before every spawn).
+ * process.env still holds the same names and values in the same order (one
+ * pass comparing them, no strings built: this runs before every spawn).
  */
 function bunEnvironment(): CStringArray {
   const env = nodeProcess?.env ?? {};
-  const last = lastEnvironment?.entries;
+  const last = lastEnvironment;
+  if (last !== undefined) {
+    const { names, values } = last;
+    let i = 0;
+    let same = true;
+    for (const name in env) {
+      const value = env[name];
+      if (value === undefined) continue;
+      if (names[i] !== name || values[i] !== value) {
+        same = false;
+        break;
+      }
+      i++;
+    }
+    if (same && i === names.length) return last.array;
+  }
+  const names: string[] = [];
+  const values: string[] = [];
   const entries: string[] = [];
-  let same = last !== undefined;
   for (const name in env) {
     const value = env[name];
     if (value === undefined) continue;
+    names.push(name);
+    values.push(value);
     const entry = `${name}=${value}`;
-    if (same && last![entries.length] !== entry) same = false;
-    entries.push(entry);
+    if (!PRIVATE_VARIABLES.some((v) => entry.startsWith(v.prefix))) entries.push(entry);
   }
-  if (same && entries.length === last!.length) return lastEnvironment!.array;
-  const passable = (entry: string): boolean =>
-    !PRIVATE_VARIABLES.some((v) => entry.startsWith(v.prefix));
-  lastEnvironment = { entries, array: new CStringArray(entries.filter(passable), "env") };
+  lastEnvironment = { names, values, array: new CStringArray(entries, "env") };
   return lastEnvironment.array;
 }
 

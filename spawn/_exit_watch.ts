@@ -42,7 +42,8 @@ function reap(pid: number): number | undefined {
  *   does while a ref'd child runs (and reaps once a second, in case a signal
  *   was missed).
  * - "pidfd" (Bun, and Deno when it can't listen): a pidfd, readable once the
- *   child has ended, waited for by `_poll_reactor.ts`. Bun's own SIGCHLD
+ *   child has ended, waited for by `_poll_reactor.ts` (on Bun's main thread,
+ *   by a native thread that calls back into JS). Bun's own SIGCHLD
  *   listener was measured ~2 ms slower per child, with ~1 ms of CPU.
  * - "timer" (no pidfd: Linux before 5.3, sandboxes): `waitpid(WNOHANG)` on a
  *   timer backing off from 1 ms to 50 ms.
@@ -51,7 +52,7 @@ export type ExitStrategy = "signal" | "pidfd" | "timer";
 
 let strategy: ExitStrategy | undefined;
 let listening = false;
-const signalWatches = new Set<ExitWatch>();
+const signalWatches = new Set<{ readonly referenced: boolean; poll(): boolean }>();
 let keepAlive: ReturnType<typeof setInterval> | undefined;
 let keepAliveRef = false;
 
@@ -145,19 +146,34 @@ export function useExitStrategyForTesting(which: ExitStrategy): ExitStrategy {
   return before;
 }
 
-/** Watches one child until it ends, and reaps it. */
-export class ExitWatch {
-  readonly promise: Promise<number>;
+/** What a watch does once its child is reaped: `settle` first, then its promise gets `convert(status)`. */
+export interface ExitHooks<T> {
+  /** Turns the raw wait status into the promise's value. */
+  convert(status: number): T;
+  /** Runs before the promise settles, either way (pipes give back their fds). */
+  settle?(): void;
+}
+
+const RAW: ExitHooks<number> = { convert: (status) => status };
+
+/**
+ * Watches one child until it ends, and reaps it. Its promise resolves with
+ * `hooks.convert(status)` directly: one promise per child, not a chain.
+ */
+export class ExitWatch<T = number> {
+  readonly promise: Promise<T>;
   readonly pid: number;
   exited = false;
   referenced = true;
-  #resolve!: (status: number) => void;
+  #resolve!: (value: T) => void;
   #reject!: (error: unknown) => void;
+  #hooks: ExitHooks<T>;
   #onRef: (ref: boolean) => void = () => {};
 
-  constructor(pid: number) {
+  constructor(pid: number, hooks: ExitHooks<T> = RAW as unknown as ExitHooks<T>) {
     this.pid = pid;
-    this.promise = new Promise<number>((resolve, reject) => {
+    this.#hooks = hooks;
+    this.promise = new Promise<T>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
     });
@@ -191,16 +207,37 @@ export class ExitWatch {
       status = reap(this.pid);
     } catch (error) {
       // ECHILD: someone else reaped it, so its pid is no longer ours to signal.
-      this.exited = true;
-      signalWatches.delete(this);
-      this.#reject(error);
+      this.#settled();
+      this.#fail(error);
       return true;
     }
     if (status === undefined) return false;
+    this.#settled();
+    let value: T;
+    try {
+      value = this.#hooks.convert(status);
+    } catch (error) {
+      this.#fail(error);
+      return true;
+    }
+    this.#resolve(value);
+    return true;
+  }
+
+  /** Rejects, marked handled: a never-awaited child must not crash the process (no handler per child until then). */
+  #fail(error: unknown): void {
+    this.promise.catch(() => {});
+    this.#reject(error);
+  }
+
+  #settled(): void {
     this.exited = true;
     signalWatches.delete(this);
-    this.#resolve(status);
-    return true;
+    try {
+      this.#hooks.settle?.();
+    } catch {
+      // A pipe that fails to give back its fd must not keep the status from arriving.
+    }
   }
 
   async #watchPidfd(pidfd: number): Promise<void> {

@@ -22,18 +22,12 @@
  * @module
  */
 import { backend, errno, unsafeLibc } from "../ffi/libc.ts";
-import { SYMBOLS } from "../ffi/symbols.ts";
 import { platform } from "../platform/mod.ts";
 import { check } from "../core/errors.ts";
 import { setTimerRef } from "../core/_runtime.ts";
-import {
-  onNodeExit,
-  poolsAvailable,
-  startWorker,
-  type WorkerHost,
-  type WorkerSymbol,
-  workerSymbol,
-} from "../sync/_worker_pool.ts";
+import { onNodeExit, poolsAvailable } from "../sync/_worker_pool.ts";
+import { startEpollWaiter, STOP_KEY } from "./_epoll_waiter.ts";
+import { disableNativeWaiterForTesting } from "./_native_waiter.ts";
 
 const C = platform.constants;
 const POLLFD = platform.structs.pollfd;
@@ -78,7 +72,7 @@ interface Engine {
   /** Stops any pending timer or call that no longer has a reason to run. */
   stop?(): void;
   /** Which engine this is, for tests and docs. */
-  readonly name: "deno-nonblocking" | "bun-worker" | "node-worker" | "timer";
+  readonly name: "deno-nonblocking" | "bun-native" | "bun-worker" | "node-worker" | "timer";
 }
 
 const registrations = new Set<Registration>();
@@ -137,7 +131,10 @@ export function closingFd(fd: number): void {
   engine?.closing?.(fd);
 }
 
-/** The engine in use ("deno-nonblocking", "bun-worker", "node-worker" or "timer"), creating it if needed. */
+/**
+ * The engine in use ("deno-nonblocking", "bun-native", "bun-worker",
+ * "node-worker" or "timer"), creating it if needed.
+ */
 export function reactorEngine(): string {
   return (engine ??= createEngine()).name;
 }
@@ -154,6 +151,36 @@ export function useTimerEngineForTesting(): () => void {
     engine!.stop?.();
     engine = previous;
     engine?.update();
+  };
+}
+
+const epollEngines = new Map<boolean, Engine | undefined>();
+
+/**
+ * For tests and the parts bench (Bun): use an epoll engine whose waiter is
+ * the native thread (`native`) or a Worker, until the returned function is
+ * called; undefined if that waiter can't start here. Call with no wait pending.
+ */
+export function useEpollEngineForTesting(native: boolean): (() => void) | undefined {
+  const previous = engine ??= createEngine();
+  let chosen = epollEngines.get(native);
+  if (chosen === undefined && previous.name === (native ? "bun-native" : "bun-worker")) {
+    chosen = previous;
+  }
+  if (chosen === undefined && !epollEngines.has(native)) {
+    disableNativeWaiterForTesting(!native);
+    try {
+      chosen = createEpollEngine();
+    } finally {
+      disableNativeWaiterForTesting(false);
+    }
+    if (chosen?.name !== (native ? "bun-native" : "bun-worker")) chosen = undefined;
+    epollEngines.set(native, chosen);
+  }
+  if (chosen === undefined) return undefined;
+  engine = chosen;
+  return () => {
+    engine = previous;
   };
 }
 
@@ -324,60 +351,6 @@ function unrefTimer(timer: ReturnType<typeof setTimeout>): void {
   setTimerRef(timer, false);
 }
 
-/** What the epoll Worker gets at start. */
-interface EpollInit {
-  readonly library: string;
-  readonly epollWait: WorkerSymbol;
-  readonly epfd: number;
-  readonly eventSize: number;
-  readonly eventsAt: number;
-  readonly dataAt: number;
-}
-
-/** The `data` of the stop pipe's event; registrations' keys start at 1. */
-const STOP_KEY = 0;
-
-/**
- * The epoll Worker's body (Bun, Node): on its one request, blocks in
- * `epoll_wait` for good and replies with (key, revents) pairs. The main
- * thread adds and re-arms fds itself (EPOLLONESHOT), so a new wait never
- * wakes this thread. Self-contained: it runs from its source text.
- */
-function epollWorker(
-  host: WorkerHost,
-  init: EpollInit,
-  reply: (ready: number[]) => void,
-): (request: unknown) => void {
-  const libc = host.bind(init.library, { epollWait: init.epollWait });
-  return () => {
-    const max = 64;
-    const bytes = new Uint8Array(max * init.eventSize);
-    const view = new DataView(bytes.buffer);
-    let failures = 0;
-    for (;;) {
-      const n = libc.epollWait!(init.epfd, bytes, max, -1);
-      if (n <= 0) {
-        // EINTR; anything else (the epoll fd gone) ends the loop instead of spinning.
-        if (++failures > 1000) return;
-        continue;
-      }
-      failures = 0;
-      const ready: number[] = [];
-      let stop = false;
-      for (let i = 0; i < n; i++) {
-        const at = i * init.eventSize;
-        const key = view.getUint32(at + init.dataAt, true) +
-          view.getUint32(at + init.dataAt + 4, true) * 0x1_0000_0000;
-        if (key === 0) stop = true; // STOP_KEY (the body can name nothing outside)
-        else ready.push(key, view.getUint32(at + init.eventsAt, true));
-      }
-      if (ready.length > 0) reply(ready);
-      // Node is exiting: return, so the Worker can be stopped.
-      if (stop) return;
-    }
-  };
-}
-
 /** The waits on one fd, and how it is armed in the epoll set. */
 interface Watched {
   readonly fd: number;
@@ -429,33 +402,16 @@ function createEpollEngine(): Engine | undefined {
     for (const fd of [epfd, stopRead, stopWrite]) unsafeLibc.close(fd);
     return undefined;
   }
-  const init: EpollInit = {
-    library: platform.libraries[0]!,
-    epollWait: workerSymbol("epoll_wait", SYMBOLS.epoll_wait),
-    epfd,
-    eventSize: EPOLL_EVENT.size,
-    eventsAt: EVENTS_AT_EPOLL,
-    dataAt: DATA_AT_EPOLL,
-  };
-  const worker = startWorker<EpollInit, [], number[]>(
-    epollWorker,
-    init,
-    (ready) => {
-      for (let i = 0; i < ready.length; i += 2) fired(ready[i]!, ready[i + 1]!);
-    },
-    () => {
-      // The Worker could not start or died: carry on with the timer engine.
-      failed = true;
-      worker?.unref?.();
-      engine = createTimerEngine();
-      engine.update();
-    },
-  );
+  const worker = startEpollWaiter(epfd, fired, () => {
+    // The Worker could not start or died: carry on with the timer engine.
+    failed = true;
+    engine = createTimerEngine();
+    engine.update();
+  });
   if (worker === undefined) {
     for (const fd of [epfd, stopRead, stopWrite]) unsafeLibc.close(fd);
     return undefined;
   }
-  worker.postMessage([]);
   // A Worker inside epoll_wait holds up Node's exit: wake it with the stop key.
   onNodeExit(() => unsafeLibc.write(stopWrite, ONE, 1));
 
@@ -558,7 +514,7 @@ function createEpollEngine(): Engine | undefined {
 
   worker.unref?.();
   return {
-    name: backend.runtime === "node" ? "node-worker" : "bun-worker",
+    name: backend.runtime === "node" ? "node-worker" : worker.native ? "bun-native" : "bun-worker",
     add(reg): void {
       add(reg);
       updateRef();

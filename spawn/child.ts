@@ -42,6 +42,8 @@ function toStatus(raw: number): ChildStatus {
   return { code, signal, success };
 }
 
+const NO_PIPES = { convert: toStatus };
+
 /**
  * A running (or finished) child process, from {@linkcode spawn}. It is
  * reaped as soon as it ends, whether or not `status` is awaited; until then
@@ -65,31 +67,32 @@ export class Child implements AsyncDisposable {
   readonly stdout: ReadableStream<Uint8Array> | null;
   /** The read end of the child's stderr, when `stderr: "pipe"`. */
   readonly stderr: ReadableStream<Uint8Array> | null;
-  readonly #watch: ExitWatch;
+  readonly #watch: ExitWatch<ChildStatus>;
   readonly #ends: PipeEnd[] = [];
 
   /** @internal Use {@linkcode spawn}. */
   constructor(pid: number, pipes: PipeEnds) {
     this.pid = pid;
-    this.#watch = new ExitWatch(pid);
-    const open = <S>(pipe: { stream: S; end: PipeEnd }): S => {
-      this.#ends.push(pipe.end);
-      return pipe.stream;
-    };
-    this.stdin = pipes.stdin === undefined ? null : open(writablePipe(pipes.stdin));
-    this.stdout = pipes.stdout === undefined ? null : open(readablePipe(pipes.stdout));
-    this.stderr = pipes.stderr === undefined ? null : open(readablePipe(pipes.stderr));
-    // Once reaped, the pipes give back their fds before anyone sees the status.
-    const settle = (): void => this.#ends.forEach((end) => end.settle());
-    this.status = this.#watch.promise.then(
-      (raw) => (settle(), toStatus(raw)),
-      (error) => {
-        settle();
-        throw error;
-      },
-    );
-    // Marks the promise handled: a never-awaited child must not crash the process.
-    this.status.catch(() => {});
+    const ends = this.#ends;
+    if (pipes.stdin === undefined && pipes.stdout === undefined && pipes.stderr === undefined) {
+      this.stdin = this.stdout = this.stderr = null;
+      this.#watch = new ExitWatch(pid, NO_PIPES);
+    } else {
+      const open = <S>(pipe: { stream: S; end: PipeEnd }): S => {
+        ends.push(pipe.end);
+        return pipe.stream;
+      };
+      this.stdin = pipes.stdin === undefined ? null : open(writablePipe(pipes.stdin));
+      this.stdout = pipes.stdout === undefined ? null : open(readablePipe(pipes.stdout));
+      this.stderr = pipes.stderr === undefined ? null : open(readablePipe(pipes.stderr));
+      // Once reaped, the pipes give back their fds before anyone sees the status.
+      this.#watch = new ExitWatch(pid, {
+        convert: toStatus,
+        settle: () => ends.forEach((end) => end.settle()),
+      });
+    }
+    // A rejection (ECHILD) is marked handled by the watch: never-awaited children don't crash.
+    this.status = this.#watch.promise;
   }
 
   /** Whether the child has been reaped (its pid may since belong to another process); kill() then sends nothing. */

@@ -383,6 +383,9 @@ function encodePath(path: string, what: string): Uint8Array<ArrayBuffer> {
   return bytes;
 }
 
+// posix_spawn's pid out-parameter, read right after each call.
+const pidCell = new Int32Array(1);
+
 function spawnCall(
   syscall: "posix_spawn" | "posix_spawnp",
   path: string,
@@ -405,7 +408,6 @@ function spawnCall(
     );
   }
   const args = argv instanceof CStringArray ? argv : new CStringArray(argv, "argv");
-  const pidCell = new Int32Array(1);
   const fa = fileActions === null ? null : fileActions.unsafeBytes;
   const attr = attributes === null ? null : attributes.unsafeBytes;
   let result: number;

@@ -16,7 +16,7 @@
  *   not a child that exits with 127;
  * - the child is always reaped, awaited or not, on the JS thread, and waiting
  *   never blocks the event loop (a SIGCHLD listener under Deno, a pidfd
- *   polled by a Worker under Bun: see {@linkcode ExitStrategy}).
+ *   polled by a native thread (or a Worker) under Bun: see {@linkcode ExitStrategy}).
  *
  * Permissions: Deno needs `--allow-ffi` only. The default environment is
  * read from the C `environ` (no `--allow-env`); under Bun it is
@@ -143,7 +143,45 @@ function setNonblocking(fd: number): void {
   check(unsafeLibc.fcntl(fd, C.F_SETFL, flags | C.O_NONBLOCK), "fcntl", { fd });
 }
 
+// Set once a plain launch found a stdio fd closed: check each fd from then on.
+let stdioMayBeClosed = false;
+
+/**
+ * The common case (stdio inherited, no fds, no cwd) with no call before the
+ * spawn: each of fds 0 to 2 re-opened over itself, which clears a
+ * close-on-exec flag (Node sets it) in the child (glibc 2.29+, so wherever
+ * closefrom, 2.34+, exists). A closed one fails the spawn with EBADF and no
+ * child (glibc reaps its own): undefined then, and the caller checks each fd.
+ */
+function launchPlain(p: Plan): number | undefined {
+  if (stdioMayBeClosed) return undefined;
+  const actions = defaultActions(0b111);
+  if (actions === undefined) return undefined;
+  const call = p.search ? posixSpawnp : posixSpawn;
+  prepareExitWatch();
+  try {
+    return call(
+      p.file,
+      actions,
+      attributesFor(p.flags, p.pgroup),
+      p.argv,
+      p.envp as CStringArray | number,
+    );
+  } catch (error) {
+    if (!(error instanceof ErrnoError) || error.code !== "EBADF") throw error;
+    stdioMayBeClosed = true;
+    return undefined;
+  }
+}
+
 function launch(p: Plan): Child {
+  if (
+    p.dups.size === 0 && p.cwd === undefined && p.stdio[0]!.kind === "inherit" &&
+    p.stdio[1]!.kind === "inherit" && p.stdio[2]!.kind === "inherit"
+  ) {
+    const pid = launchPlain(p);
+    if (pid !== undefined) return new Child(pid, {});
+  }
   const toClose: number[] = []; // this process's copies of what only the child keeps
   const parentEnds: PipeEnds = {};
   const dups = new Map(p.dups);

@@ -1,6 +1,7 @@
 // The fd-readiness reactor under spawn (spawn/_poll_reactor.ts): its edge
 // cases, in whichever engine this runtime uses (Deno: poll on the blocking
-// thread; Bun, Node: the epoll Worker), and in the timer fallback.
+// thread; Bun: epoll waited on by a native thread; Node: by a Worker), in
+// Bun's Worker fallback, and in the timer fallback.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -9,7 +10,12 @@ import { join } from "node:path";
 import { unsafeLibc } from "../ffi/libc.ts";
 import { cString } from "../ffi/pointer.ts";
 import { platform } from "../platform/mod.ts";
-import { reactorEngine, useTimerEngineForTesting, waitReady } from "../spawn/_poll_reactor.ts";
+import {
+  reactorEngine,
+  useEpollEngineForTesting,
+  useTimerEngineForTesting,
+  waitReady,
+} from "../spawn/_poll_reactor.ts";
 import { runtime } from "./helpers.ts";
 
 const C = platform.constants;
@@ -39,13 +45,22 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
 const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 50));
 
 test("reactor: this runtime's engine is the expected one", () => {
-  const expected = { deno: "deno-nonblocking", bun: "bun-worker", node: "node-worker" }[runtime];
+  const expected = { deno: "deno-nonblocking", bun: "bun-native", node: "node-worker" }[runtime];
   assert.equal(reactorEngine(), expected);
 });
 
-for (const engine of ["native", "timer"] as const) {
+// Bun's Worker waiter is the fallback where TinyCC or memfd is missing.
+const engines = runtime === "bun"
+  ? ["default", "bun-worker", "timer"] as const
+  : ["default", "timer"] as const;
+for (const engine of engines) {
   const withEngine = async (fn: () => Promise<void>): Promise<void> => {
-    const restore = engine === "timer" ? useTimerEngineForTesting() : () => {};
+    const restore = engine === "timer"
+      ? useTimerEngineForTesting()
+      : engine === "bun-worker"
+      ? useEpollEngineForTesting(false)!
+      : () => {};
+    if (engine === "bun-worker") assert.equal(reactorEngine(), "bun-worker");
     try {
       await fn();
     } finally {

@@ -561,6 +561,15 @@ test("a child reaped by someone else: status rejects with ECHILD, kill() sends n
   assert.equal(child.kill("SIGKILL"), false);
 });
 
+test("a child reaped by someone else and never awaited does not crash the process", SLOW, () => {
+  const self = RUNTIMES.find((r) => r.name === runtime)!;
+  const out = execFileSync(self.program, [
+    ...self.prefix,
+    repoPath("tests/fixtures/spawn_unawaited_echild.ts"),
+  ], { encoding: "utf8", timeout: 60000 }); // throws on a non-zero exit
+  assert.equal(out.trim().split("\n").at(-1), "alive", out);
+});
+
 /**
  * A child that ends only after a timer callback of this process has written
  * to its stdin: if waiting blocked the event loop, it would never end (and the
@@ -943,6 +952,51 @@ test("unref(): a running child does not keep this process alive; unawaited child
   process.kill(pid, "SIGKILL");
   assert.match(out, /done/);
 });
+
+test("a closed stdio fd is not passed on, and spawning still works (inherited stdio)", SLOW, () => {
+  const self = RUNTIMES.find((r) => r.name === runtime)!;
+  const out = execFileSync(self.program, [
+    ...self.prefix,
+    repoPath("tests/fixtures/spawn_closed_stdin.ts"),
+  ], { encoding: "utf8", timeout: 60000 });
+  const lines = out.trim().split("\n");
+  assert.deepEqual(JSON.parse(lines.at(-1)!), { codes: [0, 0] }, out);
+  const views = lines.slice(0, -1);
+  assert.equal(views.length, 4, out);
+  // Each child has an fd 0 exactly when this process had one as it spawned.
+  for (let i = 0; i < 4; i += 2) {
+    assert.equal(views[i + 1]!.replace("child:", ""), views[i]!.replace("parent:", ""), out);
+  }
+});
+
+test(
+  "Bun: children's exits are waited for by the native thread, compiled in-process with no C compiler on PATH",
+  { ...SLOW, skip: runtime !== "bun" },
+  () => {
+    const self = RUNTIMES.find((r) => r.name === runtime)!;
+    const out = execFileSync(self.program, [
+      ...self.prefix,
+      repoPath("tests/fixtures/spawn_native_waiter.ts"),
+    ], { encoding: "utf8", timeout: 60000, env: { ...process.env, PATH: "/nonexistent" } });
+    assert.deepEqual(JSON.parse(out.trim().split("\n").at(-1)!), { engine: "bun-native", code: 0 });
+  },
+);
+
+test(
+  "exiting while the reactor's waiter is delivering readiness ends the process cleanly",
+  SLOW,
+  () => {
+    const self = RUNTIMES.find((r) => r.name === runtime)!;
+    // Bun: a native thread calls into the JS thread; exit must not crash a call in flight.
+    for (let i = 0; i < (runtime === "bun" ? 8 : 2); i++) {
+      execFileSync(self.program, [
+        ...self.prefix,
+        repoPath("tests/fixtures/spawn_exit_race.ts"),
+        String(i),
+      ], { encoding: "utf8", timeout: 60000 }); // throws on a non-zero exit or a signal
+    }
+  },
+);
 
 test(
   "the first child of a fresh process is noticed by its SIGCHLD, not by the once-a-second reap",
