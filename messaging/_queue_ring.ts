@@ -196,7 +196,10 @@ export class QueueRing {
       // A plain read: a stale tail fails the CAS below, or is re-read before any verdict.
       const pos = h[TAIL]!;
       const s = this.#slot(pos);
-      const seq = Atomics.load(h, s + SEQ);
+      // Plain too: "free" is confirmed by the owner CAS below, which orders the last
+      // holder's stores (docs/messaging.md); anything else is read again atomically.
+      let seq = h[s + SEQ]!;
+      if (seq !== pos) seq = Atomics.load(h, s + SEQ);
       const diff = (seq - pos) | 0;
       if (diff === 0) {
         // Look before taking: a failed CAS costs the line to everybody.
@@ -264,7 +267,9 @@ export class QueueRing {
       // A plain read: a stale head fails the CAS below, or is re-read before any verdict.
       const pos = h[HEAD]!;
       const s = this.#slot(pos);
-      const seq = Atomics.load(h, s + SEQ);
+      // Plain, as in trySend: the owner CAS confirms "published" and orders the payload.
+      let seq = h[s + SEQ]!;
+      if (seq !== ((pos + 1) | 0)) seq = Atomics.load(h, s + SEQ);
       const diff = (seq - pos - 1) | 0;
       if (diff === 0) {
         let owner = h[s + OWNER]!;
