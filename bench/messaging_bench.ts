@@ -23,6 +23,7 @@ import { Mapping, notify, wait, waitAsync } from "../mod.ts";
 import { Broadcast, LoanPool, Queue, Subscriber } from "../messaging/mod.ts";
 import { type Benchmark, compileC, type Measured, runForNumber } from "./harness.ts";
 import { exited, median, sharedFile, startPeer } from "./peers/support.ts";
+import { BareQueue, BareRing } from "./messaging_floor.ts";
 
 // Control words at the start of the shared file; the object starts at CONTROL bytes.
 const CONTROL = 4096;
@@ -128,47 +129,51 @@ function peer(args: string[]): void {
   using mapping = Mapping.file(path);
   const control = mapping.view(Int32Array, 0, CONTROL / 4);
   const view = mapping.view(Uint8Array, CONTROL);
-  if (mode === "produce") {
-    const queue = Queue.from(view);
-    const warm = Queue.from(mapping.view(Uint8Array, CONTROL + Queue.byteLengthFor(QUEUE_SHAPE)));
+  // "bare-*": the same protocol as bare JS (messaging_floor.ts), the floor.
+  const bare = mode.startsWith("bare-");
+  const role = bare ? mode.slice(5) : mode;
+  if (role === "produce") {
+    const at = mapping.view(Uint8Array, CONTROL + Queue.byteLengthFor(QUEUE_SHAPE));
+    const [queue, warm] = [view, at].map((v) => sendingTo(v, bare));
     const message = new Uint8Array(64).fill(1);
-    for (let i = 0; i < WARM_UP; i += WARM_BATCH) sendAll(warm, message, WARM_BATCH);
+    for (let i = 0; i < WARM_UP; i += WARM_BATCH) warm!(message, WARM_BATCH);
     bump(control, WARM_DONE);
     settle(control);
     bump(control, READY);
     waitFor(control, GO, 1);
     const cpu = process.cpuUsage();
-    sendAll(queue, message, Number(rest[0]));
+    queue!(message, Number(rest[0]));
     addCpu(control, cpu);
     bump(control, PRODUCERS_DONE);
-  } else if (mode === "consume") {
-    const queue = Queue.from(view);
-    const warm = Queue.from(mapping.view(Uint8Array, CONTROL + Queue.byteLengthFor(QUEUE_SHAPE)));
-    const buffer = new Uint8Array(queue.maxMessageBytes);
-    while (receiveAll(warm, buffer, WARM_BATCH) === WARM_BATCH);
+  } else if (role === "consume") {
+    const at = mapping.view(Uint8Array, CONTROL + Queue.byteLengthFor(QUEUE_SHAPE));
+    const [queue, warm] = [view, at].map((v) => receivingFrom(v, bare));
+    const buffer = new Uint8Array(128); // maxMessageBytes (112) and more
+    while (warm!(buffer, WARM_BATCH) === WARM_BATCH);
     settle(control);
     bump(control, READY);
     const cpu = process.cpuUsage();
-    const n = receiveAll(queue, buffer, Infinity);
+    const n = queue!(buffer, Infinity);
     addCpu(control, cpu);
     bump(control, RECEIVED, n);
     bump(control, CONSUMERS_DONE);
-  } else if (mode === "subscribe") {
+  } else if (role === "subscribe") {
     const k = Number(rest[0]);
-    const ring = Broadcast.from(view);
-    const subscriber = ring.subscribe();
-    const at = CONTROL + Broadcast.byteLengthFor({ slots: ring.slots, maxMessage: 64 });
-    const warm = Broadcast.from(mapping.view(Uint8Array, at)).subscribe();
+    const slots = Broadcast.from(view).slots;
+    const at = CONTROL + Broadcast.byteLengthFor({ slots, maxMessage: 64 });
+    const [subscriber, warm] = [view, mapping.view(Uint8Array, at)].map((v) =>
+      subscribing(v, bare)
+    );
     bump(control, WARM_DONE);
-    const buffer = new Uint8Array(subscriber.maxMessageBytes);
-    while (subscribeAll(warm, buffer, WARM_BATCH) === WARM_BATCH);
+    const buffer = new Uint8Array(128); // maxMessageBytes (120) and more
+    while (warm!.receive(buffer, WARM_BATCH) === WARM_BATCH);
     settle(control);
     bump(control, READY);
     const cpu = process.cpuUsage();
-    const n = subscribeAll(subscriber, buffer, Infinity);
+    const n = subscriber!.receive(buffer, Infinity);
     addCpu(control, cpu);
     Atomics.store(control, RECEIVED_BY + k, n);
-    Atomics.store(control, LOST_BY + k, subscriber.lost);
+    Atomics.store(control, LOST_BY + k, subscriber!.lost());
     bump(control, CONSUMERS_DONE);
   } else if (mode === "loan-echo") {
     const [poolBytes, count] = [Number(rest[0]), Number(rest[1])];
@@ -192,6 +197,45 @@ function peer(args: string[]): void {
   }
 }
 
+/** The timed send loop of the library's queue, or of the bare floor's. */
+function sendingTo(view: Uint8Array, bare: boolean): (message: Uint8Array, n: number) => void {
+  if (bare) {
+    const queue = new BareQueue(view, process.pid);
+    return (message, n) => queue.sendAll(message, n);
+  }
+  const queue = Queue.from(view);
+  return (message, n) => sendAll(queue, message, n);
+}
+
+/** The timed receive loop of the library's queue, or of the bare floor's. */
+function receivingFrom(
+  view: Uint8Array,
+  bare: boolean,
+): (buffer: Uint8Array, max: number) => number {
+  if (bare) {
+    const queue = new BareQueue(view, process.pid);
+    return (buffer, max) => queue.receiveAll(buffer, max);
+  }
+  const queue = Queue.from(view);
+  return (buffer, max) => receiveAll(queue, buffer, max);
+}
+
+/** A subscriber of the library, or of the bare floor. */
+function subscribing(
+  view: Uint8Array,
+  bare: boolean,
+): { receive(buffer: Uint8Array, max: number): number; lost(): number } {
+  if (bare) {
+    const ring = new BareRing(view);
+    return { receive: (buffer, max) => ring.receiveAll(buffer, max), lost: () => ring.lost };
+  }
+  const subscriber = Broadcast.from(view).subscribe();
+  return {
+    receive: (buffer, max) => subscribeAll(subscriber, buffer, max),
+    lost: () => subscriber.lost,
+  };
+}
+
 /** The two pools of the loan round trip: 64-byte and 1 MiB blocks. */
 const LOAN_SHAPES = [{ blocks: 2, blockBytes: 64 }, { blocks: 2, blockBytes: 1 << 20 }];
 
@@ -206,7 +250,7 @@ function queuesAfter(mapping: Mapping, poolBytes: number): [Uint8Array, Uint8Arr
 }
 
 /** One round: messages per second through the queue, 2 producer and 2 consumer processes. */
-export async function queueRound(perProducer: number): Promise<number> {
+export async function queueRound(perProducer: number, bare = false): Promise<number> {
   const bytes = Queue.byteLengthFor(QUEUE_SHAPE);
   const file = sharedFile(CONTROL + 2 * bytes);
   try {
@@ -214,11 +258,12 @@ export async function queueRound(perProducer: number): Promise<number> {
     const control = mapping.view(Int32Array, 0, CONTROL / 4);
     const queue = Queue.init(mapping.view(Uint8Array, CONTROL, bytes), QUEUE_SHAPE);
     const warm = Queue.init(mapping.view(Uint8Array, CONTROL + bytes, bytes), QUEUE_SHAPE);
+    const prefix = bare ? "bare-" : "";
     const peers = [
-      startPeer(SELF, ["consume", file.path]),
-      startPeer(SELF, ["consume", file.path]),
-      startPeer(SELF, ["produce", file.path, perProducer]),
-      startPeer(SELF, ["produce", file.path, perProducer]),
+      startPeer(SELF, [`${prefix}consume`, file.path]),
+      startPeer(SELF, [`${prefix}consume`, file.path]),
+      startPeer(SELF, [`${prefix}produce`, file.path, perProducer]),
+      startPeer(SELF, [`${prefix}produce`, file.path, perProducer]),
     ];
     const done = Promise.all(peers.map((p) => exited(p, "queue peer")));
     await reach(control, WARM_DONE, 2);
@@ -246,7 +291,7 @@ export async function queueRound(perProducer: number): Promise<number> {
  * publishing `count` messages to 4 subscriber processes through a ring of
  * `count` slots (none overwritten).
  */
-export async function broadcastRound(count: number): Promise<number> {
+export async function broadcastRound(count: number, bare = false): Promise<number> {
   const shape = { slots: count, maxMessage: 64 };
   const warmShape = { slots: WARM_RING, maxMessage: 64 };
   const bytes = Broadcast.byteLengthFor(shape);
@@ -256,15 +301,24 @@ export async function broadcastRound(count: number): Promise<number> {
     const control = mapping.view(Int32Array, 0, CONTROL / 4);
     const publisher = Broadcast.init(mapping.view(Uint8Array, CONTROL, bytes), shape);
     const warm = Broadcast.init(mapping.view(Uint8Array, CONTROL + bytes), warmShape);
-    const peers = [0, 1, 2, 3].map((k) => startPeer(SELF, ["subscribe", file.path, k]));
+    const mode = bare ? "bare-subscribe" : "subscribe";
+    const peers = [0, 1, 2, 3].map((k) => startPeer(SELF, [mode, file.path, k]));
     const done = Promise.all(peers.map((p) => exited(p, "subscriber")));
     const message = new Uint8Array(64).fill(1);
     await reach(control, WARM_DONE, 4);
-    for (let i = 0; i < WARM_UP; i += WARM_BATCH) publishAll(warm, message, WARM_BATCH);
+    const [hot, cold] = bare
+      ? [mapping.view(Uint8Array, CONTROL, bytes), mapping.view(Uint8Array, CONTROL + bytes)].map(
+        (v) => {
+          const ring = new BareRing(v);
+          return (n: number) => ring.publishAll(message, n);
+        },
+      )
+      : [publisher, warm].map((p) => (n: number) => publishAll(p, message, n));
+    for (let i = 0; i < WARM_UP; i += WARM_BATCH) cold!(WARM_BATCH);
     warm.end();
     await reach(control, READY, 4);
     const start = performance.now();
-    publishAll(publisher, message, count);
+    hot!(count);
     publisher.end();
     await reach(control, CONSUMERS_DONE, 4);
     const elapsed = performance.now() - start;
@@ -282,18 +336,22 @@ export async function broadcastRound(count: number): Promise<number> {
   }
 }
 
-/** Medians of rounds of `ours` and of each C run, alternating. */
-async function alternate(
-  ours: () => Promise<number>,
-  c: (() => number)[],
-): Promise<[number, ...number[]]> {
-  const samples: number[][] = [[], ...c.map(() => [])];
+/** Medians of rounds of each run (ours, the floor, C...), alternating. */
+async function alternate(runs: (() => number | Promise<number>)[]): Promise<number[]> {
+  const samples: number[][] = runs.map(() => []);
   for (let r = 0; r < ROUNDS; r++) {
-    samples[0]!.push(await ours());
-    c.forEach((run, i) => samples[i + 1]!.push(run()));
+    for (const [i, run] of runs.entries()) samples[i]!.push(await run());
   }
-  return samples.map(median) as [number, ...number[]];
+  return samples.map(median);
 }
+
+/**
+ * The floors measured with the rows above them (same rounds), and their C
+ * baselines, for the floor rows.
+ */
+const floors = { queue: [NaN, NaN], broadcast: [NaN, NaN] };
+
+const FLOOR = "the same protocol as bare JS, no checks, no recovery (the floor), same rounds";
 
 /**
  * Median ns per loan round trip through another process, for each pool
@@ -354,13 +412,17 @@ export const benchmarks: Benchmark[] = [
     async run(): Promise<Measured> {
       const exe = compileC("messaging_mpmc");
       const n = String(PER_PRODUCER);
-      const [value, c, pipe] = await alternate(() => queueRound(PER_PRODUCER), [
+      const [value, floor, c, pipe] = await alternate([
+        () => queueRound(PER_PRODUCER),
+        () => queueRound(PER_PRODUCER, true),
         () => runForNumber(exe, ["queue", n]),
         () => runForNumber(exe, ["pipe", n]),
-      ]);
+      ]) as [number, number, number, number];
+      floors.queue = [floor, c];
       return {
         value,
         comparisons: [
+          { baselineName: FLOOR, baseline: floor, goal: { min: 0.8 } },
           {
             baselineName: "C, same layout and waits, 2+2 processes",
             baseline: c!,
@@ -376,12 +438,16 @@ export const benchmarks: Benchmark[] = [
     unit: "msgs/s",
     async run(): Promise<Measured> {
       const exe = compileC("messaging_mpmc");
-      const [value, c] = await alternate(() => broadcastRound(BROADCAST_COUNT), [
+      const [value, floor, c] = await alternate([
+        () => broadcastRound(BROADCAST_COUNT),
+        () => broadcastRound(BROADCAST_COUNT, true),
         () => runForNumber(exe, ["broadcast", String(BROADCAST_COUNT)]),
-      ]);
+      ]) as [number, number, number];
+      floors.broadcast = [floor, c];
       return {
         value,
         comparisons: [
+          { baselineName: FLOOR, baseline: floor, goal: { min: 0.8 } },
           {
             baselineName: "C, same layout and waits, 4 subscriber processes",
             baseline: c!,
@@ -389,6 +455,38 @@ export const benchmarks: Benchmark[] = [
           },
         ],
       };
+    },
+  },
+  {
+    name: "floor of the MPMC row: its protocol as bare JS (no checks, no recovery), 2+2 processes",
+    unit: "msgs/s",
+    run(): Promise<Measured> {
+      const [value, c] = floors.queue as [number, number];
+      return Promise.resolve({
+        value,
+        comparisons: [{
+          baselineName: "C, same layout and waits, 2+2 processes, same rounds as the MPMC row",
+          baseline: c,
+          goal: { min: 0.5 },
+        }],
+      });
+    },
+  },
+  {
+    name:
+      "floor of the broadcast row: its protocol as bare JS (no checks), 4 subscribers, per subscriber",
+    unit: "msgs/s",
+    run(): Promise<Measured> {
+      const [value, c] = floors.broadcast as [number, number];
+      return Promise.resolve({
+        value,
+        comparisons: [{
+          baselineName:
+            "C, same layout and waits, 4 subscriber processes, same rounds as the broadcast row",
+          baseline: c,
+          goal: { min: 0.5 },
+        }],
+      });
     },
   },
   {
