@@ -144,6 +144,15 @@ export class QueueRing {
     return now - this.#suspectSince >= GRACE_MS && this.liveness.gone(owner);
   }
 
+  /**
+   * Lets go of a dead holder's hold on slot `s`. Reads seq atomically first:
+   * the next claimer reads seq plainly and is ordered by the 0 stored here.
+   */
+  #release(s: number, owner: number): void {
+    Atomics.load(this.header, s + SEQ);
+    Atomics.compareExchange(this.header, s + OWNER, owner, 0);
+  }
+
   /** Takes slot `s`'s owner word from `from` (0 or a dead id); whether it worked. */
   #take(s: number, from: number): boolean {
     return Atomics.compareExchange(this.header, s + OWNER, from, this.#me) === from;
@@ -211,7 +220,7 @@ export class QueueRing {
           if (Atomics.load(h, TAIL) !== pos) continue;
           // A producer mid-claim; if it died there, let go of its hold.
           if (this.#holderGone(s, owner)) {
-            Atomics.compareExchange(h, s + OWNER, owner, 0);
+            this.#release(s, owner);
             continue;
           }
           return BUSY;
@@ -280,7 +289,7 @@ export class QueueRing {
           if (Atomics.load(h, HEAD) !== pos) continue;
           // A consumer mid-claim, or a producer between publishing and letting go.
           if (this.#holderGone(s, owner)) {
-            Atomics.compareExchange(h, s + OWNER, owner, 0);
+            this.#release(s, owner);
             continue;
           }
           return BUSY;
