@@ -146,6 +146,12 @@ export class BareQueue {
     }
   }
 
+  /** The message trySend sends and the buffer tryReceive fills (64 bytes each, 4-aligned). */
+  use(message: Uint8Array, into: Uint8Array): void {
+    this.#message = new Int32Array(message.buffer, message.byteOffset, WORDS);
+    this.#into = new Int32Array(into.buffer, into.byteOffset, WORDS);
+  }
+
   /** Sends `count` messages, waiting while full. */
   sendAll(message: Uint8Array, count: number): void {
     this.#message = new Int32Array(message.buffer, message.byteOffset, WORDS);
@@ -194,20 +200,29 @@ export class BareRing {
     this.#cursor = this.#seen = Atomics.load(h, B_HEAD);
   }
 
+  /** The message publish sends, or the buffer tryReceive fills (64 bytes, 4-aligned). */
+  use(buffer: Uint8Array): void {
+    this.#into = new Int32Array(buffer.buffer, buffer.byteOffset, WORDS);
+  }
+
   /** Publishes `count` copies of `message`. */
   publishAll(message: Uint8Array, count: number): void {
+    this.use(message);
+    for (let i = count; i > 0; i--) this.publish();
+  }
+
+  /** Publishes the message given to `use`. */
+  publish(): void {
     const h = this.#h;
-    const words = new Int32Array(message.buffer, message.byteOffset, WORDS);
-    for (let i = count; i > 0; i--) {
-      const m = h[B_HEAD]!;
-      const s = B_HEADER_WORDS + (m & this.#mask) * this.#slotWords;
-      Atomics.store(h, s, (m * 2 + 1) | 0);
-      h[s + 1] = WORDS * 4;
-      for (let k = 0; k < WORDS; k++) h[s + 2 + k] = words[k]!;
-      Atomics.store(h, s, (m * 2 + 2) | 0);
-      Atomics.store(h, B_HEAD, (m + 1) | 0);
-      wake(h, this.#head, B_SLEEPING);
-    }
+    const words = this.#into;
+    const m = h[B_HEAD]!;
+    const s = B_HEADER_WORDS + (m & this.#mask) * this.#slotWords;
+    Atomics.store(h, s, (m * 2 + 1) | 0);
+    h[s + 1] = WORDS * 4;
+    for (let k = 0; k < WORDS; k++) h[s + 2 + k] = words[k]!;
+    Atomics.store(h, s, (m * 2 + 2) | 0);
+    Atomics.store(h, B_HEAD, (m + 1) | 0);
+    wake(h, this.#head, B_SLEEPING);
   }
 
   /** 1 received, 0 nothing new, -1 ended. */
