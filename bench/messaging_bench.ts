@@ -76,9 +76,18 @@ async function reach(control: Int32Array, index: number, value: number): Promise
  * Messages per producer (per publisher) of the untimed warm-up round each
  * timed round starts with, through a second queue (ring) in the same file
  * and the same loops: the timed round then measures steady-state compiled
- * code, as the C program's (whose compile is not timed either).
+ * code, as the C program's (whose compile is not timed either). The timed
+ * handles are made after the warm-up: V8 deprecates the maps of objects
+ * made before it, and the first call on such an object deoptimized the
+ * compiled loop (seen with --trace-deopt at the start of every timed loop,
+ * then recompiles inside the timed region).
  */
 const WARM_UP = 1 << 18;
+/**
+ * The timed receive loops' bound: a Smi, as the warm-up's (Infinity would
+ * deoptimize the loop the warm-up compiled).
+ */
+const ALL = 2 ** 30;
 /** Messages per call of the warm-up: the timed call then enters compiled code at the top. */
 const WARM_BATCH = 64;
 /** Slots of the warm-up ring (the publisher sends WARM_UP messages through it; laps are fine). */
@@ -129,6 +138,8 @@ export const lastCpu = { queue: NaN, broadcast: NaN };
 /** The peer's side (this file run as a script). */
 function peer(args: string[]): void {
   const [mode, path, ...rest] = args as [string, string, ...string[]];
+  // Before the warm-up: a first call sets things up that deoptimize compiled code.
+  addCpu(new Int32Array(CPU_US + 1), process.cpuUsage());
   using mapping = Mapping.file(path);
   const control = mapping.view(Int32Array, 0, CONTROL / 4);
   const view = mapping.view(Uint8Array, CONTROL);
@@ -137,26 +148,28 @@ function peer(args: string[]): void {
   const role = bare ? mode.slice(5) : mode;
   if (role === "produce") {
     const at = mapping.view(Uint8Array, CONTROL + Queue.byteLengthFor(QUEUE_SHAPE));
-    const [queue, warm] = [view, at].map((v) => sendingTo(v, bare));
+    const warm = sendingTo(at, bare);
     const message = new Uint8Array(64).fill(1);
-    for (let i = 0; i < WARM_UP; i += WARM_BATCH) warm!(message, WARM_BATCH);
+    for (let i = 0; i < WARM_UP; i += WARM_BATCH) warm(message, WARM_BATCH);
     bump(control, WARM_DONE);
     settle(control);
+    const queue = sendingTo(view, bare);
     bump(control, READY);
     waitFor(control, GO, 1);
     const cpu = process.cpuUsage();
-    queue!(message, Number(rest[0]));
+    queue(message, Number(rest[0]));
     addCpu(control, cpu);
     bump(control, PRODUCERS_DONE);
   } else if (role === "consume") {
     const at = mapping.view(Uint8Array, CONTROL + Queue.byteLengthFor(QUEUE_SHAPE));
-    const [queue, warm] = [view, at].map((v) => receivingFrom(v, bare));
+    const warm = receivingFrom(at, bare);
     const buffer = new Uint8Array(128); // maxMessageBytes (112) and more
-    while (warm!(buffer, WARM_BATCH) === WARM_BATCH);
+    while (warm(buffer, WARM_BATCH) === WARM_BATCH);
     settle(control);
+    const queue = receivingFrom(view, bare);
     bump(control, READY);
     const cpu = process.cpuUsage();
-    const n = queue!(buffer, Infinity);
+    const n = queue(buffer, ALL);
     addCpu(control, cpu);
     bump(control, RECEIVED, n);
     bump(control, CONSUMERS_DONE);
@@ -164,19 +177,19 @@ function peer(args: string[]): void {
     const k = Number(rest[0]);
     const slots = Broadcast.from(view).slots;
     const at = CONTROL + Broadcast.byteLengthFor({ slots, maxMessage: 64 });
-    const [subscriber, warm] = [view, mapping.view(Uint8Array, at)].map((v) =>
-      subscribing(v, bare)
-    );
+    const warm = subscribing(mapping.view(Uint8Array, at), bare);
     bump(control, WARM_DONE);
     const buffer = new Uint8Array(128); // maxMessageBytes (120) and more
-    while (warm!.receive(buffer, WARM_BATCH) === WARM_BATCH);
+    while (warm.receive(buffer, WARM_BATCH) === WARM_BATCH);
     settle(control);
+    // Subscribed before READY: the publisher starts the timed messages after it.
+    const subscriber = subscribing(view, bare);
     bump(control, READY);
     const cpu = process.cpuUsage();
-    const n = subscriber!.receive(buffer, Infinity);
+    const n = subscriber.receive(buffer, ALL);
     addCpu(control, cpu);
     Atomics.store(control, RECEIVED_BY + k, n);
-    Atomics.store(control, LOST_BY + k, subscriber!.lost());
+    Atomics.store(control, LOST_BY + k, subscriber.lost());
     bump(control, CONSUMERS_DONE);
   } else if (mode === "loan-echo") {
     const [poolBytes, count] = [Number(rest[0]), Number(rest[1])];
@@ -309,19 +322,22 @@ export async function broadcastRound(count: number, bare = false): Promise<numbe
     const done = Promise.all(peers.map((p) => exited(p, "subscriber")));
     const message = new Uint8Array(64).fill(1);
     await reach(control, WARM_DONE, 4);
-    const [hot, cold] = bare
-      ? [mapping.view(Uint8Array, CONTROL, bytes), mapping.view(Uint8Array, CONTROL + bytes)].map(
-        (v) => {
-          const ring = new BareRing(v);
-          return (n: number) => ring.publishAll(message, n);
-        },
-      )
-      : [publisher, warm].map((p) => (n: number) => publishAll(p, message, n));
-    for (let i = 0; i < WARM_UP; i += WARM_BATCH) cold!(WARM_BATCH);
+    const publishing = (view: Uint8Array): (n: number) => void => {
+      if (bare) {
+        const ring = new BareRing(view);
+        return (n) => ring.publishAll(message, n);
+      }
+      const handle = Broadcast.from(view);
+      return (n) => publishAll(handle, message, n);
+    };
+    const cold = publishing(mapping.view(Uint8Array, CONTROL + bytes));
+    for (let i = 0; i < WARM_UP; i += WARM_BATCH) cold(WARM_BATCH);
     warm.end();
+    // Made after the warm-up, as the peers' timed handles.
+    const hot = publishing(mapping.view(Uint8Array, CONTROL, bytes));
     await reach(control, READY, 4);
     const start = performance.now();
-    hot!(count);
+    hot(count);
     publisher.end();
     await reach(control, CONSUMERS_DONE, 4);
     const elapsed = performance.now() - start;
