@@ -94,12 +94,18 @@ const WARM_BATCH = 64;
 const WARM_RING = 1 << 16;
 
 /**
- * The warm-up's buffer for the batch at message i: the two in turn for the
- * first 8192 messages, then the first. The timed handles' first copy goes
- * through a new buffer view (each handle caches its caller's buffer as
- * words), a path the first call of the warm-up took before V8 kept type
- * feedback: without this, compiled code deoptimized there in the timed loop.
+ * The timed handles' first calls take paths (claiming the publisher's place,
+ * a new view of the caller's buffer, a subscriber's first look at head) that
+ * the warm-up took only on its first call, before V8 kept type feedback:
+ * compiled code then deoptimized there at the start of the timed loop
+ * (--trace-deopt). So the warm-up's first 8192 messages go through a fresh
+ * handle every 1024 messages and alternate two buffers.
  */
+function fresh(i: number): boolean {
+  return i > 0 && i < 8192 && i % 1024 === 0;
+}
+
+/** The warm-up's buffer for the batch at message i (see {@linkcode fresh}). */
 function twoOf(i: number, first: Uint8Array, second: Uint8Array): Uint8Array {
   return i < 8192 && (i / WARM_BATCH) % 2 === 1 ? second : first;
 }
@@ -159,10 +165,13 @@ function peer(args: string[]): void {
   const role = bare ? mode.slice(5) : mode;
   if (role === "produce") {
     const at = mapping.view(Uint8Array, CONTROL + Queue.byteLengthFor(QUEUE_SHAPE));
-    const warm = sendingTo(at, bare);
     const message = new Uint8Array(64).fill(1);
     const other = message.slice();
-    for (let i = 0; i < WARM_UP; i += WARM_BATCH) warm(twoOf(i, message, other), WARM_BATCH);
+    let warm = sendingTo(at, bare);
+    for (let i = 0; i < WARM_UP; i += WARM_BATCH) {
+      if (fresh(i)) warm = sendingTo(at, bare);
+      warm(twoOf(i, message, other), WARM_BATCH);
+    }
     bump(control, WARM_DONE);
     settle(control);
     const queue = sendingTo(view, bare);
@@ -174,10 +183,13 @@ function peer(args: string[]): void {
     bump(control, PRODUCERS_DONE);
   } else if (role === "consume") {
     const at = mapping.view(Uint8Array, CONTROL + Queue.byteLengthFor(QUEUE_SHAPE));
-    const warm = receivingFrom(at, bare);
     const buffer = new Uint8Array(128); // maxMessageBytes (112) and more
     const other = buffer.slice();
-    for (let i = 0; warm(twoOf(i, buffer, other), WARM_BATCH) === WARM_BATCH; i += WARM_BATCH);
+    let warm = receivingFrom(at, bare);
+    for (let i = 0;; i += WARM_BATCH) {
+      if (fresh(i)) warm = receivingFrom(at, bare);
+      if (warm(twoOf(i, buffer, other), WARM_BATCH) !== WARM_BATCH) break;
+    }
     settle(control);
     const queue = receivingFrom(view, bare);
     bump(control, READY);
@@ -190,15 +202,14 @@ function peer(args: string[]): void {
     const k = Number(rest[0]);
     const slots = Broadcast.from(view).slots;
     const at = CONTROL + Broadcast.byteLengthFor({ slots, maxMessage: 64 });
-    const warm = subscribing(mapping.view(Uint8Array, at), bare);
+    let warm = subscribing(mapping.view(Uint8Array, at), bare);
     bump(control, WARM_DONE);
     const buffer = new Uint8Array(128); // maxMessageBytes (120) and more
     const other = buffer.slice();
-    for (
-      let i = 0;
-      warm.receive(twoOf(i, buffer, other), WARM_BATCH) === WARM_BATCH;
-      i += WARM_BATCH
-    );
+    for (let i = 0;; i += WARM_BATCH) {
+      if (fresh(i)) warm = subscribing(mapping.view(Uint8Array, at), bare);
+      if (warm.receive(twoOf(i, buffer, other), WARM_BATCH) !== WARM_BATCH) break;
+    }
     settle(control);
     // Subscribed before READY: the publisher starts the timed messages after it.
     const subscriber = subscribing(view, bare);
@@ -348,9 +359,12 @@ export async function broadcastRound(count: number, bare = false): Promise<numbe
       const handle = Broadcast.from(view);
       return (n, m = message) => publishAll(handle, m, n);
     };
-    const cold = publishing(mapping.view(Uint8Array, CONTROL + bytes));
     const other = message.slice();
-    for (let i = 0; i < WARM_UP; i += WARM_BATCH) cold(WARM_BATCH, twoOf(i, message, other));
+    let cold = publishing(mapping.view(Uint8Array, CONTROL + bytes));
+    for (let i = 0; i < WARM_UP; i += WARM_BATCH) {
+      if (fresh(i)) cold = publishing(mapping.view(Uint8Array, CONTROL + bytes));
+      cold(WARM_BATCH, twoOf(i, message, other));
+    }
     warm.end();
     // Made after the warm-up, as the peers' timed handles.
     const hot = publishing(mapping.view(Uint8Array, CONTROL, bytes));
