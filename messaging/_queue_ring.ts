@@ -77,6 +77,9 @@ export class QueueRing {
   #suspectSlot = -1;
   #suspectOwner = 0;
   #suspectSince = 0;
+  /** The positions last seen full (send) and claimed but unpublished (receive): see trySend. */
+  #fullAt = NaN;
+  #claimedAt = NaN;
 
   constructor(bytes: Uint8Array, slots: number, slotBytes: number, checkIntervalMs: number) {
     const words = (QUEUE_HEADER_BYTES + slots * slotBytes) / 4;
@@ -240,7 +243,13 @@ export class QueueRing {
       }
       if (Atomics.load(h, TAIL) !== pos) continue;
       if (diff === 1 - n) {
-        // Lap pos - n published: not consumed yet, or taken by a consumer.
+        // Lap pos - n published: not consumed yet, or taken by a consumer. Its owner
+        // word (on the line a consumer is about to write) is looked at, for a dead
+        // consumer, only when this position is seen full again.
+        if (this.#fullAt !== pos) {
+          this.#fullAt = pos;
+          return false;
+        }
         const owner = this.#owner(s, action);
         const lap = (pos - n) | 0;
         if (
@@ -335,6 +344,12 @@ export class QueueRing {
         if (ahead < 0 || ahead > n) {
           if (Atomics.load(h, HEAD) !== pos) continue;
           this.fail(action, "tail", tail, `with head ${pos} it must be ${pos} to ${(pos + n) | 0}`);
+        }
+        // A producer is writing the slot, or died there: its owner word (on the line
+        // being written) is looked at only when this position is seen claimed again.
+        if (this.#claimedAt !== pos) {
+          this.#claimedAt = pos;
+          return BUSY;
         }
         const owner = this.#owner(s, action);
         if (owner !== 0 && this.#holderGone(s, owner)) {
