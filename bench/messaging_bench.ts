@@ -22,6 +22,7 @@
  * @module
  */
 import process from "node:process";
+import { execFileSync } from "node:child_process";
 import { Mapping, notify, wait, waitAsync } from "../mod.ts";
 import { Broadcast, LoanPool, Queue, Subscriber } from "../messaging/mod.ts";
 import { type Benchmark, compileC, type Measured, runForNumber } from "./harness.ts";
@@ -454,6 +455,77 @@ async function loanRoundTrips(perBatch: number, batches: number): Promise<number
   }
 }
 
+/** Rounds of the one-process floors (each C run reports the median of its own 7 loops). */
+const ONE_PROCESS_ROUNDS = 7;
+let oneProcess: { queue: [number, number]; broadcast: [number, number] } | undefined;
+
+/**
+ * One process, no waiting: ns per send + receive (queue) and publish +
+ * receive (broadcast) of the bare-JS floors, and of the same protocols in
+ * C (bench/c/messaging_parts.c); the fastest of alternating rounds. Without
+ * scheduling or cache-line transfers, this is the steady bound on what the
+ * runtime's atomics allow.
+ */
+function oneProcessFloors(): { queue: [number, number]; broadcast: [number, number] } {
+  if (oneProcess !== undefined) return oneProcess;
+  const exe = compileC("messaging_parts");
+  const shape = { slots: 1024, maxMessage: 64 };
+  const message = new Uint8Array(64).fill(1);
+  const buffer = new Uint8Array(128);
+  const q = new Uint8Array(new SharedArrayBuffer(Queue.byteLengthFor(shape)));
+  Queue.init(q, shape);
+  const queue = new BareQueue(q, 1);
+  queue.use(message, buffer);
+  const r = new Uint8Array(new SharedArrayBuffer(Broadcast.byteLengthFor(shape)));
+  Broadcast.init(r, shape);
+  const publisher = new BareRing(r);
+  publisher.use(message);
+  const subscriber = new BareRing(r);
+  subscriber.use(buffer);
+  const n = 100_000;
+  const queueLoop = (): number => {
+    const start = performance.now();
+    for (let i = 0; i < n; i++) {
+      if (queue.trySend() !== 1 || queue.tryReceive() !== 1) throw new Error("floor queue failed");
+    }
+    return ((performance.now() - start) * 1e6) / n;
+  };
+  const ringLoop = (): number => {
+    const start = performance.now();
+    for (let i = 0; i < n; i++) {
+      publisher.publish();
+      if (subscriber.tryReceive() !== 1) throw new Error("floor ring failed");
+    }
+    return ((performance.now() - start) * 1e6) / n;
+  };
+  // Node takes ~10 such loops to reach its top tier.
+  for (let i = 0; i < 12; i++) queueLoop() + ringLoop();
+  const samples: number[][] = [[], [], [], []];
+  for (let round = 0; round < ONE_PROCESS_ROUNDS; round++) {
+    samples[0]!.push(queueLoop());
+    samples[1]!.push(ringLoop());
+    const c = new Map(
+      execFileSync(exe, { encoding: "utf8" }).trim().split("\n").map((line) => {
+        const [what, ns] = line.split(" ") as [string, string];
+        return [what, Number(ns)];
+      }),
+    );
+    samples[2]!.push(c.get("queue")!);
+    samples[3]!.push(c.get("broadcast")!);
+  }
+  // The fastest round of each, favouring JS: a floor must not be set too high.
+  const [jsQueue, jsRing, cQueue, cRing] = samples.map((s) => Math.min(...s)) as [
+    number,
+    number,
+    number,
+    number,
+  ];
+  oneProcess = { queue: [jsQueue, cQueue], broadcast: [jsRing, cRing] };
+  return oneProcess;
+}
+
+const ONE_PROCESS_C = "the same protocol in C, one process (bench/c/messaging_parts.c)";
+
 /** The messaging benchmarks. */
 export const benchmarks: Benchmark[] = [
   {
@@ -540,6 +612,31 @@ export const benchmarks: Benchmark[] = [
           baseline: c,
           goal: { min: 0.5 },
         }],
+      });
+    },
+  },
+  {
+    name:
+      "floor, one process: the MPMC queue's protocol as bare JS, send + receive of a 64-byte message",
+    unit: "ns/op",
+    run(): Promise<Measured> {
+      const [value, c] = oneProcessFloors().queue;
+      // At least half C's rate is at most twice its time.
+      return Promise.resolve({
+        value,
+        comparisons: [{ baselineName: ONE_PROCESS_C, baseline: c, goal: { max: 2 } }],
+      });
+    },
+  },
+  {
+    name:
+      "floor, one process: the broadcast ring's protocol as bare JS, publish + receive of a 64-byte message",
+    unit: "ns/op",
+    run(): Promise<Measured> {
+      const [value, c] = oneProcessFloors().broadcast;
+      return Promise.resolve({
+        value,
+        comparisons: [{ baselineName: ONE_PROCESS_C, baseline: c, goal: { max: 2 } }],
       });
     },
   },
