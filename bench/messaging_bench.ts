@@ -7,9 +7,12 @@
  * C program; and the loan pool's round trip of a 1 MiB message against a
  * 64-byte one.
  *
- * Rounds of the runtime and of the C programs alternate, so load drift
- * hits both; each figure is the median of its rounds. Every runtime process
- * first passes 50 000 messages through a private queue and ring (before the
+ * Rounds of the runtime, of the floor (the same protocol as bare JS without
+ * checks or recovery, bench/messaging_floor.ts, in the same runtime) and of
+ * the C programs alternate, so load drift hits all; each figure is the
+ * median of its rounds. The floor rows report the floor against C from the
+ * rounds of the row above them. Every runtime process
+ * first passes 2^18 messages through a private queue and ring (before the
  * clock starts), so rounds measure compiled code, as C's. The broadcast ring
  * has a slot for every message of a round, so nothing is overwritten: a
  * round fails unless every subscriber received every message.
@@ -19,10 +22,12 @@
  * @module
  */
 import process from "node:process";
+import { execFileSync } from "node:child_process";
 import { Mapping, notify, wait, waitAsync } from "../mod.ts";
 import { Broadcast, LoanPool, Queue, Subscriber } from "../messaging/mod.ts";
 import { type Benchmark, compileC, type Measured, runForNumber } from "./harness.ts";
 import { exited, median, sharedFile, startPeer } from "./peers/support.ts";
+import { BareQueue, BareRing } from "./messaging_floor.ts";
 
 // Control words at the start of the shared file; the object starts at CONTROL bytes.
 const CONTROL = 4096;
@@ -72,13 +77,39 @@ async function reach(control: Int32Array, index: number, value: number): Promise
  * Messages per producer (per publisher) of the untimed warm-up round each
  * timed round starts with, through a second queue (ring) in the same file
  * and the same loops: the timed round then measures steady-state compiled
- * code, as the C program's (whose compile is not timed either).
+ * code, as the C program's (whose compile is not timed either). The timed
+ * handles are made after the warm-up: V8 deprecates the maps of objects
+ * made before it, and the first call on such an object deoptimized the
+ * compiled loop (seen with --trace-deopt at the start of every timed loop,
+ * then recompiles inside the timed region).
  */
 const WARM_UP = 1 << 18;
+/**
+ * The timed receive loops' bound: a Smi, as the warm-up's (Infinity would
+ * deoptimize the loop the warm-up compiled).
+ */
+const ALL = 2 ** 30;
 /** Messages per call of the warm-up: the timed call then enters compiled code at the top. */
 const WARM_BATCH = 64;
 /** Slots of the warm-up ring (the publisher sends WARM_UP messages through it; laps are fine). */
 const WARM_RING = 1 << 16;
+
+/**
+ * The timed handles' first calls take paths (claiming the publisher's place,
+ * a new view of the caller's buffer, a subscriber's first look at head) that
+ * the warm-up took only on its first call, before V8 kept type feedback:
+ * compiled code then deoptimized there at the start of the timed loop
+ * (--trace-deopt). So the warm-up's first 8192 messages go through a fresh
+ * handle every 1024 messages and alternate two buffers.
+ */
+function fresh(i: number): boolean {
+  return i > 0 && i < 8192 && i % 1024 === 0;
+}
+
+/** The warm-up's buffer for the batch at message i (see {@linkcode fresh}). */
+function twoOf(i: number, first: Uint8Array, second: Uint8Array): Uint8Array {
+  return i < 8192 && (i / WARM_BATCH) % 2 === 1 ? second : first;
+}
 
 /** The timed loops (the warm-up runs these same functions). */
 function sendAll(queue: Queue, message: Uint8Array, n: number): void {
@@ -125,50 +156,70 @@ export const lastCpu = { queue: NaN, broadcast: NaN };
 /** The peer's side (this file run as a script). */
 function peer(args: string[]): void {
   const [mode, path, ...rest] = args as [string, string, ...string[]];
+  // Before the warm-up: a first call sets things up that deoptimize compiled code.
+  addCpu(new Int32Array(CPU_US + 1), process.cpuUsage());
   using mapping = Mapping.file(path);
   const control = mapping.view(Int32Array, 0, CONTROL / 4);
   const view = mapping.view(Uint8Array, CONTROL);
-  if (mode === "produce") {
-    const queue = Queue.from(view);
-    const warm = Queue.from(mapping.view(Uint8Array, CONTROL + Queue.byteLengthFor(QUEUE_SHAPE)));
+  // "bare-*": the same protocol as bare JS (messaging_floor.ts), the floor.
+  const bare = mode.startsWith("bare-");
+  const role = bare ? mode.slice(5) : mode;
+  if (role === "produce") {
+    const at = mapping.view(Uint8Array, CONTROL + Queue.byteLengthFor(QUEUE_SHAPE));
     const message = new Uint8Array(64).fill(1);
-    for (let i = 0; i < WARM_UP; i += WARM_BATCH) sendAll(warm, message, WARM_BATCH);
+    const other = message.slice();
+    let warm = sendingTo(at, bare);
+    for (let i = 0; i < WARM_UP; i += WARM_BATCH) {
+      if (fresh(i)) warm = sendingTo(at, bare);
+      warm(twoOf(i, message, other), WARM_BATCH);
+    }
     bump(control, WARM_DONE);
     settle(control);
+    const queue = sendingTo(view, bare);
     bump(control, READY);
     waitFor(control, GO, 1);
     const cpu = process.cpuUsage();
-    sendAll(queue, message, Number(rest[0]));
+    queue(message, Number(rest[0]));
     addCpu(control, cpu);
     bump(control, PRODUCERS_DONE);
-  } else if (mode === "consume") {
-    const queue = Queue.from(view);
-    const warm = Queue.from(mapping.view(Uint8Array, CONTROL + Queue.byteLengthFor(QUEUE_SHAPE)));
-    const buffer = new Uint8Array(queue.maxMessageBytes);
-    while (receiveAll(warm, buffer, WARM_BATCH) === WARM_BATCH);
+  } else if (role === "consume") {
+    const at = mapping.view(Uint8Array, CONTROL + Queue.byteLengthFor(QUEUE_SHAPE));
+    const buffer = new Uint8Array(128); // maxMessageBytes (112) and more
+    const other = buffer.slice();
+    let warm = receivingFrom(at, bare);
+    for (let i = 0;; i += WARM_BATCH) {
+      if (fresh(i)) warm = receivingFrom(at, bare);
+      if (warm(twoOf(i, buffer, other), WARM_BATCH) !== WARM_BATCH) break;
+    }
     settle(control);
+    const queue = receivingFrom(view, bare);
     bump(control, READY);
     const cpu = process.cpuUsage();
-    const n = receiveAll(queue, buffer, Infinity);
+    const n = queue(buffer, ALL);
     addCpu(control, cpu);
     bump(control, RECEIVED, n);
     bump(control, CONSUMERS_DONE);
-  } else if (mode === "subscribe") {
+  } else if (role === "subscribe") {
     const k = Number(rest[0]);
-    const ring = Broadcast.from(view);
-    const subscriber = ring.subscribe();
-    const at = CONTROL + Broadcast.byteLengthFor({ slots: ring.slots, maxMessage: 64 });
-    const warm = Broadcast.from(mapping.view(Uint8Array, at)).subscribe();
+    const slots = Broadcast.from(view).slots;
+    const at = CONTROL + Broadcast.byteLengthFor({ slots, maxMessage: 64 });
+    let warm = subscribing(mapping.view(Uint8Array, at), bare);
     bump(control, WARM_DONE);
-    const buffer = new Uint8Array(subscriber.maxMessageBytes);
-    while (subscribeAll(warm, buffer, WARM_BATCH) === WARM_BATCH);
+    const buffer = new Uint8Array(128); // maxMessageBytes (120) and more
+    const other = buffer.slice();
+    for (let i = 0;; i += WARM_BATCH) {
+      if (fresh(i)) warm = subscribing(mapping.view(Uint8Array, at), bare);
+      if (warm.receive(twoOf(i, buffer, other), WARM_BATCH) !== WARM_BATCH) break;
+    }
     settle(control);
+    // Subscribed before READY: the publisher starts the timed messages after it.
+    const subscriber = subscribing(view, bare);
     bump(control, READY);
     const cpu = process.cpuUsage();
-    const n = subscribeAll(subscriber, buffer, Infinity);
+    const n = subscriber.receive(buffer, ALL);
     addCpu(control, cpu);
     Atomics.store(control, RECEIVED_BY + k, n);
-    Atomics.store(control, LOST_BY + k, subscriber.lost);
+    Atomics.store(control, LOST_BY + k, subscriber.lost());
     bump(control, CONSUMERS_DONE);
   } else if (mode === "loan-echo") {
     const [poolBytes, count] = [Number(rest[0]), Number(rest[1])];
@@ -192,6 +243,45 @@ function peer(args: string[]): void {
   }
 }
 
+/** The timed send loop of the library's queue, or of the bare floor's. */
+function sendingTo(view: Uint8Array, bare: boolean): (message: Uint8Array, n: number) => void {
+  if (bare) {
+    const queue = new BareQueue(view, process.pid);
+    return (message, n) => queue.sendAll(message, n);
+  }
+  const queue = Queue.from(view);
+  return (message, n) => sendAll(queue, message, n);
+}
+
+/** The timed receive loop of the library's queue, or of the bare floor's. */
+function receivingFrom(
+  view: Uint8Array,
+  bare: boolean,
+): (buffer: Uint8Array, max: number) => number {
+  if (bare) {
+    const queue = new BareQueue(view, process.pid);
+    return (buffer, max) => queue.receiveAll(buffer, max);
+  }
+  const queue = Queue.from(view);
+  return (buffer, max) => receiveAll(queue, buffer, max);
+}
+
+/** A subscriber of the library, or of the bare floor. */
+function subscribing(
+  view: Uint8Array,
+  bare: boolean,
+): { receive(buffer: Uint8Array, max: number): number; lost(): number } {
+  if (bare) {
+    const ring = new BareRing(view);
+    return { receive: (buffer, max) => ring.receiveAll(buffer, max), lost: () => ring.lost };
+  }
+  const subscriber = Broadcast.from(view).subscribe();
+  return {
+    receive: (buffer, max) => subscribeAll(subscriber, buffer, max),
+    lost: () => subscriber.lost,
+  };
+}
+
 /** The two pools of the loan round trip: 64-byte and 1 MiB blocks. */
 const LOAN_SHAPES = [{ blocks: 2, blockBytes: 64 }, { blocks: 2, blockBytes: 1 << 20 }];
 
@@ -206,7 +296,7 @@ function queuesAfter(mapping: Mapping, poolBytes: number): [Uint8Array, Uint8Arr
 }
 
 /** One round: messages per second through the queue, 2 producer and 2 consumer processes. */
-export async function queueRound(perProducer: number): Promise<number> {
+export async function queueRound(perProducer: number, bare = false): Promise<number> {
   const bytes = Queue.byteLengthFor(QUEUE_SHAPE);
   const file = sharedFile(CONTROL + 2 * bytes);
   try {
@@ -214,11 +304,12 @@ export async function queueRound(perProducer: number): Promise<number> {
     const control = mapping.view(Int32Array, 0, CONTROL / 4);
     const queue = Queue.init(mapping.view(Uint8Array, CONTROL, bytes), QUEUE_SHAPE);
     const warm = Queue.init(mapping.view(Uint8Array, CONTROL + bytes, bytes), QUEUE_SHAPE);
+    const prefix = bare ? "bare-" : "";
     const peers = [
-      startPeer(SELF, ["consume", file.path]),
-      startPeer(SELF, ["consume", file.path]),
-      startPeer(SELF, ["produce", file.path, perProducer]),
-      startPeer(SELF, ["produce", file.path, perProducer]),
+      startPeer(SELF, [`${prefix}consume`, file.path]),
+      startPeer(SELF, [`${prefix}consume`, file.path]),
+      startPeer(SELF, [`${prefix}produce`, file.path, perProducer]),
+      startPeer(SELF, [`${prefix}produce`, file.path, perProducer]),
     ];
     const done = Promise.all(peers.map((p) => exited(p, "queue peer")));
     await reach(control, WARM_DONE, 2);
@@ -246,7 +337,7 @@ export async function queueRound(perProducer: number): Promise<number> {
  * publishing `count` messages to 4 subscriber processes through a ring of
  * `count` slots (none overwritten).
  */
-export async function broadcastRound(count: number): Promise<number> {
+export async function broadcastRound(count: number, bare = false): Promise<number> {
   const shape = { slots: count, maxMessage: 64 };
   const warmShape = { slots: WARM_RING, maxMessage: 64 };
   const bytes = Broadcast.byteLengthFor(shape);
@@ -256,15 +347,31 @@ export async function broadcastRound(count: number): Promise<number> {
     const control = mapping.view(Int32Array, 0, CONTROL / 4);
     const publisher = Broadcast.init(mapping.view(Uint8Array, CONTROL, bytes), shape);
     const warm = Broadcast.init(mapping.view(Uint8Array, CONTROL + bytes), warmShape);
-    const peers = [0, 1, 2, 3].map((k) => startPeer(SELF, ["subscribe", file.path, k]));
+    const mode = bare ? "bare-subscribe" : "subscribe";
+    const peers = [0, 1, 2, 3].map((k) => startPeer(SELF, [mode, file.path, k]));
     const done = Promise.all(peers.map((p) => exited(p, "subscriber")));
     const message = new Uint8Array(64).fill(1);
     await reach(control, WARM_DONE, 4);
-    for (let i = 0; i < WARM_UP; i += WARM_BATCH) publishAll(warm, message, WARM_BATCH);
+    const publishing = (view: Uint8Array): (n: number, m?: Uint8Array) => void => {
+      if (bare) {
+        const ring = new BareRing(view);
+        return (n, m = message) => ring.publishAll(m, n);
+      }
+      const handle = Broadcast.from(view);
+      return (n, m = message) => publishAll(handle, m, n);
+    };
+    const other = message.slice();
+    let cold = publishing(mapping.view(Uint8Array, CONTROL + bytes));
+    for (let i = 0; i < WARM_UP; i += WARM_BATCH) {
+      if (fresh(i)) cold = publishing(mapping.view(Uint8Array, CONTROL + bytes));
+      cold(WARM_BATCH, twoOf(i, message, other));
+    }
     warm.end();
+    // Made after the warm-up, as the peers' timed handles.
+    const hot = publishing(mapping.view(Uint8Array, CONTROL, bytes));
     await reach(control, READY, 4);
     const start = performance.now();
-    publishAll(publisher, message, count);
+    hot(count);
     publisher.end();
     await reach(control, CONSUMERS_DONE, 4);
     const elapsed = performance.now() - start;
@@ -282,18 +389,20 @@ export async function broadcastRound(count: number): Promise<number> {
   }
 }
 
-/** Medians of rounds of `ours` and of each C run, alternating. */
-async function alternate(
-  ours: () => Promise<number>,
-  c: (() => number)[],
-): Promise<[number, ...number[]]> {
-  const samples: number[][] = [[], ...c.map(() => [])];
+/** Medians of rounds of each run (ours, the floor, C...), alternating. */
+async function alternate(runs: (() => number | Promise<number>)[]): Promise<number[]> {
+  const samples: number[][] = runs.map(() => []);
   for (let r = 0; r < ROUNDS; r++) {
-    samples[0]!.push(await ours());
-    c.forEach((run, i) => samples[i + 1]!.push(run()));
+    for (const [i, run] of runs.entries()) samples[i]!.push(await run());
   }
-  return samples.map(median) as [number, ...number[]];
+  return samples.map(median);
 }
+
+/**
+ * The floors measured with the rows above them (same rounds), and their C
+ * baselines, for the floor rows.
+ */
+const floors = { queue: [NaN, NaN], broadcast: [NaN, NaN] };
 
 /**
  * Median ns per loan round trip through another process, for each pool
@@ -346,6 +455,77 @@ async function loanRoundTrips(perBatch: number, batches: number): Promise<number
   }
 }
 
+/** Rounds of the one-process floors (each C run reports the median of its own 7 loops). */
+const ONE_PROCESS_ROUNDS = 7;
+let oneProcess: { queue: [number, number]; broadcast: [number, number] } | undefined;
+
+/**
+ * One process, no waiting: ns per send + receive (queue) and publish +
+ * receive (broadcast) of the bare-JS floors, and of the same protocols in
+ * C (bench/c/messaging_parts.c); the fastest of alternating rounds. Without
+ * scheduling or cache-line transfers, this is the steady bound on what the
+ * runtime's atomics allow.
+ */
+function oneProcessFloors(): { queue: [number, number]; broadcast: [number, number] } {
+  if (oneProcess !== undefined) return oneProcess;
+  const exe = compileC("messaging_parts");
+  const shape = { slots: 1024, maxMessage: 64 };
+  const message = new Uint8Array(64).fill(1);
+  const buffer = new Uint8Array(128);
+  const q = new Uint8Array(new SharedArrayBuffer(Queue.byteLengthFor(shape)));
+  Queue.init(q, shape);
+  const queue = new BareQueue(q, 1);
+  queue.use(message, buffer);
+  const r = new Uint8Array(new SharedArrayBuffer(Broadcast.byteLengthFor(shape)));
+  Broadcast.init(r, shape);
+  const publisher = new BareRing(r);
+  publisher.use(message);
+  const subscriber = new BareRing(r);
+  subscriber.use(buffer);
+  const n = 100_000;
+  const queueLoop = (): number => {
+    const start = performance.now();
+    for (let i = 0; i < n; i++) {
+      if (queue.trySend() !== 1 || queue.tryReceive() !== 1) throw new Error("floor queue failed");
+    }
+    return ((performance.now() - start) * 1e6) / n;
+  };
+  const ringLoop = (): number => {
+    const start = performance.now();
+    for (let i = 0; i < n; i++) {
+      publisher.publish();
+      if (subscriber.tryReceive() !== 1) throw new Error("floor ring failed");
+    }
+    return ((performance.now() - start) * 1e6) / n;
+  };
+  // Node takes ~10 such loops to reach its top tier.
+  for (let i = 0; i < 12; i++) queueLoop() + ringLoop();
+  const samples: number[][] = [[], [], [], []];
+  for (let round = 0; round < ONE_PROCESS_ROUNDS; round++) {
+    samples[0]!.push(queueLoop());
+    samples[1]!.push(ringLoop());
+    const c = new Map(
+      execFileSync(exe, { encoding: "utf8" }).trim().split("\n").map((line) => {
+        const [what, ns] = line.split(" ") as [string, string];
+        return [what, Number(ns)];
+      }),
+    );
+    samples[2]!.push(c.get("queue")!);
+    samples[3]!.push(c.get("broadcast")!);
+  }
+  // The fastest round of each, favouring JS: a floor must not be set too high.
+  const [jsQueue, jsRing, cQueue, cRing] = samples.map((s) => Math.min(...s)) as [
+    number,
+    number,
+    number,
+    number,
+  ];
+  oneProcess = { queue: [jsQueue, cQueue], broadcast: [jsRing, cRing] };
+  return oneProcess;
+}
+
+const ONE_PROCESS_C = "the same protocol in C, one process (bench/c/messaging_parts.c)";
+
 /** The messaging benchmarks. */
 export const benchmarks: Benchmark[] = [
   {
@@ -354,10 +534,13 @@ export const benchmarks: Benchmark[] = [
     async run(): Promise<Measured> {
       const exe = compileC("messaging_mpmc");
       const n = String(PER_PRODUCER);
-      const [value, c, pipe] = await alternate(() => queueRound(PER_PRODUCER), [
+      const [value, floor, c, pipe] = await alternate([
+        () => queueRound(PER_PRODUCER),
+        () => queueRound(PER_PRODUCER, true),
         () => runForNumber(exe, ["queue", n]),
         () => runForNumber(exe, ["pipe", n]),
-      ]);
+      ]) as [number, number, number, number];
+      floors.queue = [floor, c];
       return {
         value,
         comparisons: [
@@ -376,9 +559,12 @@ export const benchmarks: Benchmark[] = [
     unit: "msgs/s",
     async run(): Promise<Measured> {
       const exe = compileC("messaging_mpmc");
-      const [value, c] = await alternate(() => broadcastRound(BROADCAST_COUNT), [
+      const [value, floor, c] = await alternate([
+        () => broadcastRound(BROADCAST_COUNT),
+        () => broadcastRound(BROADCAST_COUNT, true),
         () => runForNumber(exe, ["broadcast", String(BROADCAST_COUNT)]),
-      ]);
+      ]) as [number, number, number];
+      floors.broadcast = [floor, c];
       return {
         value,
         comparisons: [
@@ -389,6 +575,69 @@ export const benchmarks: Benchmark[] = [
           },
         ],
       };
+    },
+  },
+  {
+    name: "floor of the MPMC row: its protocol as bare JS (no checks, no recovery), 2+2 processes",
+    unit: "msgs/s",
+    run(): Promise<Measured> {
+      const [value, c] = floors.queue as [number, number];
+      if (Number.isNaN(value)) {
+        throw new Error("the MPMC row did not run: its rounds measure the floor");
+      }
+      return Promise.resolve({
+        value,
+        comparisons: [{
+          baselineName: "C, same layout and waits, 2+2 processes, same rounds as the MPMC row",
+          baseline: c,
+          goal: { min: 0.5 },
+        }],
+      });
+    },
+  },
+  {
+    name:
+      "floor of the broadcast row: its protocol as bare JS (no checks), 4 subscribers, per subscriber",
+    unit: "msgs/s",
+    run(): Promise<Measured> {
+      const [value, c] = floors.broadcast as [number, number];
+      if (Number.isNaN(value)) {
+        throw new Error("the broadcast row did not run: its rounds measure the floor");
+      }
+      return Promise.resolve({
+        value,
+        comparisons: [{
+          baselineName:
+            "C, same layout and waits, 4 subscriber processes, same rounds as the broadcast row",
+          baseline: c,
+          goal: { min: 0.5 },
+        }],
+      });
+    },
+  },
+  {
+    name:
+      "floor, one process: the MPMC queue's protocol as bare JS, send + receive of a 64-byte message",
+    unit: "ns/op",
+    run(): Promise<Measured> {
+      const [value, c] = oneProcessFloors().queue;
+      // At least half C's rate is at most twice its time.
+      return Promise.resolve({
+        value,
+        comparisons: [{ baselineName: ONE_PROCESS_C, baseline: c, goal: { max: 2 } }],
+      });
+    },
+  },
+  {
+    name:
+      "floor, one process: the broadcast ring's protocol as bare JS, publish + receive of a 64-byte message",
+    unit: "ns/op",
+    run(): Promise<Measured> {
+      const [value, c] = oneProcessFloors().broadcast;
+      return Promise.resolve({
+        value,
+        comparisons: [{ baselineName: ONE_PROCESS_C, baseline: c, goal: { max: 2 } }],
+      });
     },
   },
   {

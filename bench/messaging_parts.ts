@@ -1,7 +1,8 @@
 /**
  * Where a message's time goes in the queue and the broadcast ring, in one
  * process (no scheduling, no waiting), next to the same protocols in C
- * (bench/c/messaging_parts.c) and to bare runtime operations. Each figure
+ * (bench/c/messaging_parts.c), to the same protocols as bare JS without
+ * checks (bench/messaging_floor.ts), and to bare runtime operations. Each figure
  * is the fastest of its rounds (CPU-bound loops: the least disturbed round
  * is the closest to their cost); the C program runs between the rounds.
  * Not a `*_bench.ts` module: it has no goals.
@@ -13,6 +14,7 @@
  */
 import { Broadcast, Queue } from "../messaging/mod.ts";
 import { compileC } from "./harness.ts";
+import { BareQueue, BareRing } from "./messaging_floor.ts";
 import { execFileSync } from "node:child_process";
 
 const N = 100_000;
@@ -25,7 +27,18 @@ const queue = Queue.init(new Uint8Array(new SharedArrayBuffer(Queue.byteLengthFo
 const ring = new Uint8Array(new SharedArrayBuffer(Broadcast.byteLengthFor(shape)));
 const publisher = Broadcast.init(ring, shape);
 const subscriber = Broadcast.from(ring).subscribe();
-const words = new Int32Array(ring.buffer, 0, 64);
+const bareQueueMemory = new Uint8Array(new SharedArrayBuffer(Queue.byteLengthFor(shape)));
+Queue.init(bareQueueMemory, shape);
+const bareQueue = new BareQueue(bareQueueMemory, 1);
+bareQueue.use(message, buffer);
+const bareMemory = new Uint8Array(new SharedArrayBuffer(Broadcast.byteLengthFor(shape)));
+Broadcast.init(bareMemory, shape);
+const barePublisher = new BareRing(bareMemory);
+barePublisher.use(message);
+const bareSubscriber = new BareRing(bareMemory);
+bareSubscriber.use(buffer);
+// Words of their own: the bare Atomics below must not move a ring's head.
+const words = new Int32Array(new SharedArrayBuffer(256));
 const bytes = new Uint8Array(ring.buffer);
 
 const parts: Record<string, (n: number) => void> = {
@@ -41,10 +54,22 @@ const parts: Record<string, (n: number) => void> = {
       queue.tryReceive();
     }
   },
+  "floor: the queue's protocol as bare JS, trySend + tryReceive": (n) => {
+    for (let i = 0; i < n; i++) {
+      bareQueue.trySend();
+      bareQueue.tryReceive();
+    }
+  },
   "broadcast publish + receiveInto": (n) => {
     for (let i = 0; i < n; i++) {
       publisher.publish(message);
       subscriber.receiveInto(buffer);
+    }
+  },
+  "floor: the ring's protocol as bare JS, publish + receive": (n) => {
+    for (let i = 0; i < n; i++) {
+      barePublisher.publish();
+      bareSubscriber.tryReceive();
     }
   },
   "broadcast publish (nobody reading)": (n) => {

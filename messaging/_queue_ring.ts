@@ -77,6 +77,9 @@ export class QueueRing {
   #suspectSlot = -1;
   #suspectOwner = 0;
   #suspectSince = 0;
+  /** The positions last seen full (send) and claimed but unpublished (receive): see trySend. */
+  #fullAt = NaN;
+  #claimedAt = NaN;
 
   constructor(bytes: Uint8Array, slots: number, slotBytes: number, checkIntervalMs: number) {
     const words = (QUEUE_HEADER_BYTES + slots * slotBytes) / 4;
@@ -144,6 +147,15 @@ export class QueueRing {
     return now - this.#suspectSince >= GRACE_MS && this.liveness.gone(owner);
   }
 
+  /**
+   * Lets go of a dead holder's hold on slot `s`. Reads seq atomically first:
+   * the next claimer reads seq plainly and is ordered by the 0 stored here.
+   */
+  #release(s: number, owner: number): void {
+    Atomics.load(this.header, s + SEQ);
+    Atomics.compareExchange(this.header, s + OWNER, owner, 0);
+  }
+
   /** Takes slot `s`'s owner word from `from` (0 or a dead id); whether it worked. */
   #take(s: number, from: number): boolean {
     return Atomics.compareExchange(this.header, s + OWNER, from, this.#me) === from;
@@ -196,7 +208,10 @@ export class QueueRing {
       // A plain read: a stale tail fails the CAS below, or is re-read before any verdict.
       const pos = h[TAIL]!;
       const s = this.#slot(pos);
-      const seq = Atomics.load(h, s + SEQ);
+      // Plain too: "free" is confirmed by the owner CAS below, which orders the last
+      // holder's stores (docs/messaging.md); anything else is read again atomically.
+      let seq = h[s + SEQ]!;
+      if (seq !== pos) seq = Atomics.load(h, s + SEQ);
       const diff = (seq - pos) | 0;
       if (diff === 0) {
         // Look before taking: a failed CAS costs the line to everybody.
@@ -208,7 +223,7 @@ export class QueueRing {
           if (Atomics.load(h, TAIL) !== pos) continue;
           // A producer mid-claim; if it died there, let go of its hold.
           if (this.#holderGone(s, owner)) {
-            Atomics.compareExchange(h, s + OWNER, owner, 0);
+            this.#release(s, owner);
             continue;
           }
           return BUSY;
@@ -228,7 +243,13 @@ export class QueueRing {
       }
       if (Atomics.load(h, TAIL) !== pos) continue;
       if (diff === 1 - n) {
-        // Lap pos - n published: not consumed yet, or taken by a consumer.
+        // Lap pos - n published: not consumed yet, or taken by a consumer. Its owner
+        // word (on the line a consumer is about to write) is looked at, for a dead
+        // consumer, only when this position is seen full again.
+        if (this.#fullAt !== pos) {
+          this.#fullAt = pos;
+          return false;
+        }
         const owner = this.#owner(s, action);
         const lap = (pos - n) | 0;
         if (
@@ -264,7 +285,9 @@ export class QueueRing {
       // A plain read: a stale head fails the CAS below, or is re-read before any verdict.
       const pos = h[HEAD]!;
       const s = this.#slot(pos);
-      const seq = Atomics.load(h, s + SEQ);
+      // Plain, as in trySend: the owner CAS confirms "published" and orders the payload.
+      let seq = h[s + SEQ]!;
+      if (seq !== ((pos + 1) | 0)) seq = Atomics.load(h, s + SEQ);
       const diff = (seq - pos - 1) | 0;
       if (diff === 0) {
         let owner = h[s + OWNER]!;
@@ -275,7 +298,7 @@ export class QueueRing {
           if (Atomics.load(h, HEAD) !== pos) continue;
           // A consumer mid-claim, or a producer between publishing and letting go.
           if (this.#holderGone(s, owner)) {
-            Atomics.compareExchange(h, s + OWNER, owner, 0);
+            this.#release(s, owner);
             continue;
           }
           return BUSY;
@@ -321,6 +344,12 @@ export class QueueRing {
         if (ahead < 0 || ahead > n) {
           if (Atomics.load(h, HEAD) !== pos) continue;
           this.fail(action, "tail", tail, `with head ${pos} it must be ${pos} to ${(pos + n) | 0}`);
+        }
+        // A producer is writing the slot, or died there: its owner word (on the line
+        // being written) is looked at only when this position is seen claimed again.
+        if (this.#claimedAt !== pos) {
+          this.#claimedAt = pos;
+          return BUSY;
         }
         const owner = this.#owner(s, action);
         if (owner !== 0 && this.#holderGone(s, owner)) {
