@@ -273,12 +273,13 @@ async function measureOnce(): Promise<Figures> {
   const exe = compileC("spawn_true", ["-pthread"]);
   const native = runtimeSpawn();
   const bun = (globalThis as { Bun?: unknown }).Bun !== undefined;
-  // Warm up: the first spawn starts shmkit's waiter, the first JIT tiers kick in.
-  await usPerOp(shmkitTrue, PER_ROUND);
-  const floor = runtimeFloor();
-  // C with this runtime's idle threads (counted after both waiters started) and its kind of wake-up.
+  // C with this runtime's idle threads (counted before the warm-ups, as
+  // before: Deno's blocking pool grows for a while then) and its kind of wake-up.
   const threads = String(Math.max(0, readdirSync("/proc/self/task").length - 1));
   const cShape = [String(PER_ROUND), "1", threads, bun ? "thread" : "signal"];
+  const floor = runtimeFloor();
+  // Warm up: the first spawn starts shmkit's waiter, the first JIT tiers kick in.
+  await usPerOp(shmkitTrue, PER_ROUND);
   await usPerOp(native.run, PER_ROUND);
   if (floor !== undefined) await usPerOp(floor.run, PER_ROUND);
   const c: number[] = [];
