@@ -26,7 +26,7 @@ import {
   SpawnFlags,
 } from "../spawn/raw.ts";
 import { compileC, median, runForNumber } from "./harness.ts";
-import { bareSignalSpawn } from "./spawn_bench.ts";
+import { bareSignalSpawn, bareThreadSpawn } from "./spawn_bench.ts";
 
 const PER_ROUND = 20;
 const rounds = Number(globalThis.process?.argv[2] ?? 15);
@@ -107,6 +107,12 @@ const bareListener = bareSignalSpawn();
 if (bareListener !== undefined) {
   parts["posixSpawn + a bare SIGCHLD listener and waitpid(WNOHANG)"] = bareListener.run;
 }
+// Bun: raw posix_spawn + a pidfd waited by a native thread of its own (spawn_bench's floor).
+const bareThread = bareThreadSpawn();
+if (bareThread !== undefined) {
+  parts["posixSpawn + a pidfd waited by a native thread of its own, no reactor (Bun's floor)"] =
+    bareThread.run;
+}
 // Bun: the two waiters of the pidfd, side by side.
 const viaWorker = withWaiter(false, exitWatch);
 const viaNative = withWaiter(true, exitWatch);
@@ -142,6 +148,7 @@ for (let round = -1; round < rounds; round++) {
   }
 }
 bareListener?.stop();
+bareThread?.stop();
 const floor = samples[FLOOR]!;
 console.log(`${backend.runtime} | spawn + wait of /bin/true, ${rounds} rounds of ${PER_ROUND}`);
 for (const [part, values] of Object.entries(samples)) {

@@ -146,6 +146,48 @@ function compile(): ((...args: unknown[]) => number) | undefined {
 }
 
 /**
+ * Starts a native thread waiting on `epfd`, calling `onReady(key,
+ * epollEvents)` on the JS thread for each event; false where it can't (no
+ * `cc`, no callback, not Bun's main thread). Each call compiles its own copy
+ * of the loop. The reactor starts one (below); the spawn bench starts one
+ * more for its floor (raw posix_spawn + this thread, no spawn() code).
+ */
+export function startWaiterThread(
+  epfd: number,
+  onReady: (key: number, events: number) => void,
+): boolean {
+  if (ffi === undefined) return false;
+  const threads = nodeBuiltin<{ isMainThread?: boolean }>("node:worker_threads");
+  if (threads?.isMainThread !== true) return false;
+  const event = platform.structs.epoll_event;
+  const eventsAt = event.fields.events?.offset;
+  const dataAt = event.fields["data.u64"]?.offset;
+  const block = platform.constants.SIG_BLOCK;
+  if (eventsAt === undefined || dataAt === undefined || event.size > 16 || block === undefined) {
+    return false;
+  }
+  const calls = libcCalls();
+  if (calls === undefined) return false;
+  const start = compile();
+  if (start === undefined) return false;
+  let callback: { readonly ptr: unknown };
+  try {
+    callback = new ffi.JSCallback(
+      (low, high, events) => onReady(low! + high! * 0x1_0000_0000, events!),
+      { args: ["u32", "u32", "u32"], returns: "void", threadsafe: true },
+    );
+  } catch {
+    return false;
+  }
+  if (start(epfd, callback.ptr, event.size, eventsAt, dataAt, block, calls) !== 0) {
+    return false;
+  }
+  // The callback lives as long as the thread, i.e. the process.
+  keep.push(callback);
+  return true;
+}
+
+/**
  * Starts the one native thread waiting on `epfd` (the first call only),
  * calling `onReady(key, epollEvents)` on the JS thread for each event.
  * Undefined where it can't: the caller uses a Worker instead.
@@ -154,35 +196,8 @@ export function startNativeWaiter(
   epfd: number,
   onReady: (key: number, events: number) => void,
 ): NativeWaiter | undefined {
-  if (started || disabled || ffi === undefined) return undefined;
-  const threads = nodeBuiltin<{ isMainThread?: boolean }>("node:worker_threads");
-  if (threads?.isMainThread !== true) return undefined;
-  const event = platform.structs.epoll_event;
-  const eventsAt = event.fields.events?.offset;
-  const dataAt = event.fields["data.u64"]?.offset;
-  const block = platform.constants.SIG_BLOCK;
-  if (eventsAt === undefined || dataAt === undefined || event.size > 16 || block === undefined) {
-    return undefined;
-  }
-  const calls = libcCalls();
-  if (calls === undefined) return undefined;
-  const start = compile();
-  if (start === undefined) return undefined;
-  let callback: { readonly ptr: unknown };
-  try {
-    callback = new ffi.JSCallback(
-      (low, high, events) => onReady(low! + high! * 0x1_0000_0000, events!),
-      { args: ["u32", "u32", "u32"], returns: "void", threadsafe: true },
-    );
-  } catch {
-    return undefined;
-  }
-  if (start(epfd, callback.ptr, event.size, eventsAt, dataAt, block, calls) !== 0) {
-    return undefined;
-  }
+  if (started || disabled || !startWaiterThread(epfd, onReady)) return undefined;
   started = true;
-  // The callback lives as long as the thread, i.e. the process.
-  keep.push(callback);
   // A long interval stands for the thread in the event loop's books.
   const alive = setInterval(() => {}, 0x7fff_ffff);
   setTimerRef(alive, false);
