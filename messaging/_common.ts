@@ -16,6 +16,7 @@ import {
   futexWaitAsync,
   futexWake,
 } from "../sync/wait.ts";
+import { rememberFutexWord } from "../sync/_futex.ts";
 import { ID_MASK, isOwnerGone, isPlausiblePid, ownerId, PID_MASK } from "../sync/_owner.ts";
 
 /** Why a {@linkcode MessagingError} was thrown. */
@@ -296,6 +297,13 @@ export interface WaitTarget {
   readonly word: Int32Array;
   /** Index (in header) of the sleepers' flag. */
   readonly flag: number;
+}
+
+/** A one-word view of `bytes` at word `index`, the futex word of a wait target. */
+export function futexWordAt(bytes: Uint8Array, index: number): Int32Array {
+  const word = new Int32Array(bytes.buffer, bytes.byteOffset + index * 4, 1);
+  rememberFutexWord(word);
+  return word;
 }
 
 /** After bumping a target's word: wakes its sleepers if any announced themselves. */

@@ -18,6 +18,7 @@ import {
   type Busy,
   Copier,
   corrupted,
+  futexWordAt,
   isValidId,
   Liveness,
   MessagingError,
@@ -90,8 +91,8 @@ export class QueueRing {
     this.slotBytes = slotBytes;
     this.slotWords = slotBytes / 4;
     this.maxMessage = slotBytes - QUEUE_SLOT_HEADER;
-    this.publishedWord = new Int32Array(bytes.buffer, bytes.byteOffset + PUBLISHED * 4, 1);
-    this.freedWord = new Int32Array(bytes.buffer, bytes.byteOffset + FREED * 4, 1);
+    this.publishedWord = futexWordAt(bytes, PUBLISHED);
+    this.freedWord = futexWordAt(bytes, FREED);
     this.liveness = new Liveness(checkIntervalMs);
     this.copier = new Copier(this.header, bytes);
   }

@@ -54,6 +54,7 @@ import {
   checkView,
   Copier,
   corrupted,
+  futexWordAt,
   isValidId,
   iterable,
   iterate,
@@ -121,7 +122,7 @@ class Ring {
     this.maxMessage = slotBytes - BROADCAST_SLOT_HEADER;
     this.target = {
       header: this.header,
-      word: new Int32Array(bytes.buffer, bytes.byteOffset + HEAD * 4, 1),
+      word: futexWordAt(bytes, HEAD),
       flag: SLEEPING,
     };
     this.liveness = new Liveness(settings.checkIntervalMs);

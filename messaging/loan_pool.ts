@@ -50,6 +50,7 @@ import {
   checkSettings,
   checkView,
   corrupted,
+  futexWordAt,
   isValidId,
   Liveness,
   MessagingError,
@@ -203,7 +204,7 @@ export class LoanPool {
     this.#liveness = new Liveness(settings.checkIntervalMs);
     this.#target = {
       header: this.#header,
-      word: new Int32Array(bytes.buffer, bytes.byteOffset + RELEASED * 4, 1),
+      word: futexWordAt(bytes, RELEASED),
       flag: SLEEPING,
     };
   }

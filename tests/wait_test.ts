@@ -288,3 +288,43 @@ test(
     }
   },
 );
+
+test("futexWake on a remembered word (address cached on Node) wakes the waiter of that word, not of its neighbour", async () => {
+  const { futexWake, rememberFutexWord } = await import("../sync/_futex.ts");
+  using mapping = Mapping.anonymous(4096);
+  const words = mapping.view(Int32Array);
+  const word = new Int32Array(words.buffer, words.byteOffset + 12, 1);
+  rememberFutexWord(word);
+  const neighbour = waitAsync(words, 4, 0, 10_000, { pollMs: 0 });
+  const waiter = waitAsync(words, 3, 0, 10_000, { pollMs: 0 });
+  let woken = 0;
+  await until(() => (woken += futexWake(word, 1)) >= 1, 10_000, "the waiter to sleep");
+  assert.equal(woken, 1);
+  assert.equal(await waiter, "ok");
+  // The neighbour still sleeps: only a notify of its own word ends it.
+  let others = 0;
+  await until(() => (others += notify(words, 4)) >= 1, 10_000, "the neighbour to sleep");
+  assert.equal(others, 1);
+  assert.equal(await neighbour, "ok");
+});
+
+test("futexWake/futexWait on a remembered word whose memory is closed behave as on any closed view", async () => {
+  const { futexWait, futexWake, rememberFutexWord } = await import("../sync/_futex.ts");
+  const outcome = (f: () => unknown): string => {
+    try {
+      return `returned ${String(f())}`;
+    } catch (error) {
+      return `threw ${(error as Error).constructor.name}`;
+    }
+  };
+  const results: string[][] = [];
+  for (const remember of [false, true]) {
+    const mapping = Mapping.anonymous(4096);
+    const word = mapping.view(Int32Array).subarray(2, 3);
+    if (remember) rememberFutexWord(word);
+    mapping.close();
+    assert.equal(word.length, 0);
+    results.push([outcome(() => futexWake(word, 1)), outcome(() => futexWait(word, 0, 0))]);
+  }
+  assert.deepEqual(results[1], results[0]);
+});
