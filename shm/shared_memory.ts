@@ -157,7 +157,9 @@ export class SharedMemory extends FdMemory {
   // Creator records of objects the cleaner removes anyway (persist false) are
   // written at the end of the job, or before chmod/chown/close, whichever
   // comes first: one disposed in the job that created it never needs one.
-  static readonly #pending = new Set<SharedMemory>();
+  // An array, not a Set (no identity hash per object); a cancel pops the
+  // newest, so a create/dispose loop keeps it empty.
+  static #pending: SharedMemory[] = [];
   static #flushQueued = false;
 
   private constructor(init: SharedMemoryInit) {
@@ -321,12 +323,14 @@ export class SharedMemory extends FdMemory {
 
   #deferRecord(): void {
     this.#recordPending = true;
-    SharedMemory.#pending.add(this);
+    SharedMemory.#pending.push(this);
     if (SharedMemory.#flushQueued) return;
     SharedMemory.#flushQueued = true;
     queueMicrotask(() => {
       SharedMemory.#flushQueued = false;
-      for (const shm of SharedMemory.#pending) shm.#writeRecord();
+      const pending = SharedMemory.#pending;
+      SharedMemory.#pending = [];
+      for (const shm of pending) shm.#writeRecord();
     });
   }
 
@@ -339,7 +343,9 @@ export class SharedMemory extends FdMemory {
 
   #cancelRecord(): void {
     this.#recordPending = false;
-    SharedMemory.#pending.delete(this);
+    const pending = SharedMemory.#pending;
+    // Drops cancelled ones from the top, so the array holds no more than the Set did at its top.
+    while (pending.length > 0 && !pending[pending.length - 1]!.#recordPending) pending.pop();
   }
 
   /**
