@@ -247,6 +247,10 @@ export class GuardedRange {
 const FREE = BigInt(SLOT_STATE.free);
 const CLAIMED = BigInt(SLOT_STATE.claimed);
 const ACTIVE = BigInt(SLOT_STATE.active);
+const READ_WRITE = C.PROT_READ | C.PROT_WRITE;
+const READ_WRITE_BIG = BigInt(READ_WRITE);
+// 0n to SLOT_COUNT as BigInts, for the high-water mark.
+const SLOT_NUMBERS = Array.from({ length: SLOT_COUNT + 1 }, (_, n) => BigInt(n));
 
 /**
  * Registers `[address, address + length)` (page-aligned, mapped from a file
@@ -270,8 +274,12 @@ export function guardRange(
     Atomics.store(words, index(slot, SLOT.end), end);
     Atomics.store(words, index(slot, SLOT.mark), end);
     Atomics.store(words, index(slot, SLOT.hits), 0n);
-    Atomics.store(words, index(slot, SLOT.prot), BigInt(prot));
-    const next = BigInt(slot + 1);
+    Atomics.store(
+      words,
+      index(slot, SLOT.prot),
+      prot === READ_WRITE ? READ_WRITE_BIG : BigInt(prot),
+    );
+    const next = SLOT_NUMBERS[slot + 1]!;
     for (;;) {
       const high = Atomics.load(words, DATA.high / W);
       if (high >= next) break;

@@ -9,18 +9,20 @@ import { unsafeLibc } from "../ffi/libc.ts";
 import { platform } from "../platform/mod.ts";
 import { dataViewOf, type Region, type TypedArrayConstructor, typedView } from "./_region.ts";
 
-// The region behind each object; kept out of the class so that no public or
-// protected member exposes the internal Region type.
-const regions = new WeakMap<MappedMemory, Region | undefined>();
+// The region behind each object is a private field (no public or protected
+// member exposes the internal Region type), reached through these two, which
+// the class sets up: a field, not a WeakMap entry per object (GC work per create).
+let setField: (owner: MappedMemory, region: Region | undefined) => void;
+let getField: (owner: MappedMemory) => Region | undefined;
 
 /** Internal: sets (or clears) the region an object's views come from. */
 export function setRegion(owner: MappedMemory, region: Region | undefined): void {
-  regions.set(owner, region);
+  setField(owner, region);
 }
 
 /** Internal: the region of an object, or undefined once closed. */
 export function regionOf(owner: MappedMemory): Region | undefined {
-  const region = regions.get(owner);
+  const region = getField(owner);
   return region === undefined || region.released ? undefined : region;
 }
 
@@ -58,6 +60,15 @@ export function roundUpToPage(length: number): number {
 export abstract class MappedMemory implements Disposable {
   /** What this object is called in error messages, e.g. "mapping". */
   protected abstract get kind(): string;
+
+  #region: Region | undefined = undefined;
+
+  static {
+    setField = (owner, region) => {
+      owner.#region = region;
+    };
+    getField = (owner) => owner.#region;
+  }
 
   /** Throws when views may not be handed out now (e.g. the memory is not writable). */
   protected checkViewable(): void {}

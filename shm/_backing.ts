@@ -11,7 +11,7 @@
 import { ErrnoError } from "../core/errors.ts";
 import { unsafeLibc } from "../ffi/libc.ts";
 import { allocStruct, cString, readField } from "../ffi/pointer.ts";
-import { readTextFile } from "../core/_io.ts";
+import { pinnedArgument, readTextFile } from "../core/_io.ts";
 import { platform } from "../platform/mod.ts";
 
 /** What is being sized, for the message and the limits that apply. */
@@ -53,9 +53,11 @@ const rlimWords = rlimCur !== undefined && rlimCur.size === 8 && rlimCur.offset 
   ? new Uint32Array(rlimit.buffer, rlimCur.offset, 2)
   : undefined;
 
+const rlimitArgument = pinnedArgument(rlimit);
+
 /** The soft RLIMIT_FSIZE in bytes (`getrlimit`); RLIM_INFINITY reads as about 1.8e19. */
 export function fileSizeLimit(): number {
-  if (unsafeLibc.getrlimit(platform.constants.RLIMIT_FSIZE, rlimit) === -1) return Infinity;
+  if (unsafeLibc.getrlimit(platform.constants.RLIMIT_FSIZE, rlimitArgument) === -1) return Infinity;
   if (rlimWords !== undefined) return rlimWords[0]! + rlimWords[1]! * 0x1_0000_0000;
   return readField(rlimit, platform.structs.rlimit, "rlim_cur");
 }
@@ -88,6 +90,14 @@ function refuse(request: BackingRequest, code: string, hint: string): never {
     ...(request.fd === undefined ? {} : { fd: request.fd }),
     hint: `${hint}; refused before anything was allocated`,
   });
+}
+
+/**
+ * Whether `size` bytes need {@linkcode checkBacking} at all: false for a small
+ * size under RLIMIT_FSIZE (one getrlimit, and no request object built).
+ */
+export function needsBackingCheck(size: number): boolean {
+  return size > SMALL || size > fileSizeLimit();
 }
 
 /**

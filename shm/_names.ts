@@ -7,7 +7,7 @@
 import { ErrnoError } from "../core/errors.ts";
 import { errno, unsafeLibc } from "../ffi/libc.ts";
 import { platform } from "../platform/mod.ts";
-import { statFd, statPath } from "../core/_io.ts";
+import { pinnedArgument, statFd, statPath } from "../core/_io.ts";
 import { encodeShmName } from "./raw.ts";
 
 const C = platform.constants;
@@ -40,6 +40,20 @@ export function shmName(name: string, c: Uint8Array<ArrayBuffer> = encodeShmName
 // "/dev/shm" followed by room for the longest name; reused by every (synchronous) call.
 const pathScratch = new Uint8Array(SHM_DIR_BYTES.length + 1 + platform.constants.NAME_MAX + 1);
 pathScratch.set(SHM_DIR_BYTES);
+const pathArgument = pinnedArgument(pathScratch);
+
+// A name as a C string, for the calls of one cycle (shm_open, shm_unlink);
+// with a pinned address, node:ffi need not resolve a fresh array's per call.
+const nameScratch = new Uint8Array(1 + platform.constants.NAME_MAX + 1);
+const nameArgument = pinnedArgument(nameScratch);
+
+/** `name.c` in a buffer reused by the next call, as the argument to pass. */
+export function nameArgumentOf(name: ShmName): Uint8Array {
+  // Only node:ffi gains: elsewhere the array is passed as fast as the scratch.
+  if (nameArgument === nameScratch || name.c.length > nameScratch.length) return name.c;
+  nameScratch.set(name.c);
+  return nameArgument;
+}
 
 /** "/dev/shm/x" as a C string, in a buffer reused by the next call. */
 export function shmPath(name: ShmName): Uint8Array {
@@ -48,7 +62,7 @@ export function shmPath(name: ShmName): Uint8Array {
 }
 
 function identityOf(name: ShmName): { dev: number; ino: number } | undefined {
-  if (platform.os === "linux") return statPath(shmPath(name));
+  if (platform.os === "linux") return statPath(shmPath(name), true, pathArgument);
   // Elsewhere there is no path to stat: open the name read-only.
   const fd = unsafeLibc.shm_open(name.c, C.O_RDONLY, 0);
   if (fd === -1) return undefined;
@@ -72,7 +86,7 @@ export function unlinkIfSame(name: ShmName, dev: number, ino: number): boolean {
     current = { dev, ino }; // can't tell (EACCES on the directory): trust the name
   }
   if (current === undefined || current.dev !== dev || current.ino !== ino) return false;
-  if (unsafeLibc.shm_unlink(name.c) === -1) {
+  if (unsafeLibc.shm_unlink(nameArgumentOf(name)) === -1) {
     const code = errno();
     if (code === platform.errno.ENOENT) return false;
     throw new ErrnoError("shm_unlink", code, { path: name.name });

@@ -80,13 +80,14 @@ export function encodeShmName(
   if (typeof name !== "string") {
     throw new TypeError(`Cannot use ${what}: expected a string, got ${typeName(name)}`);
   }
-  const quoted = JSON.stringify(name);
+  // Made only for a message: a string per create otherwise.
+  const quoted = (): string => JSON.stringify(name);
   if (name.includes("\0")) {
-    throw new TypeError(`Cannot use ${what} ${quoted}: it contains a NUL character`);
+    throw new TypeError(`Cannot use ${what} ${quoted()}: it contains a NUL character`);
   }
   if (!name.startsWith("/")) {
     throw new RangeError(
-      `Cannot use ${what} ${quoted}: it must start with "/" (e.g. ${JSON.stringify("/" + name)})`,
+      `Cannot use ${what} ${quoted()}: it must start with "/" (e.g. ${JSON.stringify("/" + name)})`,
     );
   }
   if (name === "/") {
@@ -94,12 +95,12 @@ export function encodeShmName(
   }
   if (name.indexOf("/", 1) !== -1) {
     throw new RangeError(
-      `Cannot use ${what} ${quoted}: it may contain no "/" after the first character`,
+      `Cannot use ${what} ${quoted()}: it may contain no "/" after the first character`,
     );
   }
   if (name === "/." || name === "/..") {
     throw new RangeError(
-      `Cannot use ${what} ${quoted}: "." and ".." name directories, not objects`,
+      `Cannot use ${what} ${quoted()}: "." and ".." name directories, not objects`,
     );
   }
   const bytes = cStringBytes(name);
@@ -107,7 +108,7 @@ export function encodeShmName(
   const max = shmNameMaxBytes();
   if (length > max) {
     throw new RangeError(
-      `Cannot use ${what} ${quoted.slice(0, 40)}...: it has ${length} bytes after the "/", ` +
+      `Cannot use ${what} ${quoted().slice(0, 40)}...: it has ${length} bytes after the "/", ` +
         `and ${platform.os} allows at most ${max}`,
     );
   }

@@ -31,8 +31,15 @@ import { fchmod, ftruncate, posixFallocate, shmOpenHints, shmUnlink } from "./ra
 import { FdMemory } from "./fd_memory.ts";
 import { roundUpToPage } from "../core/memory.ts";
 import { openOrCreate, type SharedMemoryOpenOrCreateOptions } from "./_open_or_create.ts";
-import { checkBacking } from "./_backing.ts";
-import { randomName, SHM_DIR, type ShmName, shmName, unlinkIfSame } from "./_names.ts";
+import { checkBacking, needsBackingCheck } from "./_backing.ts";
+import {
+  nameArgumentOf,
+  randomName,
+  SHM_DIR,
+  type ShmName,
+  shmName,
+  unlinkIfSame,
+} from "./_names.ts";
 import { checkBoolean, checkMode, checkOptions, checkSize } from "../core/_validate.ts";
 import { recordCreator } from "./_creator.ts";
 import { listObjects } from "./_list.ts";
@@ -150,7 +157,9 @@ export class SharedMemory extends FdMemory {
   // Creator records of objects the cleaner removes anyway (persist false) are
   // written at the end of the job, or before chmod/chown/close, whichever
   // comes first: one disposed in the job that created it never needs one.
-  static readonly #pending = new Set<SharedMemory>();
+  // An array, not a Set (no identity hash per object); a cancel pops the
+  // newest, so a create/dispose loop keeps it empty.
+  static #pending: SharedMemory[] = [];
   static #flushQueued = false;
 
   private constructor(init: SharedMemoryInit) {
@@ -240,16 +249,18 @@ export class SharedMemory extends FdMemory {
 
     const total = extra === 0 ? size : roundUpToPage(size) + extra;
     // Before shm_open: a size that can't be backed leaves nothing behind.
-    checkBacking({
-      syscall: reserve ? "posix_fallocate" : "ftruncate",
-      ...(name === undefined ? {} : { path: name.name }),
-      size: total,
-      allocate: reserve ? total : 0,
-      filesystem: SHM_DIR,
-    });
+    if (needsBackingCheck(total)) {
+      checkBacking({
+        syscall: reserve ? "posix_fallocate" : "ftruncate",
+        ...(name === undefined ? {} : { path: name.name }),
+        size: total,
+        allocate: reserve ? total : 0,
+        filesystem: SHM_DIR,
+      });
+    }
     const flags = C.O_CREAT | C.O_EXCL | C.O_RDWR | C.O_CLOEXEC;
     let chosen = name ?? shmName(randomName());
-    let fd = unsafeLibc.shm_open(chosen.c, flags, mode ?? 0o600);
+    let fd = unsafeLibc.shm_open(nameArgumentOf(chosen), flags, mode ?? 0o600);
     // A random name can collide only by accident: draw another.
     for (let tries = 0; fd === -1 && name === undefined && tries < 8; tries++) {
       if (errno() !== platform.errno.EEXIST) break;
@@ -312,12 +323,14 @@ export class SharedMemory extends FdMemory {
 
   #deferRecord(): void {
     this.#recordPending = true;
-    SharedMemory.#pending.add(this);
+    SharedMemory.#pending.push(this);
     if (SharedMemory.#flushQueued) return;
     SharedMemory.#flushQueued = true;
     queueMicrotask(() => {
       SharedMemory.#flushQueued = false;
-      for (const shm of SharedMemory.#pending) shm.#writeRecord();
+      const pending = SharedMemory.#pending;
+      SharedMemory.#pending = [];
+      for (const shm of pending) shm.#writeRecord();
     });
   }
 
@@ -330,7 +343,9 @@ export class SharedMemory extends FdMemory {
 
   #cancelRecord(): void {
     this.#recordPending = false;
-    SharedMemory.#pending.delete(this);
+    const pending = SharedMemory.#pending;
+    // Drops cancelled ones from the top, so the array holds no more than the Set did at its top.
+    while (pending.length > 0 && !pending[pending.length - 1]!.#recordPending) pending.pop();
   }
 
   /**
