@@ -33,7 +33,7 @@ async function rawIpc(): Promise<RawIpc> {
   let fns: Fns;
   let wide: (value: number | bigint) => unknown;
   if ("Deno" in globalThis) {
-    // usize parameters: Deno takes a BigInt there fastest (ipc/_address.ts).
+    // usize parameters: Deno takes a BigInt there fastest (ffi/_arguments.ts).
     const defs: Record<string, Deno.ForeignFunction> = {
       sem_open: { parameters: ["buffer", "i32"], result: "usize" },
     };

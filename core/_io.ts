@@ -5,24 +5,13 @@
  * @module
  */
 import { check, ErrnoError, type ErrnoErrorOptions, errnoName, type Hints } from "./errors.ts";
-import { backend, errno, unsafeLibc } from "../ffi/libc.ts";
+import { errno, unsafeLibc } from "../ffi/libc.ts";
 import { allocStruct, cString } from "../ffi/pointer.ts";
+import { bufferArgument } from "../ffi/_arguments.ts";
 import { platform } from "../platform/mod.ts";
 import { checkFd } from "./_validate.ts";
 
 const C = platform.constants;
-
-/**
- * Internal: a long-lived buffer as the argument for a `buffer` parameter. On
- * Node its address as a BigInt: node:ffi resolves a typed array's address on
- * every call (~0.3 µs), a BigInt it passes straight. Elsewhere the view
- * itself. The caller keeps `view` alive while it passes the result.
- */
-export function pinnedArgument(view: Uint8Array): Uint8Array {
-  if (backend.runtime !== "node") return view;
-  void view.buffer; // moves a small on-heap array's bytes off the heap, where they stay put
-  return BigInt(backend.addressOf(view)) as unknown as Uint8Array;
-}
 
 /** Opens a file with O_CLOEXEC; returns the fd. */
 export function openFile(path: string, flags: number, mode = 0o600): number {
@@ -179,7 +168,7 @@ const STAT = {
 // One buffer for every call: the calls are synchronous and read it at once.
 const statBuffer = allocStruct(platform.structs.stat);
 const statView = new DataView(statBuffer.buffer);
-const statArgument = pinnedArgument(statBuffer);
+const statArgument = bufferArgument(statBuffer);
 
 function readStat(): FdStat {
   const mode = STAT.mode(statView);
@@ -207,7 +196,7 @@ export function statFd(fd: number, path?: string): FdStat {
 /**
  * Internal: `stat(path)` (or `lstat`, which never follows a symbolic link);
  * undefined when the path is missing. `path` may come encoded already, and
- * `argument` is then what to pass for it (see {@linkcode pinnedArgument}).
+ * `argument` is then what to pass for it (see {@linkcode bufferArgument}).
  */
 export function statPath(
   path: string | Uint8Array,

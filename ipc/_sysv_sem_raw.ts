@@ -180,7 +180,7 @@ let timespec: Timespec | undefined;
 /**
  * `semop`, or `semtimedop` with a relative timeout (Infinity: none);
  * EINTR is retried with the time left. `argument` is `bytes` in the form
- * semop takes fastest (see _address.ts's bufferArgument).
+ * semop takes fastest (see ffi/_arguments.ts's bufferArgument).
  *
  * @returns true when done, false when it would wait (IPC_NOWAIT) or the time ran out.
  */

@@ -26,7 +26,7 @@ import { randomName } from "../shm/_names.ts";
 import { encodeShmName } from "../shm/raw.ts";
 import { checkSignal, checkTimeout, DEFAULT_POLL_MS, type Timespec } from "../sync/_futex.ts";
 import { identityOf, keepName, openError, removeOnExit, unlinkIfSame } from "./_sem_names.ts";
-import { addressArgument } from "./_address.ts";
+import { addressArgument } from "../ffi/_arguments.ts";
 import { deadlineCell, writeDeadline } from "./_deadline.ts";
 import { blockOnce } from "./_sem_worker.ts";
 
@@ -70,7 +70,7 @@ export interface NamedSemaphoreWaitOptions {
 interface State {
   /** The sem_t* from sem_open; 0 once closed. */
   pointer: number;
-  /** The same, as calls take it fastest (see _address.ts). */
+  /** The same, as calls take it fastest (see ffi/_arguments.ts). */
   readonly argument: number;
   /** Async calls running on another thread with the pointer (Deno). */
   inflight: number;

@@ -40,7 +40,7 @@ import {
   type Timespec,
 } from "../sync/_futex.ts";
 import { LockError } from "../sync/_lock_error.ts";
-import { addressArgument } from "./_address.ts";
+import { addressArgument } from "../ffi/_arguments.ts";
 import { deadlineCell, writeDeadline } from "./_deadline.ts";
 
 const C = platform.constants;

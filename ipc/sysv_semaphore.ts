@@ -55,7 +55,7 @@ import {
   type SystemVSemaphoreSetEntry,
 } from "./_sysv_sem_limits.ts";
 import { semopAsync } from "./_sysv_sem_async.ts";
-import { bufferArgument } from "./_address.ts";
+import { bufferArgument } from "../ffi/_arguments.ts";
 
 import type {
   SemaphoreAcquireAsyncOptions,
@@ -99,7 +99,7 @@ function dateOrNull(seconds: number): Date | null {
   return seconds === 0 ? null : new Date(seconds * 1000);
 }
 
-/** A cached encoding and the argument that passes it fastest (see _address.ts); `bytes` keeps it alive. */
+/** A cached encoding and the argument that passes it fastest (see ffi/_arguments.ts); `bytes` keeps it alive. */
 interface Encoded {
   readonly bytes: Uint8Array<ArrayBuffer>;
   readonly argument: Uint8Array;

@@ -11,7 +11,8 @@
 import { ErrnoError } from "../core/errors.ts";
 import { unsafeLibc } from "../ffi/libc.ts";
 import { allocStruct, cString, readField } from "../ffi/pointer.ts";
-import { pinnedArgument, readTextFile } from "../core/_io.ts";
+import { readTextFile } from "../core/_io.ts";
+import { bufferArgument } from "../ffi/_arguments.ts";
 import { platform } from "../platform/mod.ts";
 
 /** What is being sized, for the message and the limits that apply. */
@@ -53,7 +54,7 @@ const rlimWords = rlimCur !== undefined && rlimCur.size === 8 && rlimCur.offset 
   ? new Uint32Array(rlimit.buffer, rlimCur.offset, 2)
   : undefined;
 
-const rlimitArgument = pinnedArgument(rlimit);
+const rlimitArgument = bufferArgument(rlimit);
 
 /** The soft RLIMIT_FSIZE in bytes (`getrlimit`); RLIM_INFINITY reads as about 1.8e19. */
 export function fileSizeLimit(): number {

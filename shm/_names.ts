@@ -7,7 +7,8 @@
 import { ErrnoError } from "../core/errors.ts";
 import { errno, unsafeLibc } from "../ffi/libc.ts";
 import { platform } from "../platform/mod.ts";
-import { pinnedArgument, statFd, statPath } from "../core/_io.ts";
+import { statFd, statPath } from "../core/_io.ts";
+import { bufferArgument } from "../ffi/_arguments.ts";
 import { encodeShmName } from "./raw.ts";
 
 const C = platform.constants;
@@ -40,12 +41,12 @@ export function shmName(name: string, c: Uint8Array<ArrayBuffer> = encodeShmName
 // "/dev/shm" followed by room for the longest name; reused by every (synchronous) call.
 const pathScratch = new Uint8Array(SHM_DIR_BYTES.length + 1 + platform.constants.NAME_MAX + 1);
 pathScratch.set(SHM_DIR_BYTES);
-const pathArgument = pinnedArgument(pathScratch);
+const pathArgument = bufferArgument(pathScratch);
 
 // A name as a C string, for the calls of one cycle (shm_open, shm_unlink);
 // with a pinned address, node:ffi need not resolve a fresh array's per call.
 const nameScratch = new Uint8Array(1 + platform.constants.NAME_MAX + 1);
-const nameArgument = pinnedArgument(nameScratch);
+const nameArgument = bufferArgument(nameScratch);
 
 /** `name.c` in a buffer reused by the next call, as the argument to pass. */
 export function nameArgumentOf(name: ShmName): Uint8Array {

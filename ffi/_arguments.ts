@@ -1,6 +1,7 @@
 /**
- * Internal: a C address in the form this runtime's FFI takes fastest, for
- * the hot calls of ipc/ (lock, unlock, wait, post).
+ * Internal: C addresses and long-lived buffers in the form this runtime's
+ * FFI takes fastest, for hot calls (ipc/'s lock, unlock, wait, post; the
+ * stat, rlimit and name buffers of the shm cycle).
  *
  * Deno takes a 64-bit parameter ~3x faster as a BigInt than as a Number
  * (measured: ~21 ns against ~67 ns per call, pthread_mutex_trylock), and
@@ -11,7 +12,7 @@
  *
  * @module
  */
-import { backend } from "../ffi/libc.ts";
+import { backend } from "./libc.ts";
 
 /**
  * The address as the argument to pass for a `pointer` parameter: a BigInt on
