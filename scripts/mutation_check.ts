@@ -112,8 +112,7 @@ const MUTANTS: readonly Mutant[] = [
   {
     name: "sigbus-guard-high",
     what: "registering a range never raises the table's high-water mark: the handler can't see it",
-    find:
-      "if (Atomics.compareExchange(words, DATA.high / W, high, BigInt(slot + 1)) === high) break;",
+    find: "if (Atomics.compareExchange(words, DATA.high / W, high, next) === high) break;",
     replace: "break;",
     tests: ["tests/sigbus_guard_test.ts"],
   },
