@@ -382,7 +382,11 @@ async function countWithPeers(mode: "lock" | "nolock", iterations: number): Prom
     const running = peers.map((peer) =>
       startPeer(peer, "lock_counter.ts", [file.path, iterations, mode])
     );
-    await until(() => Atomics.load(words, 48) === peers.length, 60_000, "the peers to start");
+    await until(
+      () => Atomics.load(words, 48) === peers.length,
+      isEmulated ? 300_000 : 60_000,
+      "the peers to start",
+    );
     Atomics.store(words, 49, 1);
     // Peers wait with a timeout, so a missed wake only delays them.
     notify(words, 49);
@@ -420,7 +424,11 @@ test(
         startPeer(self, "lock_counter.ts", [file.path, iterations, "lock"]),
         startPeer(other ?? self, "lock_counter.ts", [file.path, iterations, "lock"]),
       ];
-      await until(() => Atomics.load(words, 48) === running.length, 60_000, "the peers to start");
+      await until(
+        () => Atomics.load(words, 48) === running.length,
+        isEmulated ? 300_000 : 60_000,
+        "the peers to start",
+      );
       Atomics.store(words, 49, 1);
       notify(words, 49);
       await Promise.all(running.map((r, i) => expectSuccess(r, `peer ${i}`)));
