@@ -211,6 +211,8 @@ function peer(args: string[]): void {
       if (fresh(i)) warm = subscribing(mapping.view(Uint8Array, at), bare);
       if (warm.receive(twoOf(i, buffer, other), WARM_BATCH) !== WARM_BATCH) break;
     }
+    // Closed after the timed loop: detaching its views now would discard compiled code.
+    using _alone = warmAlone(buffer, other, bare);
     settle(control);
     // Subscribed before READY: the publisher starts the timed messages after it.
     const subscriber = subscribing(view, bare);
@@ -242,6 +244,34 @@ function peer(args: string[]): void {
     }
   }
 }
+
+/**
+ * A subscriber's warm-up in memory of its own, as well as the shared one: the
+ * warm-up ring's publisher may lap a subscriber, which then made too few calls
+ * of the timed loop for JSC to finish its top-tier compile before the clock
+ * started (Bun, BUN_JSC_reportFTLCompileTimes: a 30-45 ms FTL compile of the
+ * loop, then an OSR-entry compile, in the timed region of every subscriber).
+ * Here it makes PRIVATE_WARM_UP / WARM_BATCH calls whatever the publisher's pace.
+ */
+function warmAlone(buffer: Uint8Array, other: Uint8Array, bare: boolean): Mapping {
+  const shape = { slots: 1024, maxMessage: 64 };
+  const mapping = Mapping.anonymous(Broadcast.byteLengthFor(shape), { shared: false });
+  const view = mapping.view(Uint8Array);
+  const publisher = Broadcast.init(view, shape);
+  const message = new Uint8Array(64).fill(1);
+  let warm = subscribing(view, bare);
+  for (let i = 0; i < PRIVATE_WARM_UP; i += WARM_BATCH) {
+    if (fresh(i)) warm = subscribing(view, bare);
+    publishAll(publisher, message, WARM_BATCH);
+    if (warm.receive(twoOf(i, buffer, other), WARM_BATCH) !== WARM_BATCH) {
+      throw new Error("the private warm-up ring lost messages");
+    }
+  }
+  return mapping;
+}
+
+/** Messages of a subscriber's private warm-up. */
+const PRIVATE_WARM_UP = 1 << 19;
 
 /** The timed send loop of the library's queue, or of the bare floor's. */
 function sendingTo(view: Uint8Array, bare: boolean): (message: Uint8Array, n: number) => void {
