@@ -12,8 +12,9 @@
  * the C programs alternate, so load drift hits all; each figure is the
  * median of its rounds. The floor rows report the floor against C from the
  * rounds of the row above them. Every runtime process
- * first passes 2^18 messages through a private queue and ring (before the
- * clock starts), so rounds measure compiled code, as C's. The broadcast ring
+ * first passes 2^18 messages through a warm-up queue or ring shared with
+ * its round's peers, then 2^19 through one of its own (before the clock
+ * starts), so rounds measure compiled code, as C's. The broadcast ring
  * has a slot for every message of a round, so nothing is overwritten: a
  * round fails unless every subscriber received every message.
  *
