@@ -12,8 +12,9 @@
  * the C programs alternate, so load drift hits all; each figure is the
  * median of its rounds. The floor rows report the floor against C from the
  * rounds of the row above them. Every runtime process
- * first passes 2^18 messages through a private queue and ring (before the
- * clock starts), so rounds measure compiled code, as C's. The broadcast ring
+ * first passes 2^18 messages through a warm-up queue or ring shared with
+ * its round's peers, then 2^19 through one of its own (before the clock
+ * starts), so rounds measure compiled code, as C's. The broadcast ring
  * has a slot for every message of a round, so nothing is overwritten: a
  * round fails unless every subscriber received every message.
  *
@@ -174,6 +175,11 @@ function peer(args: string[]): void {
       warm(twoOf(i, message, other), WARM_BATCH);
     }
     bump(control, WARM_DONE);
+    using _alone = warmQueueAlone(
+      [message, other],
+      [new Uint8Array(128), new Uint8Array(128)],
+      bare,
+    );
     settle(control);
     const queue = sendingTo(view, bare);
     bump(control, READY);
@@ -191,6 +197,7 @@ function peer(args: string[]): void {
       if (fresh(i)) warm = receivingFrom(at, bare);
       if (warm(twoOf(i, buffer, other), WARM_BATCH) !== WARM_BATCH) break;
     }
+    using _alone = warmQueueAlone([new Uint8Array(64), new Uint8Array(64)], [buffer, other], bare);
     settle(control);
     const queue = receivingFrom(view, bare);
     bump(control, READY);
@@ -211,6 +218,8 @@ function peer(args: string[]): void {
       if (fresh(i)) warm = subscribing(mapping.view(Uint8Array, at), bare);
       if (warm.receive(twoOf(i, buffer, other), WARM_BATCH) !== WARM_BATCH) break;
     }
+    // Closed after the timed loop: detaching its views now would discard compiled code.
+    using _alone = warmAlone(buffer, other, bare);
     settle(control);
     // Subscribed before READY: the publisher starts the timed messages after it.
     const subscriber = subscribing(view, bare);
@@ -242,6 +251,63 @@ function peer(args: string[]): void {
     }
   }
 }
+
+/**
+ * A subscriber's warm-up in memory of its own, as well as the shared one: the
+ * warm-up ring's publisher may lap a subscriber, which then made too few calls
+ * of the timed loop for JSC to finish its top-tier compile before the clock
+ * started (Bun, BUN_JSC_reportFTLCompileTimes: a 30-45 ms FTL compile of the
+ * loop, then an OSR-entry compile, in the timed region of every subscriber).
+ * Here it makes PRIVATE_WARM_UP / WARM_BATCH calls whatever the publisher's pace.
+ */
+function warmAlone(buffer: Uint8Array, other: Uint8Array, bare: boolean): Mapping {
+  const shape = { slots: 1024, maxMessage: 64 };
+  const mapping = Mapping.anonymous(Broadcast.byteLengthFor(shape), { shared: false });
+  const view = mapping.view(Uint8Array);
+  const publisher = Broadcast.init(view, shape);
+  const message = new Uint8Array(64).fill(1);
+  let warm = subscribing(view, bare);
+  for (let i = 0; i < PRIVATE_WARM_UP; i += WARM_BATCH) {
+    if (fresh(i)) warm = subscribing(view, bare);
+    publishAll(publisher, message, WARM_BATCH);
+    if (warm.receive(twoOf(i, buffer, other), WARM_BATCH) !== WARM_BATCH) {
+      throw new Error("the private warm-up ring lost messages");
+    }
+  }
+  return mapping;
+}
+
+/**
+ * A queue peer's warm-up in memory of its own, after the shared one: the
+ * shared warm-up ends with its queue's end, whose first sighting deoptimized
+ * the receive path (V8: "insufficient type feedback" at the ended branch), so
+ * the timed loop started in the interpreter and recompiled (25-75 ms of
+ * TurboFan on a loaded core, --trace-opt) inside the timed region. Here the
+ * send and receive loops run again, in one process, until they are compiled
+ * with that feedback. Kept mapped until after the timed loop (see warmAlone).
+ */
+function warmQueueAlone(
+  messages: [Uint8Array, Uint8Array],
+  buffers: [Uint8Array, Uint8Array],
+  bare: boolean,
+): Mapping {
+  const mapping = Mapping.anonymous(Queue.byteLengthFor(QUEUE_SHAPE), { shared: false });
+  const view = mapping.view(Uint8Array);
+  Queue.init(view, QUEUE_SHAPE);
+  let send = sendingTo(view, bare);
+  let receive = receivingFrom(view, bare);
+  for (let i = 0; i < PRIVATE_WARM_UP; i += WARM_BATCH) {
+    if (fresh(i)) [send, receive] = [sendingTo(view, bare), receivingFrom(view, bare)];
+    send(twoOf(i, ...messages), WARM_BATCH);
+    if (receive(twoOf(i, ...buffers), WARM_BATCH) !== WARM_BATCH) {
+      throw new Error("the private warm-up queue lost messages");
+    }
+  }
+  return mapping;
+}
+
+/** Messages of a peer's private warm-up. */
+const PRIVATE_WARM_UP = 1 << 19;
 
 /** The timed send loop of the library's queue, or of the bare floor's. */
 function sendingTo(view: Uint8Array, bare: boolean): (message: Uint8Array, n: number) => void {
