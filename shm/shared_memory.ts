@@ -28,13 +28,13 @@ import { errno, unsafeLibc } from "../ffi/libc.ts";
 import { platform } from "../platform/mod.ts";
 import { type FdStat, requireRegular, statFd } from "../core/_io.ts";
 import { fchmod, ftruncate, posixFallocate, shmOpenHints, shmUnlink } from "./raw.ts";
-import { FdMemory } from "./fd_memory.ts";
+import { FdMemory, type FdMemoryInit } from "./fd_memory.ts";
 import { roundUpToPage } from "../core/memory.ts";
 import { openOrCreate, type SharedMemoryOpenOrCreateOptions } from "./_open_or_create.ts";
 import { checkBacking, needsBackingCheck } from "./_backing.ts";
 import {
   nameArgumentOf,
-  randomName,
+  randomShmName,
   SHM_DIR,
   type ShmName,
   shmName,
@@ -60,14 +60,12 @@ export type {
   SharedMemoryOpenOptions,
 } from "./_shm_types.ts";
 
-interface SharedMemoryInit {
-  readonly fd: number;
+// FdMemory's init too (path and filesystem included), so it is passed on as is.
+interface SharedMemoryInit extends FdMemoryInit {
   readonly name: ShmName;
-  readonly length: number;
+  readonly path: string;
   readonly created: boolean;
   readonly persist: boolean;
-  readonly readOnly: boolean;
-  readonly reserve: boolean;
   readonly identity: FdStat;
 }
 
@@ -104,6 +102,8 @@ export class SharedMemory extends FdMemory {
   readonly #name: ShmName;
   readonly #dev: number;
   readonly #ino: number;
+  // The cleanup task's key, built once at create (none for objects never removed).
+  #cleanupKey: string | undefined;
   #unlinked = false;
   #recordPending = false;
 
@@ -116,7 +116,7 @@ export class SharedMemory extends FdMemory {
   static #flushQueued = false;
 
   private constructor(init: SharedMemoryInit) {
-    super({ ...init, path: init.name.name, filesystem: SHM_DIR });
+    super(init);
     this.#name = init.name;
     this.#created = init.created;
     this.#persist = init.persist;
@@ -160,7 +160,7 @@ export class SharedMemory extends FdMemory {
     return JSON.stringify(this.#name.name);
   }
 
-  static #cleanupKey(name: string): string {
+  static #keyOf(name: string): string {
     return `shm:${name}`;
   }
 
@@ -212,12 +212,12 @@ export class SharedMemory extends FdMemory {
       });
     }
     const flags = C.O_CREAT | C.O_EXCL | C.O_RDWR | C.O_CLOEXEC;
-    let chosen = name ?? shmName(randomName());
+    let chosen = name ?? randomShmName();
     let fd = unsafeLibc.shm_open(nameArgumentOf(chosen), flags, mode ?? 0o600);
     // A random name can collide only by accident: draw another.
     for (let tries = 0; fd === -1 && name === undefined && tries < 8; tries++) {
       if (errno() !== platform.errno.EEXIST) break;
-      chosen = shmName(randomName());
+      chosen = randomShmName();
       fd = unsafeLibc.shm_open(chosen.c, flags, mode ?? 0o600);
     }
     if (fd === -1) check(fd, "shm_open", { path: chosen.name }, shmOpenHints(chosen.name));
@@ -249,6 +249,8 @@ export class SharedMemory extends FdMemory {
       shm = new SharedMemory({
         fd,
         name: chosen,
+        path: chosen.name,
+        filesystem: SHM_DIR,
         length: size,
         created: true,
         persist,
@@ -266,7 +268,8 @@ export class SharedMemory extends FdMemory {
       // Captures the name and identity only, so the object stays collectable.
       const target = chosen;
       // In process at a normal exit; by the out-of-process cleaner after any other death.
-      registerRemoval(SharedMemory.#cleanupKey(target.name), () => {
+      const key = shm.#cleanupKey = SharedMemory.#keyOf(target.name);
+      registerRemoval(key, () => {
         unlinkIfSame(target, dev, ino);
       }, { kind: "shm", name: target.name, dev, ino });
     }
@@ -350,6 +353,8 @@ export class SharedMemory extends FdMemory {
       return new SharedMemory({
         fd,
         name: encoded,
+        path: name,
+        filesystem: SHM_DIR,
         length: wanted ?? status.size,
         created: false,
         persist: true,
@@ -419,7 +424,7 @@ export class SharedMemory extends FdMemory {
   static unlink(name: string): void {
     shmUnlink(name);
     // If this process created it, there's nothing left to remove at exit.
-    unregisterCleanup(SharedMemory.#cleanupKey(name));
+    unregisterCleanup(SharedMemory.#keyOf(name));
   }
 
   /**
@@ -473,7 +478,8 @@ export class SharedMemory extends FdMemory {
   unlink(): boolean {
     if (this.#unlinked) return false;
     this.#unlinked = true;
-    unregisterCleanup(SharedMemory.#cleanupKey(this.#name.name));
+    // Any process may have created it, this one included: the key is the name's.
+    unregisterCleanup(this.#cleanupKey ?? SharedMemory.#keyOf(this.#name.name));
     const removed = unlinkIfSame(this.#name, this.#dev, this.#ino);
     this.#cancelRecord(); // the name is gone (or names another object): nothing to record
     return removed;
