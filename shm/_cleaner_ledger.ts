@@ -31,7 +31,6 @@ const PLUS = 0x2b; // "+"
 const BLANK = new Uint8Array(LEDGER_LINE).fill(0x20);
 BLANK[0] = HASH;
 BLANK[LEDGER_LINE - 1] = 0x0a;
-const encoder = new TextEncoder();
 
 /** The memfd the cleaner inherits as fd 3, and this process's mapping of it. */
 export class Ledger {
@@ -111,8 +110,19 @@ export class Ledger {
     const line = this.#free.pop()!;
     const start = line * LEDGER_LINE;
     const view = this.#view;
-    view.set(BLANK, start);
-    encoder.encodeInto(fields, view.subarray(start + 1, start + LEDGER_LINE - 1));
+    view[start] = HASH; // free until the last write
+    // Copied in JS: no subarray and no encoder call per line.
+    const end = start + 1 + fields.length;
+    for (let i = 0, at = start + 1; at < end; i++, at++) {
+      const code = fields.charCodeAt(i);
+      if (code >= 0x80) {
+        this.#free.push(line); // never written as taken: the pipe takes it
+        return -1;
+      }
+      view[at] = code;
+    }
+    view.fill(0x20, end, start + LEDGER_LINE - 1);
+    view[start + LEDGER_LINE - 1] = 0x0a;
     view[start] = PLUS; // last: until now the line read as free
     return line;
   }

@@ -10,7 +10,7 @@ import { platform } from "../platform/mod.ts";
 import { statPath } from "../core/_io.ts";
 import { checkOptions } from "../core/_validate.ts";
 import { SHM_DIR } from "./_names.ts";
-import type { SharedMemoryInfo, SharedMemoryListOptions } from "./shared_memory.ts";
+import type { SharedMemoryInfo, SharedMemoryListOptions } from "./_shm_types.ts";
 
 /** The named objects in /dev/shm whose names start with `options.prefix`, sorted. */
 export function listObjects(options?: SharedMemoryListOptions): SharedMemoryInfo[] {

@@ -16,12 +16,50 @@ const C = platform.constants;
 /** Where glibc keeps POSIX shared memory objects (Linux). */
 export const SHM_DIR = "/dev/shm";
 
+const PREFIX = "/shmkit-";
+const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
+const HEX_CODES = new TextEncoder().encode("0123456789abcdef");
+
+// Random bytes drawn 32 names at a time: getRandomValues is a runtime call
+// that costs about as much for 256 bytes as for 8. Each byte is used once.
+const pool = new Uint8Array(256);
+let poolUsed = pool.length;
+
+/** The next 8 unused random bytes' offset in `pool`. */
+function drawEight(): number {
+  if (poolUsed === pool.length) {
+    crypto.getRandomValues(pool);
+    poolUsed = 0;
+  }
+  const at = poolUsed;
+  poolUsed += 8;
+  return at;
+}
+
 /** A random name: "/shmkit-" and 16 hex digits. */
 export function randomName(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  const at = drawEight();
   let hex = "";
-  for (const byte of bytes) hex += byte.toString(16).padStart(2, "0");
-  return `/shmkit-${hex}`;
+  for (let i = at; i < at + 8; i++) hex += HEX[pool[i]!];
+  return PREFIX + hex;
+}
+
+/**
+ * A random name, checked and encoded: the C string is written straight from
+ * the random bytes, with no check of a name made here to the rules.
+ */
+export function randomShmName(): ShmName {
+  const at = drawEight();
+  const c = new Uint8Array(PREFIX.length + 16 + 1);
+  for (let i = 0; i < PREFIX.length; i++) c[i] = PREFIX.charCodeAt(i);
+  let hex = "";
+  for (let i = 0, o = PREFIX.length; i < 8; i++, o += 2) {
+    const byte = pool[at + i]!;
+    hex += HEX[byte];
+    c[o] = HEX_CODES[byte >> 4]!;
+    c[o + 1] = HEX_CODES[byte & 15]!;
+  }
+  return { name: PREFIX + hex, c };
 }
 
 /** A checked name, encoded once for every call that needs it. */

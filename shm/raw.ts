@@ -80,14 +80,15 @@ export function encodeShmName(
   if (typeof name !== "string") {
     throw new TypeError(`Cannot use ${what}: expected a string, got ${typeName(name)}`);
   }
-  // Made only for a message: a string per create otherwise.
-  const quoted = (): string => JSON.stringify(name);
+  // The quoted name is made only for a message (a closure or string per create otherwise).
   if (name.includes("\0")) {
-    throw new TypeError(`Cannot use ${what} ${quoted()}: it contains a NUL character`);
+    throw new TypeError(`Cannot use ${what} ${JSON.stringify(name)}: it contains a NUL character`);
   }
   if (!name.startsWith("/")) {
     throw new RangeError(
-      `Cannot use ${what} ${quoted()}: it must start with "/" (e.g. ${JSON.stringify("/" + name)})`,
+      `Cannot use ${what} ${JSON.stringify(name)}: it must start with "/" (e.g. ${
+        JSON.stringify("/" + name)
+      })`,
     );
   }
   if (name === "/") {
@@ -95,12 +96,12 @@ export function encodeShmName(
   }
   if (name.indexOf("/", 1) !== -1) {
     throw new RangeError(
-      `Cannot use ${what} ${quoted()}: it may contain no "/" after the first character`,
+      `Cannot use ${what} ${JSON.stringify(name)}: it may contain no "/" after the first character`,
     );
   }
   if (name === "/." || name === "/..") {
     throw new RangeError(
-      `Cannot use ${what} ${quoted()}: "." and ".." name directories, not objects`,
+      `Cannot use ${what} ${JSON.stringify(name)}: "." and ".." name directories, not objects`,
     );
   }
   const bytes = cStringBytes(name);
@@ -108,7 +109,9 @@ export function encodeShmName(
   const max = shmNameMaxBytes();
   if (length > max) {
     throw new RangeError(
-      `Cannot use ${what} ${quoted().slice(0, 40)}...: it has ${length} bytes after the "/", ` +
+      `Cannot use ${what} ${
+        JSON.stringify(name).slice(0, 40)
+      }...: it has ${length} bytes after the "/", ` +
         `and ${platform.os} allows at most ${max}`,
     );
   }

@@ -28,13 +28,13 @@ import { errno, unsafeLibc } from "../ffi/libc.ts";
 import { platform } from "../platform/mod.ts";
 import { type FdStat, requireRegular, statFd } from "../core/_io.ts";
 import { fchmod, ftruncate, posixFallocate, shmOpenHints, shmUnlink } from "./raw.ts";
-import { FdMemory } from "./fd_memory.ts";
+import { FdMemory, type FdMemoryInit } from "./fd_memory.ts";
 import { roundUpToPage } from "../core/memory.ts";
 import { openOrCreate, type SharedMemoryOpenOrCreateOptions } from "./_open_or_create.ts";
 import { checkBacking, needsBackingCheck } from "./_backing.ts";
 import {
   nameArgumentOf,
-  randomName,
+  randomShmName,
   SHM_DIR,
   type ShmName,
   shmName,
@@ -43,78 +43,29 @@ import {
 import { checkBoolean, checkMode, checkOptions, checkSize } from "../core/_validate.ts";
 import { recordCreator } from "./_creator.ts";
 import { listObjects } from "./_list.ts";
+import type {
+  SharedMemoryCreateOptions,
+  SharedMemoryInfo,
+  SharedMemoryListOptions,
+  SharedMemoryOpenOptions,
+} from "./_shm_types.ts";
 
 const C = platform.constants;
 
 export type { SharedMemoryOpenOrCreateOptions } from "./_open_or_create.ts";
+export type {
+  SharedMemoryCreateOptions,
+  SharedMemoryInfo,
+  SharedMemoryListOptions,
+  SharedMemoryOpenOptions,
+} from "./_shm_types.ts";
 
-/** Options of {@linkcode SharedMemory.create}. */
-export interface SharedMemoryCreateOptions {
-  /**
-   * The name: "/" and up to NAME_MAX (255) bytes without "/" (macOS: 31 in
-   * all). Default: "/shmkit-" and 16 random hex digits.
-   */
-  readonly name?: string;
-  /** Size in bytes, 1 or more. */
-  readonly size: number;
-  /** Permission bits (default 0o600), applied exactly (fchmod), not filtered by the umask. */
-  readonly mode?: number;
-  /**
-   * Keep the object when this process exits or disposes it (default false:
-   * a created object is unlinked by `[Symbol.dispose]` and at exit).
-   */
-  readonly persist?: boolean;
-  /**
-   * Reserve the space now with `posix_fallocate` (default true), so a full
-   * /dev/shm fails here with ENOSPC instead of a SIGBUS at first touch.
-   * false makes a sparse object (pages allocated on first touch).
-   */
-  readonly reserve?: boolean;
-}
-
-/** Options of {@linkcode SharedMemory.open}. */
-export interface SharedMemoryOpenOptions {
-  /**
-   * Open O_RDONLY and map private copy-on-write (default false): writes
-   * through views stay in this process and never crash it. Until this
-   * process writes to a page, the page shows the other processes' writes.
-   */
-  readonly readOnly?: boolean;
-  /**
-   * Map only this many bytes, and refuse (before mapping) an object smaller
-   * than that. Default: the object's whole size, from `fstat`.
-   */
-  readonly size?: number;
-}
-
-/** A named object found by {@linkcode SharedMemory.list}. */
-export interface SharedMemoryInfo {
-  /** The name, with its leading "/". */
-  readonly name: string;
-  /** Size in bytes. */
-  readonly size: number;
-  /** Permission bits. */
-  readonly mode: number;
-  /** Owner's user id. */
-  readonly uid: number;
-  /** Owner's group id. */
-  readonly gid: number;
-}
-
-/** Options of {@linkcode SharedMemory.list}. */
-export interface SharedMemoryListOptions {
-  /** Only names starting with this (with the leading "/", e.g. "/shmkit-"). */
-  readonly prefix?: string;
-}
-
-interface SharedMemoryInit {
-  readonly fd: number;
+// FdMemory's init too (path and filesystem included), so it is passed on as is.
+interface SharedMemoryInit extends FdMemoryInit {
   readonly name: ShmName;
-  readonly length: number;
+  readonly path: string;
   readonly created: boolean;
   readonly persist: boolean;
-  readonly readOnly: boolean;
-  readonly reserve: boolean;
   readonly identity: FdStat;
 }
 
@@ -151,6 +102,8 @@ export class SharedMemory extends FdMemory {
   readonly #name: ShmName;
   readonly #dev: number;
   readonly #ino: number;
+  // The cleanup task's key, built once at create (none for objects never removed).
+  #cleanupKey: string | undefined;
   #unlinked = false;
   #recordPending = false;
 
@@ -163,7 +116,7 @@ export class SharedMemory extends FdMemory {
   static #flushQueued = false;
 
   private constructor(init: SharedMemoryInit) {
-    super({ ...init, path: init.name.name, filesystem: SHM_DIR });
+    super(init);
     this.#name = init.name;
     this.#created = init.created;
     this.#persist = init.persist;
@@ -207,7 +160,7 @@ export class SharedMemory extends FdMemory {
     return JSON.stringify(this.#name.name);
   }
 
-  static #cleanupKey(name: string): string {
+  static #keyOf(name: string): string {
     return `shm:${name}`;
   }
 
@@ -259,12 +212,12 @@ export class SharedMemory extends FdMemory {
       });
     }
     const flags = C.O_CREAT | C.O_EXCL | C.O_RDWR | C.O_CLOEXEC;
-    let chosen = name ?? shmName(randomName());
+    let chosen = name ?? randomShmName();
     let fd = unsafeLibc.shm_open(nameArgumentOf(chosen), flags, mode ?? 0o600);
     // A random name can collide only by accident: draw another.
     for (let tries = 0; fd === -1 && name === undefined && tries < 8; tries++) {
       if (errno() !== platform.errno.EEXIST) break;
-      chosen = shmName(randomName());
+      chosen = randomShmName();
       fd = unsafeLibc.shm_open(chosen.c, flags, mode ?? 0o600);
     }
     if (fd === -1) check(fd, "shm_open", { path: chosen.name }, shmOpenHints(chosen.name));
@@ -296,6 +249,8 @@ export class SharedMemory extends FdMemory {
       shm = new SharedMemory({
         fd,
         name: chosen,
+        path: chosen.name,
+        filesystem: SHM_DIR,
         length: size,
         created: true,
         persist,
@@ -313,7 +268,8 @@ export class SharedMemory extends FdMemory {
       // Captures the name and identity only, so the object stays collectable.
       const target = chosen;
       // In process at a normal exit; by the out-of-process cleaner after any other death.
-      registerRemoval(SharedMemory.#cleanupKey(target.name), () => {
+      const key = shm.#cleanupKey = SharedMemory.#keyOf(target.name);
+      registerRemoval(key, () => {
         unlinkIfSame(target, dev, ino);
       }, { kind: "shm", name: target.name, dev, ino });
     }
@@ -397,6 +353,8 @@ export class SharedMemory extends FdMemory {
       return new SharedMemory({
         fd,
         name: encoded,
+        path: name,
+        filesystem: SHM_DIR,
         length: wanted ?? status.size,
         created: false,
         persist: true,
@@ -466,7 +424,7 @@ export class SharedMemory extends FdMemory {
   static unlink(name: string): void {
     shmUnlink(name);
     // If this process created it, there's nothing left to remove at exit.
-    unregisterCleanup(SharedMemory.#cleanupKey(name));
+    unregisterCleanup(SharedMemory.#keyOf(name));
   }
 
   /**
@@ -520,7 +478,8 @@ export class SharedMemory extends FdMemory {
   unlink(): boolean {
     if (this.#unlinked) return false;
     this.#unlinked = true;
-    unregisterCleanup(SharedMemory.#cleanupKey(this.#name.name));
+    // Any process may have created it, this one included: the key is the name's.
+    unregisterCleanup(this.#cleanupKey ?? SharedMemory.#keyOf(this.#name.name));
     const removed = unlinkIfSame(this.#name, this.#dev, this.#ino);
     this.#cancelRecord(); // the name is gone (or names another object): nothing to record
     return removed;

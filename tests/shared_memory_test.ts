@@ -103,6 +103,23 @@ test("create() with defaults: random exclusive name, mode 0o600, zeroed, unlinke
   assert.equal(hasCleanup(`shm:${name}`), false);
 });
 
+test("random names across refills of the random pool: distinct, and each names its own object", () => {
+  // 100 names use the pool (32 names per draw) more than three times over.
+  const objects = Array.from({ length: 100 }, () => create({ size: 4096 }));
+  try {
+    const names = new Set(objects.map((shm) => shm.name));
+    assert.equal(names.size, 100, "no name repeats");
+    for (const shm of objects) {
+      assert.match(shm.name, /^\/shmkit-[0-9a-f]{16}$/);
+      // The C string passed to shm_open is the name reported: the path exists, same inode.
+      assert.equal(statSync("/dev/shm" + shm.name).ino, statSync(`/proc/self/fd/${shm.fd}`).ino);
+    }
+  } finally {
+    for (const shm of objects) shm[Symbol.dispose]();
+  }
+  for (const shm of objects) assert.equal(shmExists(shm.name), false);
+});
+
 test("space is reserved at create (blocks allocated), and reserve: false makes it sparse", () => {
   const size = 1 << 20;
   {
