@@ -12,7 +12,8 @@
  * `P50 <median single round trip, ns>` (the typical round trip, which
  * the scheduler's tail on a busy machine does not move), `TRIM <mean round
  * trip without the slowest 1%, ns>` and `FAST <share of round trips under
- * 4 us>`, `SLOW <median round trip of 4-16 us, ns>`.
+ * 4 us>`, `SLOW <median round trip of 4-16 us, ns>`, `MODES <count> <sum, ns>` for each
+ * of the three modes (under 4 us, 4-16 us, beyond).
  * `channel`: an 8-byte message out with `sendAsync` and back with
  * `receiveAsync` through two channels (default options) on both ends.
  * `futex`: `waitAsync` with a 0.1 ms polling window against a peer that
@@ -228,6 +229,14 @@ if (role === "main") {
   console.log(`TRIM ${trimmedMean(trips) * 1e6}`);
   console.log(`FAST ${trips.filter((t) => t < FAST_MS).length / trips.length}`);
   const slow = trips.filter((t) => t >= FAST_MS && t < SLOW_END_MS);
+  // Count and sum (ns) of the round trips in each mode: fast, kernel wake-up, tail.
+  const modes = [[0, FAST_MS], [FAST_MS, SLOW_END_MS], [SLOW_END_MS, Infinity]].flatMap(
+    ([from, to]) => {
+      const inMode = trips.filter((t) => t >= from! && t < to!);
+      return [inMode.length, inMode.reduce((a, b) => a + b, 0) * 1e6];
+    },
+  );
+  console.log(`MODES ${modes.join(" ")}`);
   // Too few for a median: NaN, and the bench leaves the round out.
   console.log(`SLOW ${slow.length >= 100 ? median(slow) * 1e6 : NaN}`);
 } else {
