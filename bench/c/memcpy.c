@@ -8,11 +8,6 @@
 
 static double now(void) { return now_ns() * 1e-9; }
 
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 int main(int argc, char **argv) {
   size_t size = argc > 1 ? strtoull(argv[1], NULL, 10) : (size_t)256 << 20;
   char *src = malloc(size), *dst = malloc(size);
@@ -27,7 +22,7 @@ int main(int argc, char **argv) {
     // Keep the copy from being optimised away.
     if (dst[size / 2] != 1) return 2;
   }
-  qsort(rates, 7, sizeof rates[0], cmp);
+  qsort(rates, 7, sizeof rates[0], compare_doubles);
   printf("%.3f\n", rates[3]);
   return 0;
 }

@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 /* Queue header words (docs/messaging.md). */
 enum { CLOSED = 4, TAIL = 16, PUBLISHED = 17, CONSUMERS_SLEEPING = 18,
        HEAD = 32, FREED = 33, PRODUCERS_SLEEPING = 34 };
@@ -65,12 +67,6 @@ static void futex_wait(int32_t *p, int32_t seen, long ns) {
 }
 static void futex_wake(int32_t *p) { syscall(SYS_futex, p, FUTEX_WAKE, INT_MAX, NULL, NULL, 0); }
 
-static long now_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1000000000L + t.tv_nsec;
-}
-
 /* After bumping a futex word: wakes its sleepers if their flag is up. */
 static void wake(int word, int flag) {
   if (h[flag] != 0 && __atomic_exchange_n(&h[flag], 0, __ATOMIC_SEQ_CST) != 0) futex_wake(&h[word]);
@@ -79,12 +75,12 @@ static void wake(int word, int flag) {
 /* The runtimes' runSync: try, poll for SPIN_NS, then flag + futex. Returns op's result. */
 #define RUN_SYNC(result, op, word, flag)                               \
   do {                                                                  \
-    long start_ = 0;                                                    \
+    double start_ = 0;                                                  \
     for (;;) {                                                          \
       int32_t seen_ = load(&h[word]);                                   \
       result = (op);                                                    \
       if (result != 0) break;                                           \
-      long t_ = now_ns();                                               \
+      double t_ = now_ns();                                             \
       if (start_ == 0) start_ = t_;                                     \
       if (t_ - start_ < SPIN_NS) continue;                              \
       store(&h[flag], 1);                                               \
@@ -228,7 +224,7 @@ static double run_queue(long count) {
   kids[2] = start_process(producer, 0);
   kids[3] = start_process(producer, 1);
   wait_ctl(READY, 4);
-  long start = now_ns();
+  double start = now_ns();
   store(&ctl[GO], 1);
   wake_ctl(GO);
   waitpid(kids[2], NULL, 0);
@@ -287,7 +283,7 @@ static double run_pipe(long count) {
   close(fds[0]);
   close(fds[1]);
   wait_ctl(READY, 4);
-  long start = now_ns();
+  double start = now_ns();
   store(&ctl[GO], 1);
   wake_ctl(GO);
   wait_ctl(DONE, 2);
@@ -382,7 +378,7 @@ static double run_broadcast(long count) {
   wait_ctl(READY, 4);
   unsigned char message[MSG];
   memset(message, 1, MSG);
-  long start = now_ns();
+  double start = now_ns();
   for (uint32_t m = 0; m < (uint32_t)count; m++) {
     int32_t *s = bslot(m);
     store(&s[0], (int32_t)(m * 2 + 1));

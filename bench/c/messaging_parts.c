@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 #define SLOTS 1024u
 #define SLOT_BYTES 128u
 #define MSG 64u
@@ -97,48 +99,37 @@ static int subscribe_read(unsigned char *copy) {
   return length;
 }
 
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e9 + t.tv_nsec;
-}
-
-static int compare(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
 int main(void) {
   static unsigned char message[MSG], copy[256];
   memset(message, 1, MSG);
   double samples[7];
   for (uint32_t i = 0; i < SLOTS; i++) qslot(i)[0] = (int32_t)i;
   for (int r = 0; r < 7; r++) {
-    double t = now();
+    double t = now_ns();
     for (int i = 0; i < N; i++) {
       if (!send(message) || receive(copy) != MSG) abort();
     }
-    samples[r] = (now() - t) / N;
+    samples[r] = (now_ns() - t) / N;
   }
-  qsort(samples, 7, sizeof samples[0], compare);
+  qsort(samples, 7, sizeof samples[0], compare_doubles);
   printf("queue %.1f\n", samples[3]);
   memset(ring, 0, sizeof ring);
   for (int r = 0; r < 7; r++) {
-    double t = now();
+    double t = now_ns();
     for (int i = 0; i < N; i++) {
       publish(message);
       if (subscribe_read(copy) != MSG) abort();
     }
-    samples[r] = (now() - t) / N;
+    samples[r] = (now_ns() - t) / N;
   }
-  qsort(samples, 7, sizeof samples[0], compare);
+  qsort(samples, 7, sizeof samples[0], compare_doubles);
   printf("broadcast %.1f\n", samples[3]);
   for (int r = 0; r < 7; r++) {
-    double t = now();
+    double t = now_ns();
     for (int i = 0; i < N; i++) publish(message);
-    samples[r] = (now() - t) / N;
+    samples[r] = (now_ns() - t) / N;
   }
-  qsort(samples, 7, sizeof samples[0], compare);
+  qsort(samples, 7, sizeof samples[0], compare_doubles);
   printf("publish %.1f\n", samples[3]);
   return 0;
 }

@@ -11,11 +11,6 @@
 #include <time.h>
 #include "clock.h"
 
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 int main(int argc, char **argv) {
   int robust = argc > 1 && strcmp(argv[1], "robust") == 0;
   long n = argc > 2 ? atol(argv[2]) : 10000000;
@@ -39,7 +34,7 @@ int main(int argc, char **argv) {
     }
     if (r >= 0) samples[r] = (now_ns() - t) / n;
   }
-  qsort(samples, 7, sizeof samples[0], cmp);
+  qsort(samples, 7, sizeof samples[0], compare_doubles);
   printf("%.2f\n", samples[3]);
   return counter == 8 * n ? 0 : 2;
 }

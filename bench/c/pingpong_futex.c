@@ -12,11 +12,6 @@
 #include <unistd.h>
 #include "clock.h"
 
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 static void await_value(_Atomic int *word, int value) {
   int seen;
   while ((seen = atomic_load(word)) != value) {
@@ -54,7 +49,7 @@ int main(int argc, char **argv) {
     if (r >= 0) samples[r] = (now_ns() - t) / n;
   }
   waitpid(child, NULL, 0);
-  qsort(samples, rounds, sizeof samples[0], cmp);
+  qsort(samples, rounds, sizeof samples[0], compare_doubles);
   printf("%.1f\n", samples[rounds / 2]);
   return 0;
 }

@@ -10,11 +10,6 @@
 #include <unistd.h>
 #include "clock.h"
 
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 int main(int argc, char **argv) {
   long n = argc > 1 ? atol(argv[1]) : 200000;
   const int rounds = 7;
@@ -41,7 +36,7 @@ int main(int argc, char **argv) {
     if (r >= 0) samples[r] = (now_ns() - t) / n;
   }
   waitpid(child, NULL, 0);
-  qsort(samples, rounds, sizeof samples[0], cmp);
+  qsort(samples, rounds, sizeof samples[0], compare_doubles);
   printf("%.1f\n", samples[rounds / 2]);
   return 0;
 }

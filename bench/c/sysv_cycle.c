@@ -13,16 +13,7 @@
 #include <sys/shm.h>
 #include <time.h>
 
-static double now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static int compare(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
+#include "clock.h"
 
 static int cycle(size_t size, unsigned value) {
   int id = shmget(IPC_PRIVATE, size, IPC_CREAT | IPC_EXCL | 0600);
@@ -50,7 +41,7 @@ int main(int argc, char **argv) {
     }
     samples[r] = (now_ns() - start) / iterations;
   }
-  qsort(samples, rounds, sizeof samples[0], compare);
+  qsort(samples, rounds, sizeof samples[0], compare_doubles);
   printf("%.1f\n", samples[rounds / 2]);
   return 0;
 }

@@ -8,11 +8,6 @@
 #include <time.h>
 #include "clock.h"
 
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 int main(int argc, char **argv) {
   long n = argc > 1 ? atol(argv[1]) : 1000000;
   int rounds = argc > 2 ? atoi(argv[2]) : 7;
@@ -34,7 +29,7 @@ int main(int argc, char **argv) {
   }
   semctl(id, 0, IPC_RMID);
   if (status != 0) return status;
-  qsort(samples, rounds, sizeof samples[0], cmp);
+  qsort(samples, rounds, sizeof samples[0], compare_doubles);
   printf("%.2f\n", samples[rounds / 2]);
   return 0;
 }
