@@ -31,7 +31,8 @@ import {
 const C = platform.constants;
 const SIZE = 4096;
 const ITERATIONS = 2_000;
-const SLICES = 5;
+const WARM_UP = 24_000;
+const SLICES = 6; // one per step, so each row runs once in each place
 const PYTHON_ITERATIONS = 1_000;
 
 function benchName(): string {
@@ -163,8 +164,9 @@ let figures: Figures | undefined;
 
 /**
  * Measures every cycle in alternating slices (C, C with the safe cycle's
- * calls, the safe cycle, the thin one, the floor) and keeps the medians, so
- * that load from other processes falls on all alike and every row compares
+ * calls, the safe cycle, the thin one, the floor, the least bookkeeping),
+ * each slice in a rotated order, and keeps the medians, so that load from
+ * other processes and the order fall on all alike and every row compares
  * figures of the same rounds; Python once (it is far off either way).
  */
 function measure(): Figures {
@@ -202,11 +204,27 @@ function measure(): Figures {
     floor: [],
     least: [],
   };
+  const steps: [keyof typeof samples, () => number][] = [
+    ["c", () => runForNumber(exe, [String(SIZE), String(ITERATIONS), "3"])],
+    ["cFloor", () => runForNumber(floorExe, ["3", String(ITERATIONS), "safe"])],
+    ...Object.entries(cycles).map(([key, cycle]): [keyof typeof samples, () => number] => [
+      key as keyof typeof cycles,
+      () => nsPerOp(cycle, ITERATIONS, 3),
+    ]),
+  ];
+  // Steady state first: V8 finishes optimizing the safe cycle's functions
+  // (TurboFan) only after ~16 000 cycles, and JSC's JIT thread works on it
+  // for ~25 000; a slice is 8 000 cycles, so without this the first slices
+  // measured the safe row (the most JS) in lower tiers than the rest.
+  for (const cycle of Object.values(cycles)) {
+    for (let k = 0; k < WARM_UP; k++) cycle();
+  }
+  // Each slice starts one step later, so that no row always runs in the same
+  // place (e.g. right after the C processes, or after the most garbage).
   for (let slice = 0; slice < SLICES; slice++) {
-    samples.c.push(runForNumber(exe, [String(SIZE), String(ITERATIONS), "3"]));
-    samples.cFloor.push(runForNumber(floorExe, ["3", String(ITERATIONS), "safe"]));
-    for (const [key, cycle] of Object.entries(cycles)) {
-      samples[key as keyof typeof cycles].push(nsPerOp(cycle, ITERATIONS, 3));
+    for (let k = 0; k < steps.length; k++) {
+      const [key, step] = steps[(slice + k) % steps.length]!;
+      samples[key].push(step());
     }
   }
   const python = runPython("shm_cycle", [String(SIZE), String(PYTHON_ITERATIONS), "5"]);

@@ -177,7 +177,9 @@ export class Region {
   // Held so that a buffer (which holds this region) keeps the owner alive.
   readonly #owner: object;
   readonly #registered: boolean;
-  #buffers: ArrayBuffer[] = [];
+  // The one live buffer: a new one is made only when this one was detached by
+  // someone else (and #escaped set then), so no older one needs keeping.
+  #buffer: ArrayBuffer | undefined;
   #escaped = false;
   #handedOut = false; // whether any buffer (and so a pointer for runtime I/O) went out
   // Made on first use: most regions never get a listener, and a Set per create shows in GC time.
@@ -230,7 +232,7 @@ export class Region {
 
   /** The tracked buffer over the whole range, made anew if the last one escaped. */
   buffer(): ArrayBuffer {
-    let current: ArrayBuffer | undefined = this.#buffers[this.#buffers.length - 1];
+    let current = this.#buffer;
     if (current !== undefined && current.byteLength === 0) {
       this.#escaped = true;
       current = undefined;
@@ -239,7 +241,7 @@ export class Region {
       current = backend.arrayBuffer(this.address, this.length);
       this.#handedOut = true;
       BufferTag.stamp(current, this);
-      this.#buffers.push(current);
+      this.#buffer = current;
     }
     return current;
   }
@@ -249,11 +251,12 @@ export class Region {
    * detached by someone else: an alias may have escaped.
    */
   detachAll(): boolean {
-    for (const buffer of this.#buffers) {
+    const buffer = this.#buffer;
+    if (buffer !== undefined) {
       if (buffer.byteLength === 0) this.#escaped = true;
       else buffer.transfer(0);
+      this.#buffer = undefined;
     }
-    this.#buffers = [];
     return !this.#escaped;
   }
 

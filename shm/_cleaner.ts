@@ -126,7 +126,7 @@ const encoder = new TextEncoder();
 const OCTAL = Array.from({ length: 256 }, (_, byte) => "\\" + byte.toString(8).padStart(3, "0"));
 
 /** A record's fields: `p DEV INO NAME` or `v ID KEY CPID`, sent as `+` and these. */
-function fieldsOf(record: CleanerRecord): string {
+export function fieldsOf(record: CleanerRecord): string {
   if (record.kind === "sysv") return `v ${record.id} ${record.key | 0} ${record.cpid}`;
   const name = record.name;
   let octal = "";
@@ -267,10 +267,16 @@ export function cleanerWatch(key: unknown, record: CleanerRecord): void {
     entries.set(key, { record, line: -1 });
     return;
   }
-  const fields = fieldsOf(record);
-  const line = ledger?.add(fields) ?? -1;
+  // A POSIX object's line is written from its fields, with no string made.
+  let line = -1;
+  if (ledger !== undefined) {
+    line = record.kind === "shm"
+      ? ledger.addShm(record.dev, record.ino, record.name)
+      : ledger.add(fieldsOf(record));
+  }
   entries.set(key, { record, line });
   if (line !== -1) return;
+  const fields = fieldsOf(record);
   // Too long for a ledger line (or no ledger): down the pipe, with the batched forgets.
   const text = forgets.join("") + "+" + fields + "\n";
   forgets = [];

@@ -127,6 +127,45 @@ export class Ledger {
     return line;
   }
 
+  /**
+   * Writes the line of a POSIX object, `+p DEV INO NAME` with the name's
+   * bytes after its "/" as octal escapes: the text `add` would be given, put
+   * straight into the line with no string made. Returns -1 as `add` does, and
+   * for a name that is not ASCII (the caller escapes its UTF-8 and uses the
+   * pipe) or an identity that is not a safe non-negative integer.
+   */
+  addShm(dev: number, ino: number, name: string): number {
+    const devDigits = digitCount(dev);
+    const inoDigits = digitCount(ino);
+    if (devDigits === 0 || inoDigits === 0) return -1;
+    // "p DEV INO " then 4 bytes per name byte: the length `add` would check.
+    const length = 2 + devDigits + 1 + inoDigits + 1 + 4 * (name.length - 1);
+    if (length > LEDGER_LINE - 2) return -1;
+    for (let i = 1; i < name.length; i++) if (name.charCodeAt(i) >= 0x80) return -1;
+    if (this.#free.length === 0 && !this.#grow(this.#lines * 2)) return -1;
+    const line = this.#free.pop()!;
+    const start = line * LEDGER_LINE;
+    const view = this.#view;
+    view[start] = HASH; // free until the last write
+    view[start + 1] = 0x70; // "p"
+    view[start + 2] = 0x20;
+    let at = writeDigits(view, start + 3, dev, devDigits);
+    view[at++] = 0x20;
+    at = writeDigits(view, at, ino, inoDigits);
+    view[at++] = 0x20;
+    for (let i = 1; i < name.length; i++, at += 4) {
+      const code = name.charCodeAt(i);
+      view[at] = 0x5c; // "\"
+      view[at + 1] = 0x30 + (code >> 6);
+      view[at + 2] = 0x30 + ((code >> 3) & 7);
+      view[at + 3] = 0x30 + (code & 7);
+    }
+    view.fill(0x20, at, start + LEDGER_LINE - 1);
+    view[start + LEDGER_LINE - 1] = 0x0a;
+    view[start] = PLUS; // last: until now the line read as free
+    return line;
+  }
+
   /** Marks `line` forgotten and free for reuse. */
   remove(line: number): void {
     this.#view[line * LEDGER_LINE] = HASH;
@@ -142,4 +181,22 @@ export class Ledger {
     }
     unsafeLibc.close(this.fd);
   }
+}
+
+/** Decimal digits of a safe non-negative integer; 0 for anything else. */
+function digitCount(value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) return 0;
+  let digits = 1;
+  for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) digits++;
+  return digits;
+}
+
+/** Writes `value`'s `digits` decimal digits at `at`; returns the offset after them. */
+function writeDigits(view: Uint8Array, at: number, value: number, digits: number): number {
+  let rest = value;
+  for (let i = at + digits - 1; i >= at; i--) {
+    view[i] = 0x30 + (rest % 10);
+    rest = Math.floor(rest / 10);
+  }
+  return at + digits;
 }

@@ -38,10 +38,7 @@ function drawEight(): number {
 
 /** A random name: "/shmkit-" and 16 hex digits. */
 export function randomName(): string {
-  const at = drawEight();
-  let hex = "";
-  for (let i = at; i < at + 8; i++) hex += HEX[pool[i]!];
-  return PREFIX + hex;
+  return randomShmName().name;
 }
 
 /**

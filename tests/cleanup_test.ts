@@ -13,6 +13,8 @@ import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import type { Buffer } from "node:buffer";
 import { Mutex, SharedMemory, SystemVSegment } from "../mod.ts";
+import { fieldsOf } from "../shm/_cleaner.ts";
+import { Ledger, LEDGER_LINE } from "../shm/_cleaner_ledger.ts";
 import {
   type Child,
   installed,
@@ -426,6 +428,37 @@ test("removeOnExit must be a boolean", () => {
     TypeError,
   );
   assert.equal(sysvOwnedBy(process.pid), before, "nothing was created");
+});
+
+test("the ledger line of a POSIX object is written byte for byte as the pipe's text", () => {
+  const ledger = Ledger.create();
+  if (ledger === undefined) return; // no memfd here: every record takes the pipe
+  try {
+    const longest = "/" + "n".repeat(Math.floor((LEDGER_LINE - 2 - "p 9 9 ".length) / 4));
+    const records = [
+      { dev: 0, ino: 1, name: "/a" },
+      { dev: 64769, ino: 2 ** 53 - 1, name: "/shmkit-0123456789abcdef" },
+      { dev: 27, ino: 1234567, name: "/with space\tab\t%x\nnewline~\x7f" },
+      { dev: 9, ino: 9, name: longest },
+    ];
+    const lines = records.map((r) => ledger.addShm(r.dev, r.ino, r.name));
+    assert.ok(lines.every((line) => line >= 0), `all fit: ${lines}`);
+    const text = readFileSync(`/proc/self/fd/${ledger.fd}`, "latin1");
+    records.forEach((r, k) => {
+      const line = text.slice(lines[k]! * LEDGER_LINE, (lines[k]! + 1) * LEDGER_LINE);
+      const fields = fieldsOf({ kind: "shm", ...r });
+      assert.equal(line, ("+" + fields).padEnd(LEDGER_LINE - 1, " ") + "\n", r.name);
+    });
+    // One byte more than fits, a name that is not ASCII, an identity that is not an
+    // integer: no line (the caller sends those down the pipe, escaped as UTF-8).
+    assert.equal(ledger.addShm(9, 9, longest + "n"), -1);
+    assert.equal(ledger.addShm(1, 2, "/caf\u00e9"), -1);
+    assert.equal(ledger.addShm(1.5, 2, "/x"), -1);
+    assert.equal(ledger.addShm(1, -2, "/x"), -1);
+    assert.equal(readFileSync(`/proc/self/fd/${ledger.fd}`, "latin1"), text, "nothing written");
+  } finally {
+    ledger.close();
+  }
 });
 
 test("the suite leaves /dev/shm and System V as it found them", () => {

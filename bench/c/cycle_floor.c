@@ -32,6 +32,7 @@
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
+#include "clock.h"
 
 enum { BARE, RLIMIT, XATTR, FSTAT, STATPATH, QUARANTINE, ALL, SAFE, SYSV, SYSV_QUARANTINE, VARIANTS };
 static const char *labels[VARIANTS] = {
@@ -50,12 +51,6 @@ static const char *labels[VARIANTS] = {
 static char name[64], path[96];
 static void *held[64];
 static int count;
-
-static double now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
 
 static int compare(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
