@@ -53,7 +53,7 @@ export interface ReadyWait {
 interface Registration {
   readonly fd: number;
   readonly events: number;
-  ref: boolean;
+  readonly ref: boolean;
   resolve(revents: number): void;
 }
 
@@ -87,39 +87,51 @@ let engine: Engine | undefined;
  * @param ref Whether the pending wait keeps the process alive.
  */
 export function waitReady(fd: number, events: number, ref = true): ReadyWait {
-  let resolve!: (revents: number) => void;
-  const promise = new Promise<number>((r) => (resolve = r));
-  const registration: Registration = {
-    fd,
-    events,
-    ref,
-    resolve: (revents) => {
-      registrations.delete(registration);
-      resolve(revents);
-    },
-  };
-  registrations.add(registration);
+  const wait = new Wait(fd, events, ref);
+  registrations.add(wait);
   engine ??= createEngine();
-  if (engine.add !== undefined) engine.add(registration);
+  if (engine.add !== undefined) engine.add(wait);
   else engine.update();
-  return {
-    promise,
-    cancel(): void {
-      if (!registrations.delete(registration)) return;
-      if (engine!.remove !== undefined) engine!.remove(registration);
-      else engine!.update();
-    },
-    get ref() {
-      return registration.ref;
-    },
-    set ref(value: boolean) {
-      if (registration.ref === value) return;
-      registration.ref = value;
-      if (!registrations.has(registration)) return;
-      if (engine!.refChanged !== undefined) engine!.refChanged(registration, value);
-      else engine!.update();
-    },
-  };
+  return wait;
+}
+
+/** One wait: its own registration (methods on the prototype: no closures per wait). */
+class Wait implements Registration, ReadyWait {
+  readonly promise: Promise<number>;
+  readonly fd: number;
+  readonly events: number;
+  #ref: boolean;
+  #resolve!: (revents: number) => void;
+
+  constructor(fd: number, events: number, ref: boolean) {
+    this.fd = fd;
+    this.events = events;
+    this.#ref = ref;
+    this.promise = new Promise<number>((resolve) => (this.#resolve = resolve));
+  }
+
+  resolve(revents: number): void {
+    registrations.delete(this);
+    this.#resolve(revents);
+  }
+
+  cancel(): void {
+    if (!registrations.delete(this)) return;
+    if (engine!.remove !== undefined) engine!.remove(this);
+    else engine!.update();
+  }
+
+  get ref(): boolean {
+    return this.#ref;
+  }
+
+  set ref(value: boolean) {
+    if (this.#ref === value) return;
+    this.#ref = value;
+    if (!registrations.has(this)) return;
+    if (engine!.refChanged !== undefined) engine!.refChanged(this, value);
+    else engine!.update();
+  }
 }
 
 /**
