@@ -543,8 +543,11 @@ function createEpollEngine(): Engine | undefined {
       const w = byFd.get(fd);
       if (w === undefined || w.regs.size > 0) return;
       // Closing the last reference takes it out of the epoll set; no EPOLL_CTL_DEL needed.
-      byFd.delete(fd);
       byKey.delete(w.key);
+      w.key = 0;
+      w.added = false;
+      // Kept for the next fd with its number (a pidfd per child reuses one): no new books each time.
+      if (byFd.size > 64) byFd.delete(fd);
     },
     update(): void {
       // A full resync (after another engine stood in): registrations are the truth.

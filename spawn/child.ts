@@ -38,6 +38,11 @@ export interface PipeEnds {
 }
 
 function toStatus(raw: number): ChildStatus {
+  if ((raw & 0x7f) === 0) {
+    // An exit, the common case: WEXITSTATUS, as decodeWaitStatus reads it.
+    const code = (raw >> 8) & 0xff;
+    return { code, signal: null, success: code === 0 };
+  }
   const { code, signal, success } = decodeWaitStatus(raw);
   return { code, signal, success };
 }
