@@ -11,6 +11,7 @@ import { unsafeLibc } from "../ffi/libc.ts";
 import { cString } from "../ffi/pointer.ts";
 import { platform } from "../platform/mod.ts";
 import {
+  closingFd,
   reactorEngine,
   useEpollEngineForTesting,
   useTimerEngineForTesting,
@@ -157,6 +158,28 @@ for (const engine of engines) {
         } finally {
           unsafeLibc.close(read2);
           unsafeLibc.close(writeEnd2);
+        }
+      }),
+  );
+
+  test(
+    `reactor (${engine}): an fd announced with closingFd, closed, and its number reused is waited for afresh, every time`,
+    SLOW,
+    () =>
+      withEngine(async () => {
+        // What a pidfd per child does: the books for the number are kept and reused.
+        for (let round = 0; round < 5; round++) {
+          const [read, writeEnd] = pipe();
+          try {
+            const wait = waitReady(read, C.POLLIN);
+            assert.equal(await settlesWithin(wait.promise, 20), false);
+            write(writeEnd);
+            assert.equal((await wait.promise) & C.POLLIN, C.POLLIN);
+          } finally {
+            closingFd(read);
+            unsafeLibc.close(read);
+            unsafeLibc.close(writeEnd);
+          }
         }
       }),
   );
