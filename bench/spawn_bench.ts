@@ -16,7 +16,8 @@
  * finding no child of its own); (Bun) the same call and a pidfd waited by a
  * native thread of its own that calls back into JS. The floor gets its own
  * row against C: where it is over the goal, no implementation through this
- * runtime can meet it.
+ * runtime can meet it. On Bun the floor also gets a row against `Bun.spawn`:
+ * over 1x, no spawn through `bun:ffi` can meet the "<= 1x Bun.spawn" goal.
  *
  * Spawning costs hundreds of microseconds and the machine's load moves it a
  * lot, so the three are measured in alternating rounds and compared by
