@@ -8,7 +8,7 @@ import { ErrnoError } from "../core/errors.ts";
 import { backend, errno, unsafeLibc } from "../ffi/libc.ts";
 import { platform } from "../platform/mod.ts";
 import { deno, nodeProcess, setTimerRef } from "../core/_runtime.ts";
-import { closingFd, type ReadyWait, waitReady } from "./_poll_reactor.ts";
+import { closingFd, onceReady, type OnceWait, type ReadyWait, waitReady } from "./_poll_reactor.ts";
 
 const C = platform.constants;
 const E = platform.errno;
@@ -170,9 +170,10 @@ export class ExitWatch<T = number> {
   #hooks: ExitHooks<T>;
   // What keeps this child's wait alive: the keep-alive interval ("signal"), a pidfd wait, a timer.
   #how: ExitStrategy;
-  #wait: ReadyWait | undefined;
+  #wait: ReadyWait | OnceWait | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #pidfd = -1;
+  #onReady: (() => void) | undefined; // made on the pidfd path only
 
   constructor(pid: number, hooks: ExitHooks<T> = RAW as unknown as ExitHooks<T>) {
     this.pid = pid;
@@ -254,11 +255,21 @@ export class ExitWatch<T = number> {
     }
   }
 
-  /** Waits for the pidfd to be readable (once the child has ended); a wake-up without an end waits again. */
+  /**
+   * Waits for the pidfd to be readable (once the child has ended): a
+   * callback from the reactor where it offers one (epoll), else a promise.
+   * A wake-up without an end waits again.
+   */
   #waitPidfd(): void {
+    const onReady = this.#onReady ??= () => this.#pidfdReady();
+    const once = onceReady(this.#pidfd, C.POLLIN, this.referenced, onReady);
+    if (once !== undefined) {
+      this.#wait = once;
+      return;
+    }
     const wait = waitReady(this.#pidfd, C.POLLIN, this.referenced);
     this.#wait = wait;
-    wait.promise.then(() => this.#pidfdReady());
+    wait.promise.then(onReady);
   }
 
   #pidfdReady(): void {
