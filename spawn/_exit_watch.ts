@@ -65,7 +65,8 @@ export function reapCountsForTesting(): { signal: number; tick: number } {
 }
 
 function onChildSignal(by: "signal" | "tick" = "signal"): void {
-  for (const watch of [...signalWatches]) if (watch.poll()) reapedBy[by]++;
+  // A settled watch deletes itself from the set; a Set's iteration allows that.
+  for (const watch of signalWatches) if (watch.poll()) reapedBy[by]++;
   updateKeepAlive();
 }
 
