@@ -17,24 +17,15 @@ import { backend, unsafeLibc } from "../ffi/libc.ts";
 import { ExitWatch } from "../spawn/_exit_watch.ts";
 import { useEpollEngineForTesting } from "../spawn/_poll_reactor.ts";
 import { plan } from "../spawn/_plan.ts";
-import {
-  CStringArray,
-  posixSpawn,
-  PosixSpawnAttributes,
-  PosixSpawnFileActions,
-  SignalSet,
-  SpawnFlags,
-} from "../spawn/raw.ts";
+import { CStringArray, posixSpawn, PosixSpawnFileActions } from "../spawn/raw.ts";
+import { attributesFor } from "../spawn/_attributes.ts";
 import { compileC, median, runForNumber } from "./harness.ts";
 import { bareSignalSpawn, bareThreadSpawn } from "./spawn_bench.ts";
 
 const PER_ROUND = 20;
 const rounds = Number(globalThis.process?.argv[2] ?? 15);
 
-const attributes = new PosixSpawnAttributes()
-  .setSigDefault(SignalSet.every())
-  .setSigMask(SignalSet.empty())
-  .setFlags(SpawnFlags.SETSIGDEF | SpawnFlags.SETSIGMASK);
+const attributes = attributesFor(); // the ones spawn() passes
 const actions = new PosixSpawnFileActions().addCloseFrom(3);
 const argv = new CStringArray(["/bin/true"], "argv");
 // The environment spawn() passes (LANG in it makes /bin/true load its locale, as from C).

@@ -86,9 +86,11 @@ function readEnviron(address: number): string[] {
  * address of the C `environ` when `copy` is false. Never with
  * `SHMKIT_FDS`: a child gets that only from the one who hands it fds.
  */
+function passable(entry: string): boolean {
+  return !PRIVATE_VARIABLES.some((v) => entry.startsWith(v.prefix));
+}
+
 function currentEnvironment(copy: boolean): string[] | number {
-  const passable = (entry: string): boolean =>
-    !PRIVATE_VARIABLES.some((v) => entry.startsWith(v.prefix));
   if (backend.runtime === "bun") {
     // Bun keeps process.env in JS; assignments never reach the C environ.
     const env = nodeProcess?.env ?? {};
@@ -101,8 +103,11 @@ function currentEnvironment(copy: boolean): string[] | number {
   // Deno.env.set writes the C environment (setenv), so environ is current.
   const address = environAddress();
   if (address !== 0) {
-    const clean = PRIVATE_VARIABLES.every((v) => unsafeLibc.getenv(v.cName) === 0);
-    return copy || !clean ? readEnviron(address).filter(passable) : address;
+    if (copy) return readEnviron(address).filter(passable);
+    for (const v of PRIVATE_VARIABLES) {
+      if (unsafeLibc.getenv(v.cName) !== 0) return readEnviron(address).filter(passable);
+    }
+    return address;
   }
   try {
     return Object.entries(deno!.env.toObject()).map(([k, v]) => `${k}=${v}`).filter(passable);

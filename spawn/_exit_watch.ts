@@ -8,7 +8,7 @@ import { ErrnoError } from "../core/errors.ts";
 import { backend, errno, unsafeLibc } from "../ffi/libc.ts";
 import { platform } from "../platform/mod.ts";
 import { deno, nodeProcess, setTimerRef } from "../core/_runtime.ts";
-import { closingFd, waitReady } from "./_poll_reactor.ts";
+import { closingFd, onceReady, type OnceWait, type ReadyWait, waitReady } from "./_poll_reactor.ts";
 
 const C = platform.constants;
 const E = platform.errno;
@@ -65,7 +65,8 @@ export function reapCountsForTesting(): { signal: number; tick: number } {
 }
 
 function onChildSignal(by: "signal" | "tick" = "signal"): void {
-  for (const watch of [...signalWatches]) if (watch.poll()) reapedBy[by]++;
+  // A settled watch deletes itself from the set; a Set's iteration allows that.
+  for (const watch of signalWatches) if (watch.poll()) reapedBy[by]++;
   updateKeepAlive();
 }
 
@@ -168,7 +169,12 @@ export class ExitWatch<T = number> {
   #resolve!: (value: T) => void;
   #reject!: (error: unknown) => void;
   #hooks: ExitHooks<T>;
-  #onRef: (ref: boolean) => void = () => {};
+  // What keeps this child's wait alive: the keep-alive interval ("signal"), a pidfd wait, a timer.
+  #how: ExitStrategy;
+  #wait: ReadyWait | OnceWait | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #pidfd = -1;
+  #onReady: (() => void) | undefined; // made on the pidfd path only
 
   constructor(pid: number, hooks: ExitHooks<T> = RAW as unknown as ExitHooks<T>) {
     this.pid = pid;
@@ -183,13 +189,20 @@ export class ExitWatch<T = number> {
       ? unsafeLibc.syscall(C.SYS_pidfd_open, pid, 0, 0, 0, 0, 0)
       : -1;
     if (how === "pidfd" && pidfd < 0) how = "timer";
+    this.#how = how;
     if (how === "signal") {
       // The child can't have been reaped yet: the listener runs on this thread, later.
       signalWatches.add(this);
-      this.#onRef = updateKeepAlive;
       updateKeepAlive();
     } else if (how === "pidfd") {
-      this.#watchPidfd(pidfd).catch(() => this.#watchTimer(1));
+      this.#pidfd = pidfd;
+      try {
+        this.#waitPidfd();
+      } catch {
+        this.#closePidfd();
+        this.#how = "timer";
+        this.#watchTimer(1);
+      }
     } else {
       this.#watchTimer(1);
     }
@@ -197,7 +210,10 @@ export class ExitWatch<T = number> {
 
   set ref(value: boolean) {
     this.referenced = value;
-    this.#onRef(value);
+    if (this.#how === "signal") updateKeepAlive();
+    else if (this.#how === "pidfd") {
+      if (this.#wait !== undefined) this.#wait.ref = value;
+    } else if (this.#timer !== undefined) setTimerRef(this.#timer, value);
   }
 
   /** Reaps the child if it has ended; true once settled. */
@@ -240,24 +256,49 @@ export class ExitWatch<T = number> {
     }
   }
 
-  async #watchPidfd(pidfd: number): Promise<void> {
-    try {
-      // A pidfd is readable once the child has ended; a wake-up without an end just waits again.
-      do {
-        const wait = waitReady(pidfd, C.POLLIN, this.referenced);
-        this.#onRef = (ref) => (wait.ref = ref);
-        await wait.promise;
-      } while (!this.poll());
-    } finally {
-      closingFd(pidfd);
-      unsafeLibc.close(pidfd);
+  /**
+   * Waits for the pidfd to be readable (once the child has ended): a
+   * callback from the reactor where it offers one (epoll), else a promise.
+   * A wake-up without an end waits again.
+   */
+  #waitPidfd(): void {
+    const onReady = this.#onReady ??= () => this.#pidfdReady();
+    const once = onceReady(this.#pidfd, C.POLLIN, this.referenced, onReady);
+    if (once !== undefined) {
+      this.#wait = once;
+      return;
     }
+    const wait = waitReady(this.#pidfd, C.POLLIN, this.referenced);
+    this.#wait = wait;
+    wait.promise.then(onReady);
+  }
+
+  #pidfdReady(): void {
+    let done = true;
+    try {
+      done = this.poll();
+      if (!done) this.#waitPidfd();
+    } catch {
+      // The reactor failed to take the wait again: a timer finishes the job.
+      done = true;
+      this.#how = "timer";
+      this.#watchTimer(1);
+    } finally {
+      if (done) this.#closePidfd();
+    }
+  }
+
+  #closePidfd(): void {
+    this.#wait = undefined;
+    closingFd(this.#pidfd);
+    unsafeLibc.close(this.#pidfd);
+    this.#pidfd = -1;
   }
 
   #watchTimer(delay: number): void {
     if (this.poll()) return;
     const timer = setTimeout(() => this.#watchTimer(Math.min(delay * 2, 50)), delay);
-    this.#onRef = (ref) => setTimerRef(timer, ref);
+    this.#timer = timer;
     if (!this.referenced) setTimerRef(timer, false);
   }
 }

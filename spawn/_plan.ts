@@ -26,6 +26,7 @@ import {
 } from "./raw.ts";
 import type { Supervision } from "./_supervise.ts";
 import { buildEnvironment } from "./_environ.ts";
+import { BASE_FLAGS } from "./_attributes.ts";
 
 const C = platform.constants;
 const E = platform.errno;
@@ -267,22 +268,78 @@ function supervision(o: SpawnOptions): Supervision {
 const argvCache = new Map<string, CStringArray>();
 const ARGV_CACHE_SIZE = 32;
 
-/** argv as a C array, reused while the same strings come again. */
-function encodeArgv(argv: readonly string[]): CStringArray {
+/** An argv's strings, checked (strings without NUL), and their C array. */
+interface EncodedArgv {
+  readonly strings: readonly string[];
+  readonly encoded: CStringArray;
+}
+
+// The last argv encoded: a loop spawning one command skips the join below.
+let lastArgv: EncodedArgv | undefined;
+
+/** argv checked and as a C array, reused while the same strings come again. */
+function encodeArgv(argv: readonly string[]): EncodedArgv {
+  const last = lastArgv;
+  if (last !== undefined && last.strings.length === argv.length) {
+    const strings = last.strings;
+    let i = 0;
+    while (i < argv.length && argv[i] === strings[i]) i++;
+    if (i === argv.length) return last;
+  }
+  // Each element read once: what is checked is what gets encoded.
+  const strings: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const value: unknown = argv[i];
-    // Let CStringArray throw its TypeError for a non-string or a NUL.
-    if (typeof value !== "string" || value.includes("\0")) return new CStringArray(argv, "argv");
+    // cString throws the TypeError for a non-string or a NUL.
+    if (typeof value !== "string" || value.includes("\0")) cString(value, `argv[${i}]`);
+    strings.push(value as string);
   }
   // Without NULs inside, the joined key gives back exactly these strings.
-  const key = argv.join("\0");
+  const key = strings.join("\0");
   let encoded = argvCache.get(key);
   if (encoded === undefined) {
-    encoded = new CStringArray(argv, "argv");
+    encoded = new CStringArray(strings, "argv");
     if (argvCache.size >= ARGV_CACHE_SIZE) argvCache.delete(argvCache.keys().next().value!);
     argvCache.set(key, encoded);
   }
-  return encoded;
+  lastArgv = { strings, encoded };
+  return lastArgv;
+}
+
+const INHERIT: StdioPlan = Object.freeze({ kind: "inherit" });
+const INHERIT_ALL: readonly StdioPlan[] = Object.freeze([INHERIT, INHERIT, INHERIT]);
+const NO_DUPS: ReadonlyMap<number, number> = new Map();
+const UNSUPERVISED: Supervision = Object.freeze({
+  timeoutMs: undefined,
+  graceMs: 5000,
+  killSignal: signalNumber("SIGTERM"),
+  killOnExit: false,
+  signal: undefined,
+});
+
+/**
+ * The plan for no options at all (the common case): the checks and
+ * defaults below, made once, so a spawn loop runs only what depends on this
+ * call (argv, the current environment, the program's existence).
+ */
+function plainPlan(checked: EncodedArgv): Plan {
+  const file = checked.strings[0]!;
+  if (file === "") throw new RangeError("Cannot spawn: the program path is empty");
+  const envp = buildEnvironment(undefined, false);
+  const search = !file.includes("/");
+  if (!spawnReportsExecFailure()) checkExecutable(file, search);
+  return {
+    file,
+    search,
+    argv: checked.encoded,
+    envp,
+    cwd: undefined,
+    stdio: INHERIT_ALL,
+    dups: NO_DUPS,
+    flags: BASE_FLAGS,
+    pgroup: 0,
+    supervision: UNSUPERVISED,
+  };
 }
 
 export function plan(argv: readonly string[], options: SpawnOptions | undefined): Plan {
@@ -294,9 +351,11 @@ export function plan(argv: readonly string[], options: SpawnOptions | undefined)
   if (argv.length === 0) {
     throw new RangeError("Cannot spawn: argv is empty; argv[0] names the program");
   }
-  const args = encodeArgv(argv);
+  const checked = encodeArgv(argv);
+  if (options === undefined) return plainPlan(checked);
+  const args = checked.encoded;
   const o = checkOptions(options, "options");
-  const file = o.path ?? argv[0]!;
+  const file = o.path ?? checked.strings[0]!;
   if (o.path !== undefined) cString(file, "path");
   if (file === "") throw new RangeError("Cannot spawn: the program path is empty");
 
@@ -345,7 +404,7 @@ export function plan(argv: readonly string[], options: SpawnOptions | undefined)
   }
 
   const newSession = checkBoolean(o.newSession, "newSession", false);
-  let flags = SpawnFlags.SETSIGDEF | SpawnFlags.SETSIGMASK;
+  let flags = BASE_FLAGS;
   let pgroup = 0;
   if (newSession) {
     const setsid = SpawnFlags.SETSID;

@@ -15,18 +15,20 @@
  * - Anywhere else (no epoll, no Workers): `poll` with a zero timeout on a
  *   timer that backs off from 1 ms to 50 ms.
  *
+ * The epoll engine lives in `_epoll_engine.ts`; it also offers
+ * {@linkcode onceReady}, one readiness reported to a callback with no
+ * promise or books, which a child's pidfd uses (one per child, on Bun).
+ *
  * A wait may report readiness that is gone by the time the caller acts (a
  * closed fd's number reused, a duplicate report): callers re-check with a
  * nonblocking call and wait again.
  *
  * @module
  */
-import { backend, errno, unsafeLibc } from "../ffi/libc.ts";
+import { backend, unsafeLibc } from "../ffi/libc.ts";
 import { platform } from "../platform/mod.ts";
-import { check } from "../core/errors.ts";
 import { setTimerRef } from "../core/_runtime.ts";
-import { onNodeExit, poolsAvailable } from "../sync/_worker_pool.ts";
-import { startEpollWaiter, STOP_KEY } from "./_epoll_waiter.ts";
+import { ALWAYS, createEpollEngine, type EngineBooks, ONE, wakePipe } from "./_epoll_engine.ts";
 import { disableNativeWaiterForTesting } from "./_native_waiter.ts";
 
 const C = platform.constants;
@@ -34,11 +36,6 @@ const POLLFD = platform.structs.pollfd;
 const FD_AT = POLLFD.fields.fd!.offset;
 const EVENTS_AT = POLLFD.fields.events!.offset;
 const REVENTS_AT = POLLFD.fields.revents!.offset;
-const ALWAYS = C.POLLERR | C.POLLHUP | C.POLLNVAL;
-const E = platform.errno;
-const EPOLL_EVENT = platform.structs.epoll_event;
-const EVENTS_AT_EPOLL = EPOLL_EVENT.fields.events?.offset ?? 0;
-const DATA_AT_EPOLL = EPOLL_EVENT.fields["data.u64"]?.offset ?? 0;
 
 /** A pending wait for one fd. */
 export interface ReadyWait {
@@ -50,15 +47,15 @@ export interface ReadyWait {
   ref: boolean;
 }
 
-interface Registration {
+export interface Registration {
   readonly fd: number;
   readonly events: number;
-  ref: boolean;
+  readonly ref: boolean;
   resolve(revents: number): void;
 }
 
 /** How waits are carried out in this runtime. */
-interface Engine {
+export interface Engine {
   /** Called after every change of the registration set (when `add`/`remove`/`refChanged` are absent). */
   update(): void;
   /** A wait was added to the set. */
@@ -71,12 +68,23 @@ interface Engine {
   closing?(fd: number): void;
   /** Stops any pending timer or call that no longer has a reason to run. */
   stop?(): void;
+  /** See {@linkcode onceReady}; only the epoll engines have it. */
+  once?(fd: number, events: number, ref: boolean, callback: (revents: number) => void): OnceWait;
   /** Which engine this is, for tests and docs. */
   readonly name: "deno-nonblocking" | "bun-native" | "bun-worker" | "node-worker" | "timer";
 }
 
 const registrations = new Set<Registration>();
 let engine: Engine | undefined;
+
+/** What the epoll engine reads of the reactor's state (`_epoll_engine.ts`). */
+const books: EngineBooks = {
+  registrations,
+  fallBack(): void {
+    engine = createTimerEngine();
+    engine.update();
+  },
+};
 
 /**
  * Waits until `fd` is ready for `events` (`POLLIN`, `POLLOUT`), or has an
@@ -87,39 +95,75 @@ let engine: Engine | undefined;
  * @param ref Whether the pending wait keeps the process alive.
  */
 export function waitReady(fd: number, events: number, ref = true): ReadyWait {
-  let resolve!: (revents: number) => void;
-  const promise = new Promise<number>((r) => (resolve = r));
-  const registration: Registration = {
-    fd,
-    events,
-    ref,
-    resolve: (revents) => {
-      registrations.delete(registration);
-      resolve(revents);
-    },
-  };
-  registrations.add(registration);
+  const wait = new Wait(fd, events, ref);
+  registrations.add(wait);
   engine ??= createEngine();
-  if (engine.add !== undefined) engine.add(registration);
+  if (engine.add !== undefined) engine.add(wait);
   else engine.update();
-  return {
-    promise,
-    cancel(): void {
-      if (!registrations.delete(registration)) return;
-      if (engine!.remove !== undefined) engine!.remove(registration);
-      else engine!.update();
-    },
-    get ref() {
-      return registration.ref;
-    },
-    set ref(value: boolean) {
-      if (registration.ref === value) return;
-      registration.ref = value;
-      if (!registrations.has(registration)) return;
-      if (engine!.refChanged !== undefined) engine!.refChanged(registration, value);
-      else engine!.update();
-    },
-  };
+  return wait;
+}
+
+/** One wait: its own registration (methods on the prototype: no closures per wait). */
+class Wait implements Registration, ReadyWait {
+  readonly promise: Promise<number>;
+  readonly fd: number;
+  readonly events: number;
+  #ref: boolean;
+  #resolve!: (revents: number) => void;
+
+  constructor(fd: number, events: number, ref: boolean) {
+    this.fd = fd;
+    this.events = events;
+    this.#ref = ref;
+    this.promise = new Promise<number>((resolve) => (this.#resolve = resolve));
+  }
+
+  resolve(revents: number): void {
+    registrations.delete(this);
+    this.#resolve(revents);
+  }
+
+  cancel(): void {
+    if (!registrations.delete(this)) return;
+    if (engine!.remove !== undefined) engine!.remove(this);
+    else engine!.update();
+  }
+
+  get ref(): boolean {
+    return this.#ref;
+  }
+
+  set ref(value: boolean) {
+    if (this.#ref === value) return;
+    this.#ref = value;
+    if (!registrations.has(this)) return;
+    if (engine!.refChanged !== undefined) engine!.refChanged(this, value);
+    else engine!.update();
+  }
+}
+
+/** A pending {@linkcode onceReady}. */
+export interface OnceWait {
+  /** Whether this wait keeps the process alive. */
+  ref: boolean;
+}
+
+/**
+ * One readiness of `fd`, reported to `callback` on the JS thread with the
+ * poll `revents` (or 0 when the engine stopped: check again some other way).
+ * No promise and no books beyond a key: the cheap wait a child's pidfd
+ * needs, once per child. Where the engine has no such wait (not epoll),
+ * undefined: use {@linkcode waitReady}. Not cancellable: `fd` must stay open
+ * until the callback has run.
+ */
+export function onceReady(
+  fd: number,
+  events: number,
+  ref: boolean,
+  callback: (revents: number) => void,
+): OnceWait | undefined {
+  engine ??= createEngine();
+  return engine.once?.(fd, events, ref, callback);
 }
 
 /**
@@ -170,7 +214,7 @@ export function useEpollEngineForTesting(native: boolean): (() => void) | undefi
   if (chosen === undefined && !epollEngines.has(native)) {
     disableNativeWaiterForTesting(!native);
     try {
-      chosen = createEpollEngine();
+      chosen = createEpollEngine(books);
     } finally {
       disableNativeWaiterForTesting(false);
     }
@@ -190,7 +234,7 @@ function createEngine(): Engine {
   }
   if (backend.runtime === "bun" || backend.runtime === "node") {
     try {
-      const epoll = createEpollEngine();
+      const epoll = createEpollEngine(books);
       if (epoll !== undefined) return epoll;
     } catch {
       // A sandbox without Workers: poll on a timer.
@@ -242,13 +286,6 @@ function readyIn(bytes: Uint8Array, from: number): Map<number, number> {
   return ready;
 }
 
-function wakePipe(): [number, number] {
-  const fds = new Int32Array(2);
-  check(unsafeLibc.pipe2(fds, C.O_CLOEXEC | C.O_NONBLOCK), "pipe2");
-  return [fds[0]!, fds[1]!];
-}
-
-const ONE = new Uint8Array(1);
 const DRAIN = new Uint8Array(256);
 
 function drain(fd: number): void {
@@ -349,196 +386,4 @@ function createTimerEngine(): Engine {
 
 function unrefTimer(timer: ReturnType<typeof setTimeout>): void {
   setTimerRef(timer, false);
-}
-
-/** The waits on one fd, and how it is armed in the epoll set. */
-interface Watched {
-  readonly fd: number;
-  readonly regs: Set<Registration>;
-  /** The key of the current arming (0: not armed). */
-  key: number;
-  /** The poll events it is armed for. */
-  events: number;
-  /** Whether the fd is in the epoll set (armed or fired). */
-  added: boolean;
-}
-
-/**
- * Bun, Node: one epoll set, one Worker blocked in `epoll_wait` on it (from
- * the shared pool plumbing, `sync/_worker_pool.ts`). The main thread arms
- * each fd with EPOLLONESHOT and a fresh key, so a new wait costs one
- * `epoll_ctl` and no wake-up of the Worker, and a late report for an fd
- * waited for again (or closed and reused) is recognised by its old key.
- */
-function createEpollEngine(): Engine | undefined {
-  const { epoll_create1, epoll_ctl, epoll_wait } = unsafeLibc;
-  if (
-    epoll_create1 === undefined || epoll_ctl === undefined || epoll_wait === undefined ||
-    !poolsAvailable() || EPOLL_EVENT.size === 0
-  ) {
-    return undefined;
-  }
-  const epfd = epoll_create1(C.EPOLL_CLOEXEC);
-  if (epfd < 0) return undefined;
-  const event = new Uint8Array(EPOLL_EVENT.size);
-  const eventView = new DataView(event.buffer);
-  const byFd = new Map<number, Watched>();
-  const byKey = new Map<number, Watched>();
-  const known = new Set<Registration>();
-  let nextKey = 1;
-  let refs = 0;
-  let referenced = false;
-  let failed = false;
-
-  const control = (op: number, fd: number, events: number, key: number): number => {
-    eventView.setUint32(EVENTS_AT_EPOLL, events, true);
-    eventView.setUint32(DATA_AT_EPOLL, key % 0x1_0000_0000, true);
-    eventView.setUint32(DATA_AT_EPOLL + 4, Math.floor(key / 0x1_0000_0000), true);
-    return epoll_ctl(epfd, op, fd, event) === 0 ? 0 : errno();
-  };
-
-  const [stopRead, stopWrite] = wakePipe();
-  if (control(C.EPOLL_CTL_ADD, stopRead, C.EPOLLIN, STOP_KEY) !== 0) {
-    for (const fd of [epfd, stopRead, stopWrite]) unsafeLibc.close(fd);
-    return undefined;
-  }
-  const worker = startEpollWaiter(epfd, fired, () => {
-    // The Worker could not start or died: carry on with the timer engine.
-    failed = true;
-    engine = createTimerEngine();
-    engine.update();
-  });
-  if (worker === undefined) {
-    for (const fd of [epfd, stopRead, stopWrite]) unsafeLibc.close(fd);
-    return undefined;
-  }
-  // A Worker inside epoll_wait holds up Node's exit: wake it with the stop key.
-  onNodeExit(() => unsafeLibc.write(stopWrite, ONE, 1));
-
-  function toEpoll(events: number): number {
-    return ((events & C.POLLIN) !== 0 ? C.EPOLLIN : 0) |
-      ((events & C.POLLOUT) !== 0 ? C.EPOLLOUT : 0);
-  }
-
-  function toPoll(events: number): number {
-    return ((events & C.EPOLLIN) !== 0 ? C.POLLIN : 0) |
-      ((events & C.EPOLLOUT) !== 0 ? C.POLLOUT : 0) |
-      ((events & C.EPOLLERR) !== 0 ? C.POLLERR : 0) |
-      ((events & C.EPOLLHUP) !== 0 ? C.POLLHUP : 0);
-  }
-
-  /** Arms `w` for the union of its waits' events, under a new key. */
-  function arm(w: Watched): void {
-    let events = 0;
-    for (const reg of w.regs) events |= reg.events;
-    byKey.delete(w.key);
-    const key = nextKey++;
-    const mask = toEpoll(events) | C.EPOLLONESHOT;
-    let code = control(w.added ? C.EPOLL_CTL_MOD : C.EPOLL_CTL_ADD, w.fd, mask, key);
-    // Closed and reused since (the kernel dropped it), or added by an earlier arming.
-    if (code === E.ENOENT) code = control(C.EPOLL_CTL_ADD, w.fd, mask, key);
-    else if (code === E.EEXIST) code = control(C.EPOLL_CTL_MOD, w.fd, mask, key);
-    if (code === 0) {
-      w.added = true;
-      w.key = key;
-      w.events = events;
-      byKey.set(key, w);
-      return;
-    }
-    // No epoll for this fd: a regular file is always ready (as poll says), a bad fd is POLLNVAL.
-    w.key = 0;
-    const revents = code === E.EPERM ? events & (C.POLLIN | C.POLLOUT) : C.POLLNVAL;
-    queueMicrotask(() => {
-      if (w.key === 0 && byFd.get(w.fd) === w) resolveAll(w, revents);
-    });
-  }
-
-  /** Resolves the waits of `w` that `revents` satisfies; re-arms for the rest. */
-  function resolveAll(w: Watched, revents: number): void {
-    for (const reg of [...w.regs]) {
-      if ((revents & (reg.events | ALWAYS)) !== 0) {
-        forget(reg, true);
-        reg.resolve(revents);
-      }
-    }
-    if (w.regs.size > 0) arm(w);
-    updateRef();
-  }
-
-  function fired(key: number, epollEvents: number): void {
-    const w = byKey.get(key);
-    if (w === undefined || w.key !== key) return; // an arming since replaced or cancelled
-    byKey.delete(key);
-    w.key = 0; // EPOLLONESHOT disarmed it
-    resolveAll(w, toPoll(epollEvents));
-  }
-
-  function add(reg: Registration): void {
-    known.add(reg);
-    if (reg.ref) refs++;
-    let w = byFd.get(reg.fd);
-    if (w === undefined) {
-      w = { fd: reg.fd, regs: new Set(), key: 0, events: 0, added: false };
-      byFd.set(reg.fd, w);
-    }
-    w.regs.add(reg);
-    if (w.key === 0 || (reg.events & ~w.events) !== 0) arm(w);
-  }
-
-  /**
-   * Drops a wait from the books (not from `registrations`). A cancelled
-   * wait's fd leaves the epoll set; a fired one stays in it, disarmed, so
-   * waiting on it again is one EPOLL_CTL_MOD (after a close the kernel has
-   * dropped it, and the MOD's ENOENT turns into an ADD).
-   */
-  function forget(reg: Registration, fired = false): void {
-    if (!known.delete(reg)) return;
-    if (reg.ref) refs--;
-    const w = byFd.get(reg.fd);
-    if (w === undefined) return;
-    w.regs.delete(reg);
-    if (w.regs.size > 0 || fired) return;
-    byFd.delete(reg.fd);
-    byKey.delete(w.key);
-    w.key = 0;
-    if (w.added) control(C.EPOLL_CTL_DEL, w.fd, 0, 0); // fails harmlessly if closed already
-  }
-
-  function updateRef(): void {
-    const want = refs > 0;
-    if (want === referenced || failed) return;
-    referenced = want;
-    if (want) worker!.ref?.();
-    else worker!.unref?.();
-  }
-
-  worker.unref?.();
-  return {
-    name: backend.runtime === "node" ? "node-worker" : worker.native ? "bun-native" : "bun-worker",
-    add(reg): void {
-      add(reg);
-      updateRef();
-    },
-    remove(reg): void {
-      forget(reg);
-      updateRef();
-    },
-    refChanged(reg, ref): void {
-      if (known.has(reg)) refs += ref ? 1 : -1;
-      updateRef();
-    },
-    closing(fd): void {
-      const w = byFd.get(fd);
-      if (w === undefined || w.regs.size > 0) return;
-      // Closing the last reference takes it out of the epoll set; no EPOLL_CTL_DEL needed.
-      byFd.delete(fd);
-      byKey.delete(w.key);
-    },
-    update(): void {
-      // A full resync (after another engine stood in): registrations are the truth.
-      for (const reg of [...known]) if (!registrations.has(reg)) forget(reg);
-      for (const reg of registrations) if (!known.has(reg)) add(reg);
-      updateRef();
-    },
-  };
 }

@@ -38,11 +38,17 @@ export interface PipeEnds {
 }
 
 function toStatus(raw: number): ChildStatus {
+  if ((raw & 0x7f) === 0) {
+    // An exit, the common case: WEXITSTATUS, as decodeWaitStatus reads it.
+    const code = (raw >> 8) & 0xff;
+    return { code, signal: null, success: code === 0 };
+  }
   const { code, signal, success } = decodeWaitStatus(raw);
   return { code, signal, success };
 }
 
 const NO_PIPES = { convert: toStatus };
+const NO_ENDS: readonly PipeEnd[] = [];
 
 /**
  * A running (or finished) child process, from {@linkcode spawn}. It is
@@ -68,16 +74,18 @@ export class Child implements AsyncDisposable {
   /** The read end of the child's stderr, when `stderr: "pipe"`. */
   readonly stderr: ReadableStream<Uint8Array> | null;
   readonly #watch: ExitWatch<ChildStatus>;
-  readonly #ends: PipeEnd[] = [];
+  readonly #ends: readonly PipeEnd[];
 
   /** @internal Use {@linkcode spawn}. */
   constructor(pid: number, pipes: PipeEnds) {
     this.pid = pid;
-    const ends = this.#ends;
     if (pipes.stdin === undefined && pipes.stdout === undefined && pipes.stderr === undefined) {
       this.stdin = this.stdout = this.stderr = null;
+      this.#ends = NO_ENDS;
       this.#watch = new ExitWatch(pid, NO_PIPES);
     } else {
+      const ends: PipeEnd[] = [];
+      this.#ends = ends;
       const open = <S>(pipe: { stream: S; end: PipeEnd }): S => {
         ends.push(pipe.end);
         return pipe.stream;

@@ -422,7 +422,7 @@ function spawnCall(
       ? unsafeLibc.posix_spawn(pidCell, file, fa, attr, args.pointers, env.pointers)
       : unsafeLibc.posix_spawnp(pidCell, file, fa, attr, args.pointers, env.pointers);
   }
-  checkReturned(result, syscall, { path }, SPAWN_HINTS);
+  if (result !== 0) checkReturned(result, syscall, { path }, SPAWN_HINTS);
   return pidCell[0]!;
 }
 

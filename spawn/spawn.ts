@@ -37,15 +37,8 @@ import { check, ErrnoError } from "../core/errors.ts";
 import { errno, unsafeLibc } from "../ffi/libc.ts";
 import { cString, unsafeReadCString } from "../ffi/pointer.ts";
 import { platform } from "../platform/mod.ts";
-import {
-  type CStringArray,
-  posixSpawn,
-  PosixSpawnAttributes,
-  PosixSpawnFileActions,
-  posixSpawnp,
-  SignalSet,
-  SpawnFlags,
-} from "./raw.ts";
+import { type CStringArray, posixSpawn, PosixSpawnFileActions, posixSpawnp } from "./raw.ts";
+import { attributesFor } from "./_attributes.ts";
 import { Child, type PipeEnds } from "./child.ts";
 import { type Plan, plan, type SpawnOptions, STDIO_NAMES } from "./_plan.ts";
 import { supervise } from "./_supervise.ts";
@@ -56,23 +49,6 @@ export type { FdSource, SpawnOptions, Stdio } from "./_plan.ts";
 export type { ExitStrategy } from "./_exit_watch.ts";
 
 const C = platform.constants;
-
-// Attributes depend only on flags and group; kept for the life of the process.
-const attributeCache = new Map<string, PosixSpawnAttributes>();
-
-function attributesFor(flags: number, pgroup: number): PosixSpawnAttributes {
-  const key = `${flags}/${pgroup}`;
-  let attributes = attributeCache.get(key);
-  if (attributes === undefined) {
-    attributes = new PosixSpawnAttributes()
-      .setSigDefault(SignalSet.every())
-      .setSigMask(SignalSet.empty())
-      .setFlags(flags);
-    if ((flags & SpawnFlags.SETPGROUP) !== 0) attributes.setPgroup(pgroup);
-    if (attributeCache.size < 16) attributeCache.set(key, attributes);
-  }
-  return attributes;
-}
 
 /** Every fd this process has open, from /proc/self/fd (when closefrom is missing). */
 function openFds(): number[] {

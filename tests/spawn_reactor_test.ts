@@ -11,6 +11,8 @@ import { unsafeLibc } from "../ffi/libc.ts";
 import { cString } from "../ffi/pointer.ts";
 import { platform } from "../platform/mod.ts";
 import {
+  closingFd,
+  onceReady,
   reactorEngine,
   useEpollEngineForTesting,
   useTimerEngineForTesting,
@@ -157,6 +159,69 @@ for (const engine of engines) {
         } finally {
           unsafeLibc.close(read2);
           unsafeLibc.close(writeEnd2);
+        }
+      }),
+  );
+
+  test(
+    `reactor (${engine}): an fd announced with closingFd, closed, and its number reused is waited for afresh, every time`,
+    SLOW,
+    () =>
+      withEngine(async () => {
+        // What a pidfd per child does: the books for the number are kept and reused.
+        for (let round = 0; round < 5; round++) {
+          const [read, writeEnd] = pipe();
+          try {
+            const wait = waitReady(read, C.POLLIN);
+            assert.equal(await settlesWithin(wait.promise, 20), false);
+            write(writeEnd);
+            assert.equal((await wait.promise) & C.POLLIN, C.POLLIN);
+          } finally {
+            closingFd(read);
+            unsafeLibc.close(read);
+            unsafeLibc.close(writeEnd);
+          }
+        }
+      }),
+  );
+
+  test(
+    `reactor (${engine}): onceReady reports one readiness to its callback, not before it comes`,
+    SLOW,
+    () =>
+      withEngine(async () => {
+        const [read, writeEnd] = pipe();
+        const dir = mkdtempSync(join(tmpdir(), "shmkit-once-"));
+        const file = join(dir, "regular");
+        writeFileSync(file, "x");
+        const fileFd = unsafeLibc.open(cString(file, "path"), C.O_RDONLY | C.O_CLOEXEC, 0);
+        try {
+          const seen: number[] = [];
+          let woken!: () => void;
+          const arrived = new Promise<void>((resolve) => (woken = resolve));
+          const wait = onceReady(read, C.POLLIN, true, (revents) => {
+            seen.push(revents);
+            woken();
+          });
+          // Only the epoll engines offer it; elsewhere the caller uses waitReady.
+          const expected = engine === "timer" || reactorEngine() === "deno-nonblocking";
+          assert.equal(wait === undefined, expected);
+          if (wait === undefined) return;
+          assert.equal(await settlesWithin(arrived, 50), false);
+          write(writeEnd);
+          await arrived;
+          await settle(); // a second report would come now
+          assert.deepEqual(seen.map((r) => r & C.POLLIN), [C.POLLIN]);
+          // A regular file can't be polled: it is reported ready at once, as poll() says.
+          const fileReady = new Promise<number>((resolve) =>
+            onceReady(fileFd, C.POLLIN, true, resolve)
+          );
+          assert.equal((await fileReady) & C.POLLIN, C.POLLIN);
+        } finally {
+          unsafeLibc.close(fileFd);
+          unsafeLibc.close(read);
+          unsafeLibc.close(writeEnd);
+          rmSync(dir, { recursive: true });
         }
       }),
   );

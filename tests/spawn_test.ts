@@ -230,6 +230,47 @@ test(
   },
 );
 
+test("no options: the same argv array changed in place runs the new arguments, bad ones still throw", async () => {
+  const argv = ["sh", "-c", "exit 3"];
+  assert.equal((await spawn(argv).status).code, 3);
+  assert.equal((await spawn(argv).status).code, 3);
+  argv[2] = "exit 4";
+  assert.equal((await spawn(argv).status).code, 4);
+  argv.push("sh", "extra");
+  argv[2] = 'test "$1" = extra';
+  assert.equal((await spawn(argv).status).code, 0);
+  argv[3] = "a\0b";
+  assert.throws(() => spawn(argv), /argv\[3\].*NUL/);
+  argv[3] = 5 as never;
+  assert.throws(() => spawn(argv), TypeError);
+  assert.throws(() => spawn([""]), RangeError);
+});
+
+test("no options: each child gets the environment of the moment, never SHMKIT_FDS", async () => {
+  const sees = async (expected: string): Promise<number | null> =>
+    (await spawn([
+      "sh",
+      "-c",
+      'test "${SHMKIT_SPAWN_PLAIN-unset}|${SHMKIT_FDS-unset}" = "$1"',
+      "sh",
+      expected,
+    ]).status).code;
+  try {
+    assert.equal(await sees("unset|unset"), 0);
+    process.env.SHMKIT_SPAWN_PLAIN = "one";
+    assert.equal(await sees("one|unset"), 0);
+    process.env.SHMKIT_FDS = "stale=3";
+    process.env.SHMKIT_SPAWN_PLAIN = "two";
+    assert.equal(await sees("two|unset"), 0);
+    assert.equal(await sees("two|unset"), 0);
+    delete process.env.SHMKIT_SPAWN_PLAIN;
+    assert.equal(await sees("unset|unset"), 0);
+  } finally {
+    delete process.env.SHMKIT_SPAWN_PLAIN;
+    delete process.env.SHMKIT_FDS;
+  }
+});
+
 test("env: every change to the environment between spawns reaches the next child", async () => {
   const show = ["sh", "-c", 'printf "%s" "${SHMKIT_SPAWN_CHANGE-unset}"'];
   const seen = async (): Promise<string> =>

@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -29,14 +28,11 @@
 #include <sys/syscall.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include "clock.h"
 
 extern char **environ;
 
-static double now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
+static double now_us(void) { return now_ns() / 1e3; }
 
 static int compare(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
