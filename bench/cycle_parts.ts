@@ -27,15 +27,9 @@ import { statFd, statPath } from "../core/_io.ts";
 import { quarantine } from "../core/_quarantine.ts";
 import { cleanerForget, cleanerWatch } from "../shm/_cleaner.ts";
 import { ExitWatch } from "../spawn/_exit_watch.ts";
+import { attributesFor } from "../spawn/_attributes.ts";
 import { plan } from "../spawn/_plan.ts";
-import {
-  CStringArray,
-  posixSpawn,
-  PosixSpawnAttributes,
-  PosixSpawnFileActions,
-  SignalSet,
-  SpawnFlags,
-} from "../spawn/raw.ts";
+import { CStringArray, posixSpawn, PosixSpawnFileActions } from "../spawn/raw.ts";
 import { compileC, median } from "./harness.ts";
 import { recordCreator } from "../shm/_creator.ts";
 import { execFileSync } from "node:child_process";
@@ -177,10 +171,7 @@ for (
   console.log(`  ${line}`);
 }
 
-const attributes = new PosixSpawnAttributes()
-  .setSigDefault(SignalSet.every())
-  .setSigMask(SignalSet.empty())
-  .setFlags(SpawnFlags.SETSIGDEF | SpawnFlags.SETSIGMASK);
+const attributes = attributesFor();
 const actions = new PosixSpawnFileActions().addCloseFrom(3);
 const argv = new CStringArray(["/bin/true"], "argv");
 // The environment spawn() passes: with LANG in it /bin/true loads its locale, as it does from C.
