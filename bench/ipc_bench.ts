@@ -140,24 +140,29 @@ class LeastMutex {
   }
 }
 
-/** Median ns/op of each, timed in alternating rounds so that drift in load hits all alike. */
+/**
+ * Median ns/op of each, timed in alternating rounds so that drift in load
+ * hits all alike. Each is a loop of its own over `n` operations, as C's
+ * baseline is: no call through a shared (polymorphic) call site per
+ * operation, which inlines differently for each.
+ */
 function alternate<K extends string>(
-  fns: Record<K, () => unknown>,
+  loops: Record<K, (n: number) => void>,
   iterations: number,
   rounds = 9,
 ): Record<K, number> {
-  const time = (fn: () => unknown): number => {
+  const time = (loop: (n: number) => void): number => {
     const start = performance.now();
-    for (let i = 0; i < iterations; i++) fn();
+    loop(iterations);
     return ((performance.now() - start) * 1e6) / iterations;
   };
-  const keys = Object.keys(fns) as K[];
+  const keys = Object.keys(loops) as K[];
   const samples = {} as Record<K, number[]>;
   for (const k of keys) {
-    time(fns[k]);
+    time(loops[k]);
     samples[k] = [];
   }
-  for (let r = 0; r < rounds; r++) for (const k of keys) samples[k].push(time(fns[k]));
+  for (let r = 0; r < rounds; r++) for (const k of keys) samples[k].push(time(loops[k]));
   const out = {} as Record<K, number>;
   for (const k of keys) out[k] = median(samples[k]);
   return out;
@@ -181,20 +186,26 @@ export const benchmarks: Benchmark[] = [
       let measured: { floor: number; least: number; value: number };
       try {
         measured = alternate({
-          floor: () => {
-            raw.wait(handle);
-            counter++;
-            raw.post(handle);
+          floor: (n) => {
+            for (let i = 0; i < n; i++) {
+              raw.wait(handle);
+              counter++;
+              raw.post(handle);
+            }
           },
-          least: () => {
-            least.wait();
-            counter++;
-            least.post();
+          least: (n) => {
+            for (let i = 0; i < n; i++) {
+              least.wait();
+              counter++;
+              least.post();
+            }
           },
-          value: () => {
-            sem.wait();
-            counter++;
-            sem.post();
+          value: (n) => {
+            for (let i = 0; i < n; i++) {
+              sem.wait();
+              counter++;
+              sem.post();
+            }
           },
         }, 1_000_000);
       } finally {
@@ -231,20 +242,26 @@ export const benchmarks: Benchmark[] = [
         mapping.unsafeAddress + 128,
       );
       const { floor, least: leastNs, value } = alternate({
-        floor: () => {
-          raw.lock(address);
-          counter[0]!++;
-          raw.unlock(address);
+        floor: (n) => {
+          for (let i = 0; i < n; i++) {
+            raw.lock(address);
+            counter[0]!++;
+            raw.unlock(address);
+          }
         },
-        least: () => {
-          least.lock();
-          counter[0]!++;
-          least.unlock();
+        least: (n) => {
+          for (let i = 0; i < n; i++) {
+            least.lock();
+            counter[0]!++;
+            least.unlock();
+          }
         },
-        value: () => {
-          mutex.lock();
-          counter[0]!++;
-          mutex.unlock();
+        value: (n) => {
+          for (let i = 0; i < n; i++) {
+            mutex.lock();
+            counter[0]!++;
+            mutex.unlock();
+          }
         },
       }, 1_000_000);
       const c = runForNumber(compileC("ipc_uncontended"), ["pthread"]);

@@ -45,6 +45,11 @@ import { deadlineCell, writeDeadline } from "./_deadline.ts";
 
 const C = platform.constants;
 const E = platform.errno;
+// Bound once: unsafeLibc is a dictionary-mode object, whose property loads V8
+// does not fold into the hot calls (see ipc/named_semaphore.ts).
+const mutexLock = unsafeLibc.pthread_mutex_lock;
+const mutexUnlock = unsafeLibc.pthread_mutex_unlock;
+const mutexTrylock = unsafeLibc.pthread_mutex_trylock;
 const MUTEX = platform.structs.pthread_mutex_t;
 const LOCK_FIELD = platform.structs.pthread_mutex_internals.fields["__data.__lock"];
 /** Where futex waits on glibc's lock word work: Linux, with the probed offset. */
@@ -331,12 +336,12 @@ export class PthreadMutex {
   lock(timeoutMs?: number): PthreadLockResult | null {
     if (timeoutMs === undefined) {
       // The common call, kept free of checkTimeout's throws (see #live).
-      return this.#taken(unsafeLibc.pthread_mutex_lock(this.#live("lock")), "pthread_mutex_lock");
+      return this.#taken(mutexLock(this.#live("lock")), "pthread_mutex_lock");
     }
     const timeout = checkTimeout(timeoutMs);
     const address = this.#live("lock");
     if (timeout === Infinity) {
-      return this.#taken(unsafeLibc.pthread_mutex_lock(address), "pthread_mutex_lock");
+      return this.#taken(mutexLock(address), "pthread_mutex_lock");
     }
     const timedlock = unsafeLibc.pthread_mutex_timedlock;
     if (timedlock === undefined) {
@@ -366,7 +371,7 @@ export class PthreadMutex {
    * @throws {ClosedError} When the memory is closed.
    */
   tryLock(): PthreadLockResult | null {
-    const result = unsafeLibc.pthread_mutex_trylock(this.#live("lock"));
+    const result = mutexTrylock(this.#live("lock"));
     return this.#taken(result, "pthread_mutex_trylock");
   }
 
@@ -453,7 +458,7 @@ export class PthreadMutex {
    * @throws {ClosedError} When the memory is closed.
    */
   unlock(): void {
-    const result = unsafeLibc.pthread_mutex_unlock(this.#live("unlock"));
+    const result = mutexUnlock(this.#live("unlock"));
     if (result !== 0) failed(result, "pthread_mutex_unlock");
     this.#state.held = false;
     release(this.#state);

@@ -6,13 +6,14 @@
  * @module
  */
 import { ClosedError, ErrnoError } from "../core/errors.ts";
-import { backend, errno, unsafeLibc } from "../ffi/libc.ts";
+import { errno, unsafeLibc } from "../ffi/libc.ts";
 import { typeName, unsafeAddressOf } from "../ffi/pointer.ts";
 import { platform } from "../platform/mod.ts";
 import { checkInteger } from "../core/_validate.ts";
 import { scheduleMacrotask } from "../core/_runtime.ts";
 import { beforeRelease } from "../core/_region.ts";
 import { blockInWorker } from "./_futex_worker.ts";
+import { bufferArgument, viewArgument } from "../ffi/_arguments.ts";
 
 const C = platform.constants;
 const E = platform.errno;
@@ -127,30 +128,14 @@ export function wordOf(view: unknown, index: unknown, action: string): Int32Arra
   return view.subarray(i, i + 1);
 }
 
-// --- sync futexWait/futexWake: the word's address, cached per view on Node ---
-// node:ffi resolves a typed-array argument's address on every call; a BigInt
-// address it takes as is: ~55-60 ns less CPU per futex call (of ~750; node
-// 26.10). Only views registered with rememberFutexWord are cached: a WeakMap
-// insert per short-lived view cost ~700 ns, a miss ~25. Deno and Bun take
-// the view fastest.
-const NODE = backend.runtime === "node";
-const wordPointers = new WeakMap<Int32Array, bigint>();
-
 /**
- * Caches a long-lived one-word view's address for futexWait/futexWake (Node
- * only; elsewhere a no-op). The view must stay over the same memory, which a
- * typed array does until detached; a detached view is never looked up.
+ * Registers a long-lived one-word view whose address futexWait/futexWake
+ * reuse (Node; a no-op elsewhere): ffi/_arguments.ts's `bufferArgument`,
+ * under the name messaging/ imports.
  */
 export function rememberFutexWord(word: Int32Array): void {
-  if (NODE && word.length !== 0) wordPointers.set(word, BigInt(addressOfWord(word)));
+  bufferArgument(word);
 }
-
-/** The futex word argument: a detached view as is (futex then fails with EFAULT, as before). */
-function futexPointer(word: Int32Array): Int32Array {
-  if (!NODE || word.length === 0) return word;
-  return (wordPointers.get(word) ?? word) as unknown as Int32Array;
-}
-// --- end of sync futexWait/futexWake block ---
 
 /**
  * `futex(&word[0], FUTEX_WAIT, expected, timeout)`, blocking the thread;
@@ -173,7 +158,7 @@ export function futexWait(word: Int32Array, expected: number, timeoutMs: number)
     }
     const result = unsafeLibc.syscall_futex(
       C.SYS_futex,
-      futexPointer(word),
+      viewArgument(word),
       C.FUTEX_WAIT,
       expected,
       timeout,
@@ -198,7 +183,7 @@ export function futexWake(word: Int32Array, count: number = WAKE_ALL): number {
   futexAvailable("notify");
   const result = unsafeLibc.syscall_futex(
     C.SYS_futex,
-    futexPointer(word),
+    viewArgument(word),
     C.FUTEX_WAKE,
     count,
     null,

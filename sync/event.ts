@@ -30,6 +30,7 @@ import {
   checkTimeout,
   DEFAULT_POLL_MS,
   futexWake,
+  rememberFutexWord,
 } from "./_futex.ts";
 import { checkMagic, layoutWords, waitUntil, waitUntilAsync } from "./_lock_word.ts";
 import { ClosedError } from "../core/errors.ts";
@@ -78,6 +79,7 @@ export class SharedEvent {
   private constructor(words: Int32Array, pollMs: unknown) {
     this.#words = words;
     this.#word = words.subarray(STATE, STATE + 1);
+    rememberFutexWord(this.#word); // its address, cached once (Node)
     this.#auto = Atomics.load(words, MODE) === 1;
     this.#pollMs = checkTimeout(pollMs ?? DEFAULT_POLL_MS, "pollMs");
   }

@@ -49,6 +49,7 @@ import {
   futexWait,
   futexWaitAsync,
   futexWake,
+  rememberFutexWord,
 } from "./_futex.ts";
 import { checkMagic, layoutWords } from "./_lock_word.ts";
 import { ClosedError } from "../core/errors.ts";
@@ -157,6 +158,7 @@ export class Mutex {
     this.#pollMs = checkTimeout(o.pollMs ?? DEFAULT_POLL_MS, "pollMs");
     this.#words = words;
     this.#word = words.subarray(LOCK, LOCK + 1);
+    rememberFutexWord(this.#word); // its address, cached once (Node)
     this.#id = ownerId();
   }
 

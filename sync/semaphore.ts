@@ -42,6 +42,7 @@ import {
   checkTimeout,
   DEFAULT_POLL_MS,
   futexWake,
+  rememberFutexWord,
 } from "./_futex.ts";
 import { checkMagic, layoutWords, waitUntil, waitUntilAsync } from "./_lock_word.ts";
 import { ClosedError } from "../core/errors.ts";
@@ -105,6 +106,7 @@ export class Semaphore {
   private constructor(words: Int32Array, options: SemaphoreOptions) {
     this.#words = words;
     this.#word = words.subarray(COUNT, COUNT + 1);
+    rememberFutexWord(this.#word); // its address, cached once (Node)
     this.#pollMs = checkTimeout(options.pollMs ?? DEFAULT_POLL_MS, "pollMs");
     this.#checkIntervalMs = checkTimeout(options.checkIntervalMs ?? 50, "checkIntervalMs");
     this.#id = ownerId();

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import process from "node:process";
-import { ClosedError, LockError, Mapping, Mutex, notify } from "../mod.ts";
+import { ClosedError, LockError, Mapping, Mutex, notify, waitAsync } from "../mod.ts";
 import {
   MUTEX_MAGIC,
   MUTEX_NOT_RECOVERABLE,
@@ -71,6 +71,35 @@ test("Mutex.from attaches to the same lock; tryLock and lock(timeout) fail while
   assert.deepEqual(b.lock(20), { ownerDied: false });
   b.unlock();
 });
+
+test(
+  "unlock wakes a thread asleep on the lock word (the word's address, cached once on Node, is the word's)",
+  { timeout: 60_000 },
+  async () => {
+    using mapping = Mapping.anonymous(4096);
+    const words = mapping.view(Int32Array);
+    // At a byte offset, so a cached address missing it would miss the sleeper.
+    const mutex = Mutex.init(mapping.view(Uint8Array, 64, Mutex.byteLength));
+    mutex.lock();
+    const held = Atomics.or(words, 16, MUTEX_WAITERS) | MUTEX_WAITERS;
+    let settled = false;
+    const woken = waitAsync(words, 16, held, 30_000, { pollMs: 0 }).finally(() => {
+      settled = true;
+    });
+    // Unlock (the waiters bit makes it FUTEX_WAKE one) and lock again at once, until the
+    // sleeper wakes: the word holds `held` again by the time it looks, so only a wake at
+    // its address ends its wait; a missed one leaves it asleep to its timeout.
+    while (!settled) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      mutex.unlock();
+      mutex.lock();
+      Atomics.or(words, 16, MUTEX_WAITERS);
+    }
+    assert.equal(await woken, "ok");
+    mutex.unlock();
+    assert.equal(Atomics.load(words, 16), 0);
+  },
+);
 
 test("a synchronous lock by the holder throws EDEADLK instead of hanging", () => {
   using mapping = Mapping.anonymous(4096);
