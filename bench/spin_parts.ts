@@ -2,7 +2,8 @@
  * Where the spinning channel ping-pong and the uncontended Mutex spend
  * their time, against their bare lower bounds in the same runtime: a
  * two-word JS ping-pong between two processes over a shared mapping (the
- * channel's kind of memory), C's, and the channel's, alternated in rounds
+ * channel's kind of memory), C's, the channel's protocol as bare JS with no
+ * checks (bench/peers/channel_bare.ts), and the channel's, alternated in rounds
  * so that load hits all alike; then one-process costs of the parts
  * (Atomics on external memory, clocks, views). Not a `*_bench.ts` module:
  * it has no goals.
@@ -16,6 +17,7 @@ import process from "node:process";
 import { Channel, Mapping, Mutex } from "../mod.ts";
 import { compileC, median } from "./harness.ts";
 import { exited, sharedFile, startPeer } from "./peers/support.ts";
+import { BareChannel } from "./peers/channel_bare.ts";
 
 const ROUNDS = Number(process.env.SPIN_ROUNDS ?? 5);
 const PER = 20_000;
@@ -76,35 +78,67 @@ async function barePingPong(n: number): Promise<number> {
   }
 }
 
-/** ns per round trip of an 8-byte message through two spinning channels. */
-async function channelPingPong(n: number): Promise<number> {
+/**
+ * ns per round trip of an 8-byte message through two spinning channels;
+ * `bare`: through the same layout driven by {@linkcode BareChannel} at both
+ * ends (the protocol without its checks). The peer is fresh: WARM round
+ * trips first, so that both processes' JIT has settled.
+ */
+async function channelPingPong(n: number, bare = false): Promise<number> {
   const half = 64 * 1024;
-  const warm = 2000;
   const file = sharedFile(2 * half);
   try {
     using mapping = Mapping.file(file.path);
     const options = { spinMs: Infinity };
-    const outbox = Channel.init(mapping.view(Uint8Array, 0, half), options);
-    const inbox = Channel.init(mapping.view(Uint8Array, half, half), options);
-    const peer = startPeer("channel_echo.ts", [file.path, half, warm + n, "spin"]);
+    const a = Channel.init(mapping.view(Uint8Array, 0, half), options);
+    const b = Channel.init(mapping.view(Uint8Array, half, half), options);
+    const peer = bare
+      ? startPeer("channel_bare_echo.ts", [file.path, half, WARM + n])
+      : startPeer("channel_echo.ts", [file.path, half, WARM + n, "spin"]);
     const done = exited(peer, "channel echo");
-    const message = new Uint8Array(8);
-    const batch = (count: number): number => {
-      const start = performance.now();
-      for (let k = 0; k < count; k++) {
-        outbox.send(message);
-        inbox.receive();
-      }
-      return ((performance.now() - start) * 1e6) / count;
-    };
-    batch(warm);
+    const batch = bare
+      ? bareBatch(
+        new BareChannel(mapping.view(Uint8Array, 0, half), a.capacity),
+        new BareChannel(mapping.view(Uint8Array, half, half), b.capacity),
+      )
+      : channelBatch(a, b);
+    batch(WARM);
     const value = batches(batch, n);
-    inbox.release();
+    if (!bare) b.release();
     await done;
     return value;
   } finally {
     file.remove();
   }
+}
+
+/** Round trips before a channel ping-pong's batches: V8 needs 10-35 thousand to optimise. */
+const WARM = 60_000;
+
+/** Timed round trips through two channels (a loop of its own: one class per call site). */
+function channelBatch(outbox: Channel, inbox: Channel): (count: number) => number {
+  const message = new Uint8Array(8);
+  return (count) => {
+    const start = performance.now();
+    for (let k = 0; k < count; k++) {
+      outbox.send(message);
+      inbox.receive();
+    }
+    return ((performance.now() - start) * 1e6) / count;
+  };
+}
+
+/** The same through the floor's bare channels. */
+function bareBatch(outbox: BareChannel, inbox: BareChannel): (count: number) => number {
+  const message = new Uint8Array(8);
+  return (count) => {
+    const start = performance.now();
+    for (let k = 0; k < count; k++) {
+      outbox.send(message);
+      inbox.receive();
+    }
+    return ((performance.now() - start) * 1e6) / count;
+  };
 }
 
 /**
@@ -126,14 +160,16 @@ function parts(table: Record<string, (n: number) => unknown>, n: number): Record
 }
 
 const runtime = "Deno" in globalThis ? "deno" : "Bun" in globalThis ? "bun" : "node";
-const out: Record<string, number[]> = { c: [], bare: [], channel: [] };
+const out: Record<string, number[]> = { c: [], bare: [], protocol: [], channel: [] };
 const pingpong = compileC("pingpong_spin");
 for (let r = 0; r < ROUNDS; r++) {
   if (process.env.SPIN_ONLY_PARTS) break;
   // SPIN_ONLY=channel: the channel's rounds alone, to alternate builds.
+  // The bare protocol is the channel's floor: the same words and copies, no checks.
   if (process.env.SPIN_ONLY !== "channel") {
     out.c!.push(cPingPong(pingpong, 40));
     out.bare!.push(await barePingPong(PER));
+    out.protocol!.push(await channelPingPong(PER, true));
   }
   out.channel!.push(await channelPingPong(PER));
 }
@@ -144,6 +180,7 @@ console.log(
 );
 console.log(`  C two words        ${show(out.c!)}`);
 console.log(`  JS two words       ${show(out.bare!)}`);
+console.log(`  JS bare protocol   ${show(out.protocol!)}`);
 console.log(`  channel            ${show(out.channel!)}`);
 
 using mapping = Mapping.anonymous(4096);

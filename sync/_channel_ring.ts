@@ -32,10 +32,16 @@ import {
   TAIL,
 } from "./_channel_layout.ts";
 
+/** Messages up to this many bytes are copied in by a loop rather than set(). */
+const SHORT = 16;
+
 /** The ring's memory and both ends' private state. */
 export class Ring {
   readonly header: Int32Array;
   readonly data: Uint8Array;
+  /** The data's buffer and where the data starts in it: views are made from these. */
+  readonly buffer: ArrayBufferLike;
+  readonly dataStart: number;
   readonly lengths: Int32Array;
   readonly capacity: number;
   readonly maxMessage: number;
@@ -80,6 +86,8 @@ export class Ring {
     this.#consumerWatch = new PeerWatch(checkIntervalMs);
     const start = bytes.byteOffset + CHANNEL_HEADER_BYTES;
     this.data = new Uint8Array(bytes.buffer, start, capacity);
+    this.buffer = bytes.buffer;
+    this.dataStart = start;
     this.lengths = new Int32Array(bytes.buffer, start, capacity / 4);
     this.tailWord = header.subarray(TAIL, TAIL + 1);
     this.headWord = header.subarray(HEAD, HEAD + 1);
@@ -276,7 +284,14 @@ export class Ring {
     const length = bytes.byteLength;
     const at = this.place(recordBytes(length));
     if (at < 0) return false;
-    this.data.set(bytes, at + RECORD_HEADER);
+    const data = this.data;
+    const start = at + RECORD_HEADER;
+    if (length <= SHORT) {
+      // A short copy by hand: set() is a builtin call (~15 ns in V8).
+      for (let i = 0; i < length; i++) data[start + i] = bytes[i]!;
+    } else {
+      data.set(bytes, start);
+    }
     this.publish(at, length);
     return true;
   }
@@ -496,8 +511,8 @@ export class Ring {
     if (next === capacity) next = 0;
     this.next = next;
     this.nextBytes = this.#distance(head, next);
-    const start = at + RECORD_HEADER;
-    return this.data.subarray(start, start + length);
+    // Cheaper than subarray() in V8 (no species lookup); the same view.
+    return new Uint8Array(this.buffer, this.dataStart + at + RECORD_HEADER, length);
   }
 
   /** Messages sent and not released as published; no more than the ring can hold. */

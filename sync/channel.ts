@@ -547,10 +547,10 @@ export class Channel {
           // one event-loop turn), costs no wait loop.
           ring.live("receive");
           const message = ring.receiveReady(polls) ?? ring.tryReceive();
+          // A fresh result on its own return: V8 builds it cheaper than a choice of two.
           if (message !== null) {
-            return Promise.resolve(
-              message === undefined ? finished : { done: false, value: message },
-            );
+            if (message !== undefined) return Promise.resolve({ done: false, value: message });
+            return Promise.resolve(finished);
           }
         } catch (error) {
           return Promise.reject(error);

@@ -99,6 +99,39 @@ test("messages arrive in order, in place, and the ring's words move as documente
   assert.equal(consumer.receive(10), null, "times out when empty");
 });
 
+test("send copies every short and longer length exactly, from any kind of view at any offset", () => {
+  using mapping = Mapping.anonymous(8192);
+  const producer = Channel.init(mapping.view());
+  const consumer = Channel.from(mapping.view());
+  const data = mapping.view(Uint8Array, 384);
+  const source = new Uint8Array(64);
+  for (let k = 0; k < source.length; k++) source[k] = 0x40 + k;
+  for (let length = 0; length <= 40; length++) {
+    // Poison the ring, so a byte written past the message would show.
+    data.fill(0xee);
+    const offset = length % 3;
+    const views: ArrayBufferView[] = [
+      source.subarray(offset, offset + length),
+      new DataView(source.buffer, offset, length),
+    ];
+    if (length % 2 === 0) views.push(new Uint16Array(source.buffer, 2, length / 2));
+    for (const view of views) {
+      assert.equal(producer.send(view, 0), true);
+      const message = bytes(consumer.receive(0));
+      const start = view.byteOffset;
+      assert.deepEqual(
+        [...message],
+        [...source.subarray(start, start + length)],
+        `length ${length}`,
+      );
+      const after = message.byteOffset + length;
+      const end = message.byteOffset + ((length + 7) & ~7);
+      const padding = [...new Uint8Array(message.buffer, after, end - after)];
+      assert.deepEqual(padding, padding.map(() => 0xee), `nothing written past ${length} bytes`);
+    }
+  }
+});
+
 test("a full ring refuses trySend until the consumer releases; send(timeout) returns false", () => {
   using mapping = Mapping.anonymous(1024);
   const producer = Channel.init(mapping.view());

@@ -4,12 +4,15 @@
  * 1 in the word at byte 0 and wakes it. Stores 1 in the word at byte 4 when
  * ready.
  *
- * Usage: channel_sink.ts <path> <count> [spinMs (default 1)] [receive|iterate]
+ * Usage: channel_sink.ts <path> <count> [spinMs (default 1)] [receive|iterate|bare|await]
  *
  * `iterate` receives with `for await` instead of a `receive()` loop;
- * `await` with a `receive()` loop that awaits a resolved promise (wrapping
- * the message, as an iterator result does) per message: the floor of any
- * `for await`.
+ * `bare` with a `for await` over a bare iterator whose `next()` is
+ * `Promise.resolve({ done: false, value: channel.receive() })` (no checks,
+ * no signal, no end): the most any async iterator over `receive()` can
+ * reach; `await` with a `receive()` loop that awaits a resolved promise
+ * (wrapping the message, as an iterator result does) per message, which is
+ * less than a `for await` does.
  *
  * @module
  */
@@ -29,6 +32,17 @@ let sum = 0;
 if (process.argv[5] === "iterate") {
   let i = 0;
   for await (const message of channel) {
+    if (message.length > 0) sum += message[0]! + message[message.length - 1]!;
+    if (++i === count) break;
+  }
+} else if (process.argv[5] === "bare") {
+  const bare = {
+    [Symbol.asyncIterator]: () => ({
+      next: () => Promise.resolve({ done: false as const, value: channel.receive() as Uint8Array }),
+    }),
+  };
+  let i = 0;
+  for await (const message of bare) {
     if (message.length > 0) sum += message[0]! + message[message.length - 1]!;
     if (++i === count) break;
   }
