@@ -8,6 +8,7 @@
  * @module
  */
 import { futexWake } from "./wait.ts";
+import { rememberFutexWord } from "./_futex.ts";
 import { ClosedError } from "../core/errors.ts";
 import { PeerWatch, selfId } from "./_channel_peer.ts";
 import {
@@ -91,6 +92,8 @@ export class Ring {
     this.lengths = new Int32Array(bytes.buffer, start, capacity / 4);
     this.tailWord = header.subarray(TAIL, TAIL + 1);
     this.headWord = header.subarray(HEAD, HEAD + 1);
+    rememberFutexWord(this.tailWord); // their addresses, cached once (Node)
+    rememberFutexWord(this.headWord);
     this.tail = Atomics.load(header, TAIL);
     this.seenHead = Atomics.load(header, HEAD);
     this.head = this.seenHead;
