@@ -25,6 +25,54 @@ function nsPerLoop(loop: (n: number) => void, n: number, rounds = 7): number {
   return median(samples);
 }
 
+const MUTEX_FLOOR =
+  "a lock as bare JS atomics on the same kind of word, no checks: compareExchange 0 to 1 to " +
+  "lock, exchange to 0 to unlock (an atomic read-modify-write each way, as a lock that can see " +
+  "its waiters needs)";
+
+let mutexFigures: { value: number; floor: number; plain: number; robust: number } | undefined;
+
+/**
+ * The Mutex, its floor (alternating rounds, same loop shape) and C's two
+ * mutexes, measured once for both rows.
+ */
+function measureMutex(): { value: number; floor: number; plain: number; robust: number } {
+  if (mutexFigures !== undefined) return mutexFigures;
+  using mapping = Mapping.anonymous(4096);
+  const mutex = Mutex.init(mapping.view());
+  const counter = mapping.view(Int32Array, 64, 1);
+  const word = mapping.view(Int32Array, 128, 1);
+  // The loops as C's baseline has them: no call per pair but lock and unlock.
+  const safe = (n: number): void => {
+    for (let i = 0; i < n; i++) {
+      mutex.lock();
+      counter[0]!++;
+      mutex.unlock();
+    }
+  };
+  const bare = (n: number): void => {
+    for (let i = 0; i < n; i++) {
+      if (Atomics.compareExchange(word, 0, 0, 1) !== 0) throw new Error("floor lock taken");
+      counter[0]!++;
+      if (Atomics.exchange(word, 0, 0) !== 1) throw new Error("floor lock lost");
+    }
+  };
+  const values: number[] = [];
+  const floors: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    values.push(nsPerLoop(safe, 1_000_000, 3));
+    floors.push(nsPerLoop(bare, 1_000_000, 3));
+  }
+  const exe = compileC("mutex_uncontended", ["-lpthread"]);
+  mutexFigures = {
+    value: median(values),
+    floor: median(floors),
+    plain: runForNumber(exe, ["default"]),
+    robust: runForNumber(exe, ["robust"]),
+  };
+  return mutexFigures;
+}
+
 /** ns per futex round trip with a peer of this runtime; `pollMs` undefined: synchronous waits. */
 async function futexPingPong(perBatch: number, pollMs?: number): Promise<number> {
   const batches = 5;
@@ -65,20 +113,7 @@ export const benchmarks: Benchmark[] = [
     name: "Mutex lock+unlock, uncontended",
     unit: "ns/op",
     run(): Promise<Measured> {
-      using mapping = Mapping.anonymous(4096);
-      const mutex = Mutex.init(mapping.view());
-      const counter = mapping.view(Int32Array, 64, 1);
-      // The loop as C's baseline has it: no call per pair but lock and unlock.
-      const value = nsPerLoop((n) => {
-        for (let i = 0; i < n; i++) {
-          mutex.lock();
-          counter[0]!++;
-          mutex.unlock();
-        }
-      }, 1_000_000);
-      const exe = compileC("mutex_uncontended", ["-lpthread"]);
-      const plain = runForNumber(exe, ["default"]);
-      const robust = runForNumber(exe, ["robust"]);
+      const { value, plain, robust, floor } = measureMutex();
       return Promise.resolve({
         value,
         comparisons: [
@@ -88,7 +123,24 @@ export const benchmarks: Benchmark[] = [
             goal: { max: 2 },
           },
           { baselineName: "C pthread_mutex, default", baseline: plain, goal: { max: 4 } },
+          { baselineName: MUTEX_FLOOR, baseline: floor, goal: { max: 1.5 } },
         ],
+      });
+    },
+  },
+  {
+    name: "Mutex floor: " + MUTEX_FLOOR + "; over 4x C, no JS lock meets the Mutex row's " +
+      "goal against the default pthread mutex here",
+    unit: "ns/op",
+    run(): Promise<Measured> {
+      const { plain, floor } = measureMutex();
+      return Promise.resolve({
+        value: floor,
+        comparisons: [{
+          baselineName: "C pthread_mutex, default",
+          baseline: plain,
+          goal: { max: 4 },
+        }],
       });
     },
   },

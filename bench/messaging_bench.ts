@@ -47,7 +47,7 @@ const WARM_UP_SLEEP = 25;
 /** Producers done with the warm-up queue; subscribers attached to the warm-up ring. */
 const WARM_DONE = 26;
 const QUEUE_SHAPE = { slots: 1024, maxMessage: 64 };
-const ROUNDS = 5;
+const ROUNDS = 9;
 /** Messages per producer in a queue round. */
 const PER_PRODUCER = 200_000;
 /** Messages per broadcast round: the ring has as many slots. */
