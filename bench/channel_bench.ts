@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { Channel, type ChannelOptions, Mapping, wait, waitAsync } from "../mod.ts";
 import { type Benchmark, compileC, type Measured, runForNumber } from "./harness.ts";
 import { BareChannel } from "./peers/channel_bare.ts";
+import { bareBatch, channelBatch } from "./_spin_batches.ts";
 import {
   awaitWord,
   exited,
@@ -194,32 +195,6 @@ async function spinRound(bare: boolean): Promise<number[]> {
   } finally {
     file.remove();
   }
-}
-
-/** A timed loop of spinning round trips through two channels: ns per round trip. */
-function channelBatch(outbox: Channel, inbox: Channel): (n: number) => number {
-  const message = new Uint8Array(8);
-  return (n) => {
-    const start = performance.now();
-    for (let i = 0; i < n; i++) {
-      outbox.send(message);
-      inbox.receive();
-    }
-    return ((performance.now() - start) * 1e6) / n;
-  };
-}
-
-/** The same loop through the floor's bare channels. */
-function bareBatch(outbox: BareChannel, inbox: BareChannel): (n: number) => number {
-  const message = new Uint8Array(8);
-  return (n) => {
-    const start = performance.now();
-    for (let i = 0; i < n; i++) {
-      outbox.send(message);
-      inbox.receive();
-    }
-    return ((performance.now() - start) * 1e6) / n;
-  };
 }
 
 /** The for await row's floor and receive() loop, for the floor row after it (same rounds). */

@@ -6,8 +6,7 @@
  */
 import { Mapping, pageSize } from "../mod.ts";
 import { unsafeLibc } from "../raw.ts";
-import { type Benchmark, type Measured, median, nsPerOpPair } from "./harness.ts";
-import process from "node:process";
+import { type Benchmark, type Measured, nsPerOpPair } from "./harness.ts";
 
 const ITERATIONS = 1_000_000;
 
@@ -43,35 +42,6 @@ async function rawSymbols(): Promise<RawSymbols> {
     sysconf: { args: ["i32"], returns: "i64" },
     madvise: { args: ["ptr", "usize", "i32"], returns: "i32" },
   }).symbols as RawSymbols;
-}
-
-/**
- * As nsPerOpPair, in this process's CPU time (user + system): at ~300 ns a
- * call, the time spent waiting for a core on a loaded machine swung single
- * wall-clock rounds of the pair 0.4-2.2x (CPU time: 0.9-1.2x). Returns the
- * median ns/op of each over alternating rounds.
- */
-function cpuNsPerOpPair(
-  baseline: () => unknown,
-  candidate: () => unknown,
-  iterations: number,
-  rounds: number,
-): { baseline: number; value: number } {
-  const time = (fn: () => unknown): number => {
-    const start = process.cpuUsage();
-    for (let i = 0; i < iterations; i++) fn();
-    const used = process.cpuUsage(start);
-    return ((used.user + used.system) * 1000) / iterations;
-  };
-  time(baseline);
-  time(candidate);
-  const a: number[] = [];
-  const b: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    a.push(time(baseline));
-    b.push(time(candidate));
-  }
-  return { baseline: median(a), value: median(b) };
 }
 
 const SC_PAGESIZE = 30;
@@ -122,11 +92,12 @@ export const benchmarks: Benchmark[] = [
       const wide = "Bun" in globalThis ? Number : BigInt;
       const address = wide(mapping.unsafeAddress);
       const length = wide(pageSize());
-      const { baseline: base, value } = cpuNsPerOpPair(
+      const { baseline: base, value } = nsPerOpPair(
         () => raw.madvise(address, length, MADV_NORMAL),
         () => mapping.advise("normal"),
         ITERATIONS / 8,
         15,
+        "cpu",
       );
       return {
         value,

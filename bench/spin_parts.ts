@@ -18,6 +18,7 @@ import { Channel, Mapping, Mutex } from "../mod.ts";
 import { compileC, median } from "./harness.ts";
 import { exited, sharedFile, startPeer } from "./peers/support.ts";
 import { BareChannel } from "./peers/channel_bare.ts";
+import { bareBatch, channelBatch } from "./_spin_batches.ts";
 
 const ROUNDS = Number(process.env.SPIN_ROUNDS ?? 5);
 const PER = 20_000;
@@ -114,32 +115,6 @@ async function channelPingPong(n: number, bare = false): Promise<number> {
 
 /** Round trips before a channel ping-pong's batches: V8 needs 10-35 thousand to optimise. */
 const WARM = 60_000;
-
-/** Timed round trips through two channels (a loop of its own: one class per call site). */
-function channelBatch(outbox: Channel, inbox: Channel): (count: number) => number {
-  const message = new Uint8Array(8);
-  return (count) => {
-    const start = performance.now();
-    for (let k = 0; k < count; k++) {
-      outbox.send(message);
-      inbox.receive();
-    }
-    return ((performance.now() - start) * 1e6) / count;
-  };
-}
-
-/** The same through the floor's bare channels. */
-function bareBatch(outbox: BareChannel, inbox: BareChannel): (count: number) => number {
-  const message = new Uint8Array(8);
-  return (count) => {
-    const start = performance.now();
-    for (let k = 0; k < count; k++) {
-      outbox.send(message);
-      inbox.receive();
-    }
-    return ((performance.now() - start) * 1e6) / count;
-  };
-}
 
 /**
  * Median ns of CPU time per call of each part, timed in a loop of its own,
