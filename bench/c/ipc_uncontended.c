@@ -13,16 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
+#include "clock.h"
 
 int main(int argc, char **argv) {
   int sem_mode = argc > 1 && strcmp(argv[1], "sem") == 0;
@@ -48,7 +39,7 @@ int main(int argc, char **argv) {
   volatile long counter = 0;
   double samples[7];
   for (int r = -1; r < 7; r++) {
-    double t = now();
+    double t = now_ns();
     if (sem_mode) {
       for (long i = 0; i < n; i++) {
         sem_wait(sem);
@@ -62,9 +53,9 @@ int main(int argc, char **argv) {
         pthread_mutex_unlock(mutex);
       }
     }
-    if (r >= 0) samples[r] = (now() - t) / n;
+    if (r >= 0) samples[r] = (now_ns() - t) / n;
   }
-  qsort(samples, 7, sizeof samples[0], cmp);
+  qsort(samples, 7, sizeof samples[0], compare_doubles);
   printf("%.2f\n", samples[3]);
   return counter == 8 * n ? 0 : 2;
 }

@@ -33,20 +33,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 #define ROUNDS 7
 #define STRIDE 64
 #define WAITER_SPINS 200000
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
 
 static void die(const char *what) {
   perror(what);
@@ -132,7 +123,7 @@ static void init_mutexes(char *base) {
 }
 
 static void report(double *samples) {
-  qsort(samples, ROUNDS, sizeof samples[0], cmp);
+  qsort(samples, ROUNDS, sizeof samples[0], compare_doubles);
   printf("%.1f\n", samples[ROUNDS / 2]);
 }
 
@@ -150,12 +141,12 @@ static int baseline(const char *kind, long n) {
       _exit(0);
     }
     for (int r = -1; r < ROUNDS; r++) {
-      double t = now();
+      double t = now_ns();
       for (long i = 0; i < n; i++) {
         sem_post(&pair[0]);
         while (sem_wait(&pair[1]) != 0) {}
       }
-      if (r >= 0) samples[r] = (now() - t) / n;
+      if (r >= 0) samples[r] = (now_ns() - t) / n;
     }
     waitpid(child, NULL, 0);
   } else if (strcmp(kind, "sysv-base") == 0) {
@@ -167,12 +158,12 @@ static int baseline(const char *kind, long n) {
       _exit(0);
     }
     for (int r = -1; r < ROUNDS; r++) {
-      double t = now();
+      double t = now_ns();
       for (long i = 0; i < n; i++) {
         semop1(id, 0, 1);
         semop1(id, 1, -1);
       }
-      if (r >= 0) samples[r] = (now() - t) / n;
+      if (r >= 0) samples[r] = (now_ns() - t) / n;
     }
     waitpid(child, NULL, 0);
     semctl(id, 0, IPC_RMID);
@@ -195,12 +186,12 @@ static int baseline(const char *kind, long n) {
     if (read(ready[0], &byte, 1) != 1) die("read");
     long t = 0;
     for (int r = -1; r < ROUNDS; r++) {
-      double start = now();
+      double start = now_ns();
       for (long i = 0; i < n; i++, t++) {
         lock(mutex_at(base, 2 * t));
         unlock(mutex_at(base, 2 * t + 1));
       }
-      if (r >= 0) samples[r] = (now() - start) / n;
+      if (r >= 0) samples[r] = (now_ns() - start) / n;
     }
     waitpid(child, NULL, 0);
   } else {
