@@ -106,11 +106,10 @@ export class Ledger {
    */
   add(fields: string): number {
     if (fields.length > LEDGER_LINE - 2) return -1;
-    if (this.#free.length === 0 && !this.#grow(this.#lines * 2)) return -1;
-    const line = this.#free.pop()!;
+    const line = this.#take();
+    if (line === -1) return -1;
     const start = line * LEDGER_LINE;
     const view = this.#view;
-    view[start] = HASH; // free until the last write
     // Copied in JS: no subarray and no encoder call per line.
     const end = start + 1 + fields.length;
     for (let i = 0, at = start + 1; at < end; i++, at++) {
@@ -121,10 +120,7 @@ export class Ledger {
       }
       view[at] = code;
     }
-    view.fill(0x20, end, start + LEDGER_LINE - 1);
-    view[start + LEDGER_LINE - 1] = 0x0a;
-    view[start] = PLUS; // last: until now the line read as free
-    return line;
+    return this.#seal(line, end);
   }
 
   /**
@@ -142,11 +138,10 @@ export class Ledger {
     const length = 2 + devDigits + 1 + inoDigits + 1 + 4 * (name.length - 1);
     if (length > LEDGER_LINE - 2) return -1;
     for (let i = 1; i < name.length; i++) if (name.charCodeAt(i) >= 0x80) return -1;
-    if (this.#free.length === 0 && !this.#grow(this.#lines * 2)) return -1;
-    const line = this.#free.pop()!;
+    const line = this.#take();
+    if (line === -1) return -1;
     const start = line * LEDGER_LINE;
     const view = this.#view;
-    view[start] = HASH; // free until the last write
     view[start + 1] = 0x70; // "p"
     view[start + 2] = 0x20;
     let at = writeDigits(view, start + 3, dev, devDigits);
@@ -160,7 +155,22 @@ export class Ledger {
       view[at + 2] = 0x30 + ((code >> 3) & 7);
       view[at + 3] = 0x30 + (code & 7);
     }
-    view.fill(0x20, at, start + LEDGER_LINE - 1);
+    return this.#seal(line, at);
+  }
+
+  /** A free line, marked free ("#") while it is written; -1 when the ledger can't grow. */
+  #take(): number {
+    if (this.#free.length === 0 && !this.#grow(this.#lines * 2)) return -1;
+    const line = this.#free.pop()!;
+    this.#view[line * LEDGER_LINE] = HASH; // free until #seal
+    return line;
+  }
+
+  /** Pads `line` with spaces from `end` to its newline, then marks it taken ("+" last). */
+  #seal(line: number, end: number): number {
+    const start = line * LEDGER_LINE;
+    const view = this.#view;
+    view.fill(0x20, end, start + LEDGER_LINE - 1);
     view[start + LEDGER_LINE - 1] = 0x0a;
     view[start] = PLUS; // last: until now the line read as free
     return line;
