@@ -309,13 +309,8 @@ function encodeArgv(argv: readonly string[]): EncodedArgv {
 const INHERIT: StdioPlan = Object.freeze({ kind: "inherit" });
 const INHERIT_ALL: readonly StdioPlan[] = Object.freeze([INHERIT, INHERIT, INHERIT]);
 const NO_DUPS: ReadonlyMap<number, number> = new Map();
-const UNSUPERVISED: Supervision = Object.freeze({
-  timeoutMs: undefined,
-  graceMs: 5000,
-  killSignal: signalNumber("SIGTERM"),
-  killOnExit: false,
-  signal: undefined,
-});
+// supervision()'s defaults, made once.
+const UNSUPERVISED: Supervision = Object.freeze(supervision({}));
 
 /**
  * The plan for no options at all (the common case): the checks and
