@@ -494,7 +494,14 @@ export class Subscriber {
     const c = this.#cursor;
     const ring = this.#ring;
     const h = ring.header;
-    if (this.#head === c || this.#closed || ring.broken !== undefined || h.length === 0) return -1;
+    if (this.#closed || ring.broken !== undefined || h.length === 0) return -1;
+    if (this.#head === c) {
+      // Caught up: one atomic read of head, as `#read` would make first.
+      const head = Atomics.load(h, HEAD);
+      const ahead = (head - c) | 0;
+      if (ahead <= 0 || ahead > ring.slots) return -1;
+      this.#head = head;
+    }
     const s = ring.slot(c);
     // Plain: the atomic read of head that showed message c published ordered it.
     const first = h[s]!;
