@@ -28,6 +28,7 @@ import { Mapping, notify, wait, waitAsync } from "../mod.ts";
 import { Broadcast, LoanPool, Queue, Subscriber } from "../messaging/mod.ts";
 import { type Benchmark, compileC, type Measured, runForNumber } from "./harness.ts";
 import { exited, median, sharedFile, startPeer } from "./peers/support.ts";
+import { endPeer } from "./peers/_end.ts";
 import { BareQueue, BareRing } from "./messaging_floor.ts";
 
 // Control words at the start of the shared file; the object starts at CONTROL bytes.
@@ -723,4 +724,5 @@ export const benchmarks: Benchmark[] = [
 
 if (import.meta.main) {
   peer(process.argv.slice(2));
+  endPeer();
 }

@@ -11,6 +11,7 @@
 import process from "node:process";
 import { Mapping } from "../../mod.ts";
 import { BareChannel } from "./channel_bare.ts";
+import { endPeer } from "./_end.ts";
 
 const [path, halfText, countText] = process.argv.slice(2) as [string, string, string];
 const half = Number(halfText);
@@ -19,3 +20,4 @@ const capacity = mapping.view(Int32Array, 0, 2)[1]!;
 const inbox = new BareChannel(mapping.view(Uint8Array, 0, half), capacity);
 const outbox = new BareChannel(mapping.view(Uint8Array, half, half), capacity);
 for (let i = 0; i < Number(countText); i++) outbox.send(inbox.receive());
+endPeer();

@@ -8,6 +8,7 @@
  */
 import process from "node:process";
 import { Channel, type ChannelOptions, Mapping, waitAsync } from "../../mod.ts";
+import { endPeer } from "./_end.ts";
 
 const [path, halfText, countText, mode] = process.argv.slice(2) as [string, string, string, string];
 const half = Number(halfText);
@@ -31,3 +32,4 @@ for (let i = 0; i < Number(countText); i++) {
   if (mode === "async") await outbox.sendAsync(message);
   else outbox.send(message);
 }
+endPeer();

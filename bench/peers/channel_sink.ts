@@ -18,6 +18,7 @@
  */
 import process from "node:process";
 import { Channel, Mapping, notify } from "../../mod.ts";
+import { endPeer } from "./_end.ts";
 
 const [path, countText] = process.argv.slice(2) as [string, string];
 const count = Number(countText);
@@ -61,3 +62,4 @@ channel.release();
 Atomics.store(words, 0, 1);
 notify(words, 0);
 if (sum < 0) console.log(sum);
+endPeer();

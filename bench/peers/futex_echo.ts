@@ -8,6 +8,7 @@
  */
 import process from "node:process";
 import { Mapping, notify, wait } from "../../mod.ts";
+import { endPeer } from "./_end.ts";
 
 const [path, countText] = process.argv.slice(2) as [string, string];
 using mapping = Mapping.file(path);
@@ -19,3 +20,4 @@ for (let i = 1; i <= Number(countText); i++) {
   Atomics.store(words, 32, i);
   notify(words, 32, 1);
 }
+endPeer();

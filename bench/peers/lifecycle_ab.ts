@@ -28,6 +28,7 @@ import { spawn } from "node:child_process";
 import { closeSync, ftruncateSync, openSync, rmSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { endPeer } from "./_end.ts";
 
 interface View {
   view<T>(type: new (buffer: ArrayBuffer, offset: number, length: number) => T): T;
@@ -86,26 +87,15 @@ function startEcho(args: readonly (string | number)[]): Promise<void> {
   const child = spawn(
     command,
     [...prefix, fileURLToPath(import.meta.url), root, shape, "echo", ...args.map(String)],
-    { stdio: ["ignore", "pipe", "inherit"] },
+    { stdio: ["ignore", "ignore", "inherit"] },
   );
-  let said = "";
-  child.stdout!.on("data", (chunk: Uint8Array) => said += new TextDecoder().decode(chunk));
   return new Promise((resolve, reject) => {
     child.on("close", (code, signal) => {
-      if (code === 0) return resolve();
-      // Deno 2.9 can segfault in its exit, after the last statement (docs/platform-facts.md,
-      // FFI): the echo's work was done and measured, so the round stands; it is reported.
-      if (signal === "SIGSEGV" && said.includes(ECHO_DONE)) {
-        console.error("lifecycle_ab: the echo segfaulted after its last statement (Deno's exit)");
-        return resolve();
-      }
-      reject(new Error(`lifecycle_ab echo exited with ${code ?? signal}`));
+      if (code === 0) resolve();
+      else reject(new Error(`lifecycle_ab echo exited with ${code ?? signal}`));
     });
   });
 }
-
-/** What the echo prints after its last round trip. */
-const ECHO_DONE = "ECHO DONE";
 
 /**
  * The mean round trip with the slowest 1% left out (descheduling by other
@@ -252,5 +242,5 @@ if (role === "main") {
   console.log(`SLOW ${slow.length >= 100 ? median(slow) * 1e6 : NaN}`);
 } else {
   await echo();
-  console.log(ECHO_DONE);
 }
+endPeer();

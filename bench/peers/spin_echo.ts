@@ -10,6 +10,7 @@
  */
 import process from "node:process";
 import { Mapping } from "../../mod.ts";
+import { endPeer } from "./_end.ts";
 
 const [path, countText] = process.argv.slice(2) as [string, string];
 using mapping = Mapping.file(path);
@@ -19,3 +20,4 @@ for (let i = 1; i <= count; i++) {
   while (Atomics.load(words, 0) !== i) { /* spin */ }
   Atomics.store(words, 32, i);
 }
+endPeer();
