@@ -139,9 +139,24 @@ export class Copier {
   /** Copies `message` to byte `at` (4-aligned) of the ring. */
   in(message: Uint8Array, at: number): void {
     const length = message.length;
+    const from = this.#fromWords;
     const n = length >> 2;
-    let from = this.#fromWords;
-    if (this.#from !== message) this.#fromWords = from = wordsOf(this.#from = message);
+    // Small enough for V8 to inline into a caller's receive or publish path.
+    if (this.#from !== message || (length & 3) !== 0 || length > WORD_COPY_MAX || from.length < n) {
+      this.#inOther(message, at);
+      return;
+    }
+    const words = this.#words;
+    const w = at >> 2;
+    for (let k = 0; k < n; k++) words[w + k] = from[k]!;
+  }
+
+  /** `in` for a new buffer, a length not a multiple of 4, or a long message. */
+  #inOther(message: Uint8Array, at: number): void {
+    const length = message.length;
+    const n = length >> 2;
+    if (this.#from !== message) this.#fromWords = wordsOf(this.#from = message);
+    const from = this.#fromWords;
     // Detached or shrunk since (or not 4-aligned): set() copies what is there, or throws.
     if (length > WORD_COPY_MAX || from.length < n) {
       this.#bytes.set(message, at);
@@ -155,9 +170,22 @@ export class Copier {
 
   /** Copies `length` bytes from byte `at` (4-aligned) of the ring to the start of `into`. */
   out(into: Uint8Array, at: number, length: number): void {
+    const to = this.#toWords;
     const n = length >> 2;
-    let to = this.#toWords;
-    if (this.#to !== into) this.#toWords = to = wordsOf(this.#to = into);
+    if (this.#to !== into || (length & 3) !== 0 || length > WORD_COPY_MAX || to.length < n) {
+      this.#outOther(into, at, length);
+      return;
+    }
+    const words = this.#words;
+    const w = at >> 2;
+    for (let k = 0; k < n; k++) to[k] = words[w + k]!;
+  }
+
+  /** `out` for a new buffer, a length not a multiple of 4, or a long message. */
+  #outOther(into: Uint8Array, at: number, length: number): void {
+    const n = length >> 2;
+    if (this.#to !== into) this.#toWords = wordsOf(this.#to = into);
+    const to = this.#toWords;
     if (length > WORD_COPY_MAX || to.length < n) {
       into.set(this.#bytes.subarray(at, at + length));
       return;
