@@ -366,6 +366,8 @@ export class Subscriber {
   #head: number;
   #lost = 0;
   #closed = false;
+  /** The last `receiveInto` target that passed the checks. */
+  #target: Uint8Array | undefined;
 
   /**
    * Made by {@linkcode Broadcast.subscribe}, which passes its internals.
@@ -535,15 +537,9 @@ export class Subscriber {
    * @throws {MessagingError} CORRUPTED when a word breaks the layout's rules.
    */
   receiveInto(target: Uint8Array, timeoutMs?: number): number | null | typeof Subscriber.DONE {
-    if (!(target instanceof Uint8Array)) {
-      throw new TypeError("Cannot receive: expected a Uint8Array to copy the message into");
-    }
-    if (target.length < this.#ring.maxMessage) {
-      throw new RangeError(
-        `Cannot receive into ${target.length} bytes: a message may have ${this.#ring.maxMessage}`,
-      );
-    }
-    const timeout = checkTimeout(timeoutMs);
+    // The checks run once per target: a receive loop passes the same one.
+    if (target !== this.#target) this.#checkTarget(target);
+    const timeout = timeoutMs === undefined ? Infinity : checkTimeout(timeoutMs);
     const quick = this.#quick(target);
     if (quick >= 0) return quick;
     // A message at hand costs no wait loop (nor its closures and clock reads).
@@ -553,6 +549,20 @@ export class Subscriber {
     const op = (): number | null | typeof Subscriber.DONE =>
       this.#read(target) as number | null | typeof Subscriber.DONE;
     return runSync(() => this.#ring.target, op, timeout, s.spinMs, s.checkIntervalMs);
+  }
+
+  /** Checks a `receiveInto` target, and remembers it as checked. */
+  #checkTarget(target: Uint8Array): void {
+    if (!(target instanceof Uint8Array)) {
+      throw new TypeError("Cannot receive: expected a Uint8Array to copy the message into");
+    }
+    if (target.length < this.#ring.maxMessage) {
+      throw new RangeError(
+        `Cannot receive into ${target.length} bytes: a message may have ${this.#ring.maxMessage}`,
+      );
+    }
+    // Detached or shrunk later, it fails in the copy (the message stays unread).
+    this.#target = target;
   }
 
   /** The largest message, in bytes. */

@@ -63,6 +63,21 @@ test("every length, from aligned and unaligned buffers into aligned and unaligne
   assert.equal(subscriber.lost, 0);
 });
 
+test("receiveInto a target detached after use throws TypeError and leaves the message unread", () => {
+  const shape = { slots: 4, maxMessage: 56 };
+  using mapping = Mapping.anonymous(Broadcast.byteLengthFor(shape));
+  const publisher = Broadcast.init(mapping.view(), shape);
+  const subscriber = publisher.subscribe();
+  const target = new Uint8Array(64);
+  publisher.publish(new Uint32Array([1, 2]));
+  assert.equal(subscriber.receiveInto(target, 0), 8);
+  publisher.publish(new Uint32Array([3, 4]));
+  target.buffer.transfer();
+  assert.throws(() => subscriber.receiveInto(target, 0), TypeError);
+  assert.deepEqual([...new Uint32Array((subscriber.receive(0) as Uint8Array).buffer)], [3, 4]);
+  assert.equal(subscriber.lost, 0);
+});
+
 test("init writes the documented header; publish stamps slots 2m + 2 and moves head", () => {
   const shape = { slots: 4, maxMessage: 56 };
   assert.equal(Broadcast.byteLengthFor(shape), 128 + 4 * 64);
