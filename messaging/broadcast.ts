@@ -46,7 +46,6 @@
  *
  * @module
  */
-import { ClosedError } from "../core/errors.ts";
 import { checkTimeout } from "../sync/wait.ts";
 import {
   checkSettings,
@@ -54,11 +53,9 @@ import {
   checkView,
   Copier,
   corrupted,
-  futexWordAt,
   isValidId,
   iterable,
   iterate,
-  Liveness,
   messageBytes,
   MessagingError,
   runAsync,
@@ -69,98 +66,33 @@ import {
   type SignalOptions,
   type SlotShape,
   type WaitSettings,
-  type WaitTarget,
   wakeTarget,
 } from "./_common.ts";
+import {
+  BROADCAST_HEADER_BYTES,
+  BROADCAST_MAGIC,
+  BROADCAST_SLOT_HEADER,
+  CLOSED,
+  HEAD,
+  MAGIC,
+  MAX_MESSAGE,
+  PUBLISHER,
+  Ring,
+  SLEEPING,
+  SLOT_BYTES,
+  SLOTS,
+  stamp,
+  WHAT,
+} from "./_broadcast_ring.ts";
 
-/** "BCS1": an initialised broadcast ring, layout version 1. */
-export const BROADCAST_MAGIC = 0x42435331;
-/** Bytes before the first slot. */
-export const BROADCAST_HEADER_BYTES = 128;
-/** Bytes of a slot's header (stamp, length) before the payload. */
-export const BROADCAST_SLOT_HEADER = 8;
-
-const MAGIC = 0;
-const SLOTS = 1;
-const SLOT_BYTES = 2;
-const MAX_MESSAGE = 3;
-const PUBLISHER = 4;
-const CLOSED = 5;
-const HEAD = 16;
-const SLEEPING = 17;
-const WHAT = "broadcast ring";
+export {
+  BROADCAST_HEADER_BYTES,
+  BROADCAST_MAGIC,
+  BROADCAST_SLOT_HEADER,
+} from "./_broadcast_ring.ts";
 
 /** Options of {@linkcode Broadcast.init} and {@linkcode Broadcast.from}. */
 export type BroadcastOptions = WaitSettings;
-
-/** The done stamp of message m. */
-function stamp(m: number): number {
-  return (m * 2 + 2) | 0;
-}
-
-/** The shared memory and what every handle of one process knows of it. */
-class Ring {
-  readonly header: Int32Array;
-  readonly bytes: Uint8Array;
-  readonly slots: number;
-  readonly slotWords: number;
-  readonly maxMessage: number;
-  readonly target: WaitTarget;
-  readonly liveness: Liveness;
-  readonly copier: Copier;
-  broken: MessagingError | undefined;
-
-  constructor(bytes: Uint8Array, slots: number, slotBytes: number, settings: Settings) {
-    this.header = new Int32Array(
-      bytes.buffer,
-      bytes.byteOffset,
-      (BROADCAST_HEADER_BYTES + slots * slotBytes) / 4,
-    );
-    this.bytes = bytes;
-    this.slots = slots;
-    this.slotWords = slotBytes / 4;
-    this.maxMessage = slotBytes - BROADCAST_SLOT_HEADER;
-    this.target = {
-      header: this.header,
-      word: futexWordAt(bytes, HEAD),
-      flag: SLEEPING,
-    };
-    this.liveness = new Liveness(settings.checkIntervalMs);
-    this.copier = new Copier(this.header, bytes);
-  }
-
-  live(action: string, closed: boolean): Int32Array {
-    if (this.broken !== undefined) throw this.broken;
-    if (closed || this.header.length === 0) throw new ClosedError(action, WHAT);
-    return this.header;
-  }
-
-  fail(action: string, word: string, value: number, rule: string): never {
-    this.broken = corrupted(WHAT, action, word, value, rule);
-    throw this.broken;
-  }
-
-  slot(m: number): number {
-    return (BROADCAST_HEADER_BYTES >> 2) + (m & (this.slots - 1)) * this.slotWords;
-  }
-
-  /** The closed word, checked. */
-  ended(action: string): boolean {
-    const closed = Atomics.load(this.header, CLOSED);
-    if ((closed & ~1) !== 0) this.fail(action, "closed", closed, "only bit 0 may be set");
-    return closed !== 0;
-  }
-
-  /** Whether no more messages will come: ended, or the publisher's process is gone. */
-  finished(action: string): boolean {
-    if (this.ended(action)) return true;
-    const id = Atomics.load(this.header, PUBLISHER);
-    if (id === 0) return false;
-    if (!isValidId(id)) this.fail(action, "publisher", id, "it must be 0 or an owner id");
-    return this.liveness.gone(id);
-  }
-}
-
 /**
  * A handle on a broadcast ring (see the module doc): the publisher's (the
  * first to `publish`, or to `init` it) and a factory of subscribers.
