@@ -476,7 +476,7 @@ export class Subscriber {
     if (quick >= 0) return quick;
     // A message at hand costs no wait loop (nor its closures and clock reads).
     const first = this.#read(target) as number | null | typeof Subscriber.DONE;
-    if (first !== null) return first;
+    if (first !== null || timeout === 0) return first;
     const s = this.#settings;
     const op = (): number | null | typeof Subscriber.DONE =>
       this.#read(target) as number | null | typeof Subscriber.DONE;
@@ -512,7 +512,8 @@ export class Subscriber {
   receive(timeoutMs?: number): Uint8Array | null | typeof Subscriber.DONE {
     const timeout = checkTimeout(timeoutMs);
     const first = this.#op();
-    if (first !== null) return first;
+    // A message at hand, or no time to wait: no wait loop (nor its closures and clock reads).
+    if (first !== null || timeout === 0) return first;
     const s = this.#settings;
     return runSync(() => this.#ring.target, this.#op, timeout, s.spinMs, s.checkIntervalMs);
   }

@@ -306,7 +306,8 @@ export class Queue {
     const timeout = checkTimeout(timeoutMs);
     this.#ring.live("send");
     // A free slot at hand costs no wait loop.
-    if (this.#ring.trySend(bytes) === true) return true;
+    const sent = this.#ring.trySend(bytes);
+    if (sent === true || timeout === 0) return sent === true;
     const s = this.#settings;
     const target = this.#producers;
     return runSync(() => target, this.#sendOp(bytes), timeout, s.spinMs, s.checkIntervalMs) ??
@@ -422,6 +423,7 @@ export class Queue {
     const timeout = checkTimeout(timeoutMs);
     const first = this.#receiveOp();
     if (first !== null && first !== BUSY) return first;
+    if (timeout === 0) return null;
     const s = this.#settings;
     const target = this.#consumers;
     return runSync(() => target, this.#receiveOp, timeout, s.spinMs, s.checkIntervalMs);

@@ -63,6 +63,22 @@ test("every length, from aligned and unaligned buffers into aligned and unaligne
   assert.equal(subscriber.lost, 0);
 });
 
+test("a timeout of 0 is one look: null when nothing is new, then DONE once ended", () => {
+  const shape = { slots: 4, maxMessage: 56 };
+  using mapping = Mapping.anonymous(Broadcast.byteLengthFor(shape));
+  const publisher = Broadcast.init(mapping.view(), shape);
+  const subscriber = publisher.subscribe();
+  const target = new Uint8Array(64);
+  assert.equal(subscriber.receive(0), null);
+  assert.equal(subscriber.receiveInto(target, 0), null);
+  publisher.publish(new Uint32Array([5]));
+  assert.equal(subscriber.receiveInto(target, 0), 4);
+  assert.equal(subscriber.receiveInto(target, 0), null);
+  publisher.end();
+  assert.equal(subscriber.receive(0), Subscriber.DONE);
+  assert.equal(subscriber.receiveInto(target, 0), Subscriber.DONE);
+});
+
 test("receiveInto a target detached after use throws TypeError and leaves the message unread", () => {
   const shape = { slots: 4, maxMessage: 56 };
   using mapping = Mapping.anonymous(Broadcast.byteLengthFor(shape));

@@ -191,6 +191,21 @@ test("receiveInto copies into the caller's buffer and returns the length, withou
   assert.equal(queue.receiveInto(buffer), Queue.DONE);
 });
 
+test("a timeout of 0 is one look: null from an empty queue, false from a full one, then DONE", () => {
+  const shape = { slots: 2, maxMessage: 16 };
+  using mapping = Mapping.anonymous(Queue.byteLengthFor(shape));
+  const queue = Queue.init(mapping.view(), shape);
+  assert.equal(queue.receive(0), null);
+  assert.equal(queue.send(message(1, 0), 0), true);
+  assert.equal(queue.send(message(1, 1), 0), true);
+  assert.equal(queue.send(message(1, 2), 0), false, "full");
+  assert.equal(idOf(queue.receive(0)), "1:0");
+  assert.equal(idOf(queue.receive(0)), "1:1");
+  assert.equal(queue.receive(0), null);
+  queue.end();
+  assert.equal(queue.receive(0), Queue.DONE);
+});
+
 test(
   "2 producers + 2 consumers in separate processes, Deno and Bun mixed: each message exactly once",
   PEER_TEST,
