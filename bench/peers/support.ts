@@ -6,10 +6,9 @@
  * @module
  */
 import { type ChildProcess, spawn, type StdioOptions } from "node:child_process";
-import { closeSync, ftruncateSync, openSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { waitAsync } from "../../mod.ts";
+import { SharedMemory, waitAsync } from "../../mod.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -46,19 +45,17 @@ export function exited(child: ChildProcess, what: string): Promise<void> {
   });
 }
 
-/** A zeroed /dev/shm file with a random name, and its removal. */
+/**
+ * A zeroed /dev/shm file with a random name, and its removal. Made by
+ * `SharedMemory.create`, so that shmkit's cleaner process removes it when
+ * the benchmark is stopped by Ctrl-C or a kill, not only at a normal end.
+ */
 export function sharedFile(size: number): { path: string; remove(): void } {
   const bytes = crypto.getRandomValues(new Uint8Array(8));
-  const path = `/dev/shm/shmkit-bench-${
-    [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")
-  }`;
-  const fd = openSync(path, "wx", 0o600);
-  try {
-    ftruncateSync(fd, size);
-  } finally {
-    closeSync(fd);
-  }
-  return { path, remove: () => rmSync(path, { force: true }) };
+  const name = `/shmkit-bench-${[...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+  // Sparse, as an ftruncate'd file: the benchmarks touch what they use.
+  const shm = SharedMemory.create({ name, size, reserve: false });
+  return { path: `/dev/shm${name}`, remove: () => shm[Symbol.dispose]() };
 }
 
 /** Waits (without blocking the event loop) until words[index] is `value`. */
