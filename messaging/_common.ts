@@ -297,9 +297,13 @@ export class Liveness {
 
   /** Whether the process `id` names is gone. */
   gone(id: number): boolean {
-    const now = performance.now();
+    // Date.now: half of performance.now's cost on Deno (~50 vs ~100 ns), and an
+    // empty receive asks on every call. A clock set back looks again at once.
+    const now = Date.now();
     const known = this.#seen.get(id);
-    if (known !== undefined && now - known.at < this.#intervalMs) return known.gone;
+    if (known !== undefined && now >= known.at && now - known.at < this.#intervalMs) {
+      return known.gone;
+    }
     const gone = id !== selfId() && isOwnerGone(id, true);
     if (this.#seen.size > 64) this.#seen.clear();
     this.#seen.set(id, { at: now, gone });
