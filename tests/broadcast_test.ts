@@ -2,13 +2,16 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ClosedError, Mapping } from "../mod.ts";
 import { Broadcast, BROADCAST_MAGIC, MessagingError, Subscriber } from "../messaging/mod.ts";
+import { have, skipReason } from "./helpers.ts";
 import {
+  compileFixture,
   expectSuccess,
   other,
   PEER_TEST,
   self,
   sharedFile,
   startPeer,
+  startProgram,
   until,
 } from "./fixtures/lock_peers.ts";
 
@@ -405,4 +408,89 @@ test("messages({ signal }): for await takes what was published, and an abort end
   assert.deepEqual(seen, [1, 2]);
   publisher.publish(new Uint8Array([3]));
   assert.deepEqual([...subscriber.tryReceive() as Uint8Array], [3]);
+});
+
+/** Message i of the C peer's stream: u32 i, then bytes (i + k) & 0xff, 4 + i % 60 bytes in all. */
+function streamMessage(i: number): Uint8Array {
+  const bytes = new Uint8Array(4 + (i % 60));
+  new DataView(bytes.buffer).setUint32(0, i, true);
+  for (let k = 4; k < bytes.length; k++) bytes[k] = (i + k) & 0xff;
+  return bytes;
+}
+
+/** Receives a stream's messages until DONE: each intact and later than the last; their indexes. */
+async function receiveStream(subscriber: Subscriber): Promise<number[]> {
+  const seen: number[] = [];
+  for await (const message of subscriber) {
+    const i = indexOf(message);
+    if (seen.length > 0 && i <= seen.at(-1)!) assert.fail(`message ${i} after ${seen.at(-1)}`);
+    assert.deepEqual(message, streamMessage(i), `message ${i}`);
+    seen.push(i);
+  }
+  return seen;
+}
+
+const cPeer = have("cc") ? compileFixture("messaging_broadcast_peer") : undefined;
+const noC = cPeer === undefined ? skipReason("no C compiler (cc)") : false;
+
+test("C peer: a C subscriber reads a runtime's stream; a runtime reads a C publisher's", {
+  ...PEER_TEST,
+  skip: noC,
+}, async () => {
+  const shape = { slots: 4096, maxMessage: 120 };
+  const count = 3000;
+  const files = [0, 1].map(() => sharedFile(Broadcast.byteLengthFor(shape)));
+  try {
+    using toC = Mapping.file(files[0]!.path);
+    const publisher = Broadcast.init(toC.view(), shape);
+    const cSubscriber = startProgram(cPeer!.path, ["subscribe", files[0]!.path]);
+    for (let i = 0; i < count; i++) publisher.publish(streamMessage(i));
+    publisher.end();
+    const out = await expectSuccess(cSubscriber, "C subscriber");
+    assert.equal(out.trim(), `ok ${count} 0 ${(count * (count - 1)) / 2}`);
+
+    using fromC = Mapping.file(files[1]!.path);
+    const subscriber = Broadcast.init(fromC.view(), shape).subscribe();
+    const cPublisher = startProgram(cPeer!.path, ["publish", files[1]!.path, String(count)]);
+    const seen = await receiveStream(subscriber);
+    assert.equal((await expectSuccess(cPublisher, "C publisher")).trim(), "done");
+    assert.equal(seen.length, count);
+    assert.equal(seen.at(-1), count - 1);
+    assert.equal(subscriber.lost, 0);
+  } finally {
+    for (const file of files) file.remove();
+  }
+});
+
+test("C peer: over 8 slots each side gets every message intact and in order, or counts it lost", {
+  ...PEER_TEST,
+  skip: noC,
+}, async () => {
+  const shape = { slots: 8, maxMessage: 64 };
+  const count = 20_000;
+  const files = [0, 1].map(() => sharedFile(Broadcast.byteLengthFor(shape)));
+  try {
+    using fromC = Mapping.file(files[0]!.path);
+    const subscriber = Broadcast.init(fromC.view(), shape).subscribe();
+    // Paced (a pause every 64 messages), so that the runtime reads while C overwrites.
+    const cPublisher = startProgram(cPeer!.path, ["publish", files[0]!.path, String(count), "20"]);
+    const seen = await receiveStream(subscriber);
+    assert.equal((await expectSuccess(cPublisher, "C publisher")).trim(), "done");
+    assert.equal(seen.length + subscriber.lost, count, "received + lost");
+    assert.ok(seen.length > shape.slots, `received ${seen.length}: more than a ring's worth`);
+    assert.equal(seen.at(-1), count - 1, "the last message is never overwritten");
+
+    using toC = Mapping.file(files[1]!.path);
+    const publisher = Broadcast.init(toC.view(), shape);
+    const cSubscriber = startProgram(cPeer!.path, ["subscribe", files[1]!.path]);
+    for (let i = 0; i < count; i++) publisher.publish(streamMessage(i));
+    publisher.end();
+    const out = (await expectSuccess(cSubscriber, "C subscriber")).trim();
+    const [ok, received, lost] = out.split(" ");
+    assert.equal(ok, "ok", out);
+    assert.equal(Number(received) + Number(lost), count, `received + lost: ${out}`);
+    assert.ok(Number(received) >= shape.slots, out);
+  } finally {
+    for (const file of files) file.remove();
+  }
 });
