@@ -2,13 +2,16 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ClosedError, Mapping } from "../mod.ts";
 import { HANDED_OFF, LOAN_POOL_MAGIC, LoanPool, MessagingError, Queue } from "../messaging/mod.ts";
+import { have, skipReason } from "./helpers.ts";
 import {
+  compileFixture,
   expectSuccess,
   other,
   PEER_TEST,
   self,
   sharedFile,
   startPeer,
+  startProgram,
   until,
 } from "./fixtures/lock_peers.ts";
 
@@ -181,4 +184,90 @@ test("AbortSignal ends loanAsync on an empty pool", async () => {
   await assert.rejects(waiting, (e) => e === reason);
   held.release();
   assert.equal(pool.free, 1, "the aborted wait took nothing");
+});
+
+/** Fills `bytes` as the C peer does for message n: byte k is (n * 7 + k) & 0xff. */
+function fillFor(bytes: Uint8Array, n: number): void {
+  for (let k = 0; k < bytes.length; k++) bytes[k] = (n * 7 + k) & 0xff;
+}
+
+/** Whether `bytes` hold message n (see fillFor). */
+function holds(bytes: Uint8Array, n: number): boolean {
+  for (let k = 0; k < bytes.length; k++) if (bytes[k] !== ((n * 7 + k) & 0xff)) return false;
+  return true;
+}
+
+const cPeer = have("cc") ? compileFixture("messaging_loan_peer") : undefined;
+const noC = cPeer === undefined ? skipReason("no C compiler (cc)") : false;
+
+test(
+  "C peer: blocks a C process hands off are accepted here, and a block handed off here is accepted in C",
+  {
+    ...PEER_TEST,
+    skip: noC,
+  },
+  async () => {
+    const shape = { blocks: 4, blockBytes: 4096 };
+    const file = sharedFile(LoanPool.byteLengthFor(shape));
+    try {
+      using mapping = Mapping.file(file.path);
+      const pool = LoanPool.init(mapping.view(), shape);
+      const out = await expectSuccess(
+        startProgram(cPeer!.path, ["lend", file.path, "3"]),
+        "C lender",
+      );
+      const lines = out.trim().split("\n");
+      assert.equal(lines.at(-1), "done");
+      assert.equal(pool.free, 1, "3 blocks handed off by a process that has exited stay taken");
+      for (const line of lines.slice(0, -1)) {
+        const [word, token, n] = line.split(" ");
+        assert.equal(word, "token", line);
+        const loan = pool.accept(Number(token));
+        assert.ok(holds(loan.bytes, Number(n)), `block of message ${n} intact`);
+        loan.release();
+      }
+      assert.equal(pool.free, 4);
+      assert.equal(pool.reclaimed, 0);
+
+      const loan = pool.tryLoan()!;
+      fillFor(loan.bytes, 5);
+      const token = loan.handOff();
+      const taken = startProgram(cPeer!.path, ["take", file.path, String(token), "5"]);
+      assert.equal((await expectSuccess(taken, "C taker")).trim(), "ok");
+      assert.equal(pool.free, 4, "released by the C process");
+      assert.throws(
+        () => pool.accept(token),
+        (e: unknown) => e instanceof MessagingError && e.code === "NOT_HANDED_OFF",
+      );
+    } finally {
+      file.remove();
+    }
+  },
+);
+
+test("C peer: a C holder SIGKILLed before its release: its block is reclaimed when none is free", {
+  ...PEER_TEST,
+  skip: noC,
+}, async () => {
+  const shape = { blocks: 2, blockBytes: 64 };
+  const file = sharedFile(LoanPool.byteLengthFor(shape));
+  try {
+    using mapping = Mapping.file(file.path);
+    const pool = LoanPool.init(mapping.view(), shape, { checkIntervalMs: 5 });
+    const holder = startProgram(cPeer!.path, ["hold", file.path]);
+    await until(() => pool.free === 1, 60_000, "the C holder's loan");
+    const mine = pool.tryLoan()!;
+    assert.equal(pool.tryLoan(), null, "none free while the holder lives");
+    holder.kill("SIGKILL");
+    assert.equal((await holder.done).signal, "SIGKILL");
+    const reclaimed = pool.loan(60_000);
+    assert.ok(reclaimed !== null, "the dead holder's block");
+    assert.equal(pool.reclaimed, 1);
+    assert.notEqual(reclaimed.index, mine.index);
+    reclaimed.release();
+    mine.release();
+    assert.equal(pool.free, 2);
+  } finally {
+    file.remove();
+  }
 });
