@@ -469,8 +469,9 @@ export class Subscriber {
    * @throws {MessagingError} CORRUPTED when a word breaks the layout's rules.
    */
   receiveInto(target: Uint8Array, timeoutMs?: number): number | null | typeof Subscriber.DONE {
-    // The checks run once per target: a receive loop passes the same one.
-    if (target !== this.#target) this.#checkTarget(target);
+    // The checks run once per target (a receive loop passes the same one), and
+    // again once it is detached.
+    if (target !== this.#target || target.length === 0) this.#checkTarget(target);
     const timeout = timeoutMs === undefined ? Infinity : checkTimeout(timeoutMs);
     const quick = this.#quick(target);
     if (quick >= 0) return quick;
@@ -493,7 +494,7 @@ export class Subscriber {
         `Cannot receive into ${target.length} bytes: a message may have ${this.#ring.maxMessage}`,
       );
     }
-    // Detached or shrunk later, it fails in the copy (the message stays unread).
+    // Shrunk later (a resizable buffer), it fails in the copy (the message stays unread).
     this.#target = target;
   }
 

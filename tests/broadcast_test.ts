@@ -82,7 +82,7 @@ test("a timeout of 0 is one look: null when nothing is new, then DONE once ended
   assert.equal(subscriber.receiveInto(target, 0), Subscriber.DONE);
 });
 
-test("receiveInto a target detached after use throws TypeError and leaves the message unread", () => {
+test("receiveInto a target detached after use throws RangeError and leaves the message unread", () => {
   const shape = { slots: 4, maxMessage: 56 };
   using mapping = Mapping.anonymous(Broadcast.byteLengthFor(shape));
   const publisher = Broadcast.init(mapping.view(), shape);
@@ -92,8 +92,11 @@ test("receiveInto a target detached after use throws TypeError and leaves the me
   assert.equal(subscriber.receiveInto(target, 0), 8);
   publisher.publish(new Uint32Array([3, 4]));
   target.buffer.transfer();
-  assert.throws(() => subscriber.receiveInto(target, 0), TypeError);
+  assert.throws(() => subscriber.receiveInto(target, 0), RangeError);
+  publisher.publish(new Uint8Array(0));
+  assert.throws(() => subscriber.receiveInto(target, 0), RangeError, "an empty message too");
   assert.deepEqual([...new Uint32Array((subscriber.receive(0) as Uint8Array).buffer)], [3, 4]);
+  assert.equal((subscriber.receive(0) as Uint8Array).length, 0);
   assert.equal(subscriber.lost, 0);
 });
 
