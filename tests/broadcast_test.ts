@@ -1,5 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { dirname } from "node:path";
 import { ClosedError, Mapping } from "../mod.ts";
 import { Broadcast, BROADCAST_MAGIC, MessagingError, Subscriber } from "../messaging/mod.ts";
 import { have, skipReason } from "./helpers.ts";
@@ -496,4 +498,9 @@ test("C peer: over 8 slots each side gets every message intact and in order, or 
   } finally {
     for (const file of files) file.remove();
   }
+});
+
+test("the compiled C peer is removed when the suite is done", { skip: noC }, () => {
+  cPeer!.remove();
+  assert.equal(existsSync(dirname(cPeer!.path)), false);
 });

@@ -1,5 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { dirname } from "node:path";
 import { ClosedError, Mapping } from "../mod.ts";
 import { HANDED_OFF, LOAN_POOL_MAGIC, LoanPool, MessagingError, Queue } from "../messaging/mod.ts";
 import { have, skipReason } from "./helpers.ts";
@@ -270,4 +272,9 @@ test("C peer: a C holder SIGKILLed before its release: its block is reclaimed wh
   } finally {
     file.remove();
   }
+});
+
+test("the compiled C peer is removed when the suite is done", { skip: noC }, () => {
+  cPeer!.remove();
+  assert.equal(existsSync(dirname(cPeer!.path)), false);
 });
