@@ -472,7 +472,7 @@ export class Subscriber {
     // The checks run once per target (a receive loop passes the same one), and
     // again once it is detached.
     if (target !== this.#target || target.length === 0) this.#checkTarget(target);
-    const timeout = timeoutMs === undefined ? Infinity : checkTimeout(timeoutMs);
+    const timeout = checkTimeout(timeoutMs);
     const quick = this.#quick(target);
     if (quick >= 0) return quick;
     // A message at hand costs no wait loop (nor its closures and clock reads).
