@@ -106,6 +106,28 @@ function compile(args: readonly NativeType[], result: NativeType): ((fn: Fn) => 
   return factory;
 }
 
+/** Whether the process was started with a setting of V8's concurrent OSR (then it is kept). */
+function osrFlagGiven(): boolean {
+  const process = (globalThis as { process?: { execArgv?: string[] } }).process;
+  return (process?.execArgv ?? []).some((arg) => /concurrent[-_]osr/.test(arg));
+}
+
+/**
+ * Turns off V8's concurrent on-stack replacement, unless the process was
+ * started with a setting of its own. Node 26.10's TurboFan, compiling a hot
+ * loop that calls node:ffi functions on its OSR thread, crashed 4% of the
+ * processes of a semaphore ping-pong (16 of 400: "Check failed:
+ * FastApiCallNode::ArityForArgc", "unreachable code", SIGSEGV), and none of
+ * 400 with OSR on the main thread (docs/platform-facts.md, Node). Functions
+ * still compile concurrently; only a loop's one-time switch to optimized
+ * code runs on the main thread.
+ */
+async function keepOsrOnMainThread(): Promise<void> {
+  if (osrFlagGiven()) return;
+  const v8 = (await import("node:v8")) as { setFlagsFromString(flags: string): void };
+  v8.setFlagsFromString("--no-concurrent-osr");
+}
+
 /** Creates the Node backend; loads `node:ffi`. */
 export async function createNodeBackend(): Promise<Backend> {
   const specifier = "node:ffi";
@@ -118,6 +140,7 @@ export async function createNodeBackend(): Promise<Backend> {
       { cause: error },
     );
   }
+  await keepOsrOnMainThread();
   return {
     runtime: "node",
     nonblocking: false,

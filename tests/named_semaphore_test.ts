@@ -12,6 +12,7 @@ import {
   isEmulated,
   other,
   PEER_TEST,
+  peerOf,
   type Running,
   self,
   sharedFile,
@@ -448,3 +449,50 @@ test("the counter without the semaphore loses increments (so the test above can 
     program.remove();
   }
 });
+
+test(
+  "Node processes in a hot loop of FFI calls all exit 0: shmkit moves V8's OSR to the main thread",
+  PEER_TEST,
+  async (t) => {
+    // Node 26.10's concurrent OSR crashed 16 of 400 such processes (SIGTRAP
+    // "FastApiCallNode::ArityForArgc" or SIGSEGV), ffi/node_backend.ts; 48
+    // processes meet it at least once in ~86% of runs without the fix.
+    const node = peerOf("node");
+    if (node === undefined) return t.skip("no node executable for the Node peers");
+    const ROUNDS = isEmulated ? 1 : 12;
+    const ITERATIONS = isEmulated ? 500 : 10_000;
+    for (let round = 0; round < ROUNDS; round++) {
+      const file = sharedFile(4096);
+      using sem = NamedSemaphore.create({ value: 1 });
+      try {
+        using mapping = Mapping.file(file.path);
+        const words = mapping.view(Int32Array);
+        const running = [0, 1, 2, 3].map((slot) =>
+          startPeer(node, "ipc_sem_counter.ts", [
+            sem.name,
+            file.path,
+            slot,
+            ITERATIONS,
+            slot % 2 === 0 ? "sync" : "async",
+          ])
+        );
+        try {
+          let exited = false;
+          for (const r of running) void r.done.then(() => (exited = true));
+          const ready = () => [0, 1, 2, 3].every((s) => words[16 + s] === 1);
+          await until(() => ready() || exited, 120_000, "the peers");
+          Atomics.store(words, 1, 1);
+          await Promise.all(
+            running.map((r, i) => expectSuccess(r, `round ${round}, Node peer ${i}`)),
+          );
+        } finally {
+          // A peer that died holding the semaphore would leave the others blocked.
+          for (const r of running) r.kill("SIGKILL");
+        }
+        assert.equal(words[0], 4 * ITERATIONS);
+      } finally {
+        file.remove();
+      }
+    }
+  },
+);
