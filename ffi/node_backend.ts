@@ -106,10 +106,9 @@ function compile(args: readonly NativeType[], result: NativeType): ((fn: Fn) => 
   return factory;
 }
 
-/** Whether the process was started with a setting of V8's concurrent OSR (then it is kept). */
-function osrFlagGiven(): boolean {
-  const process = (globalThis as { process?: { execArgv?: string[] } }).process;
-  return (process?.execArgv ?? []).some((arg) => /concurrent[-_]osr/.test(arg));
+interface NodeProcess {
+  readonly execArgv: string[];
+  getBuiltinModule(id: "node:v8"): { setFlagsFromString(flags: string): void };
 }
 
 /**
@@ -122,10 +121,10 @@ function osrFlagGiven(): boolean {
  * still compile concurrently; only a loop's one-time switch to optimized
  * code runs on the main thread.
  */
-async function keepOsrOnMainThread(): Promise<void> {
-  if (osrFlagGiven()) return;
-  const v8 = (await import("node:v8")) as { setFlagsFromString(flags: string): void };
-  v8.setFlagsFromString("--no-concurrent-osr");
+function keepOsrOnMainThread(): void {
+  const process = (globalThis as unknown as { process: NodeProcess }).process;
+  if (process.execArgv.some((arg) => /concurrent[-_]osr/.test(arg))) return;
+  process.getBuiltinModule("node:v8").setFlagsFromString("--no-concurrent-osr");
 }
 
 /** Creates the Node backend; loads `node:ffi`. */
@@ -140,7 +139,7 @@ export async function createNodeBackend(): Promise<Backend> {
       { cause: error },
     );
   }
-  await keepOsrOnMainThread();
+  keepOsrOnMainThread();
   return {
     runtime: "node",
     nonblocking: false,
